@@ -1,0 +1,332 @@
+"""Reading a dataset folder into typed, validated frames.
+
+`load_dataset(path)` reads every table (CSV or Parquet), coerces each column to
+its contract type, runs the pandera schemas and the cross-table rules, and
+either returns a `Dataset` or raises `DataError` listing *every* problem found.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+import yaml
+
+from features.errors import UserError
+from features.contract import BOOL, DATE, FLOAT, INT, REFERENCES, SCHEMAS, STR, TABLES, TableSpec
+
+MANIFEST = "dataset.yaml"
+MAX_ROWS_SHOWN = 5
+
+ERR_NO_FOLDER = "dataset folder {path} does not exist or is not a folder"
+ERR_NO_TABLE = "table file missing: expected {name}.csv or {name}.parquet"
+ERR_TWO_FILES = "both {name}.csv and {name}.parquet exist: keep one"
+ERR_UNREADABLE = "cannot read {file}: {error}"
+ERR_MISSING_COLUMN = "required column is missing"
+ERR_NO_MANIFEST = "dataset.yaml is missing: it must hold at least `as_of: YYYY-MM-DD`"
+ERR_BAD_MANIFEST = "dataset.yaml must be a mapping with `as_of: YYYY-MM-DD`; {detail}"
+
+_TRUE = {"true", "1", "1.0"}
+_FALSE = {"false", "0", "0.0"}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One contract violation: where it is, which rows, and what was expected."""
+
+    table: str
+    column: str | None
+    message: str
+    rows: tuple[int, ...] = ()
+    count: int = 0
+    values: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        where = self.table + (f".{self.column}" if self.column else "")
+        text = f"{where}: {self.message}"
+        if self.count:
+            shown = ", ".join(str(r) for r in self.rows)
+            more = f" and {self.count - len(self.rows)} more" if self.count > len(self.rows) else ""
+            text += f" — {self.count} row{'s' if self.count != 1 else ''} (row {shown}{more})"
+        if self.values:
+            text += "; found " + ", ".join(repr(v) for v in self.values)
+        return text
+
+
+class DataError(UserError):
+    """A dataset breaks the contract; `problems` lists every violation found."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A validated dataset: one typed frame per table plus the manifest."""
+
+    path: Path
+    as_of: pd.Timestamp
+    name: str
+    description: str
+    neighbourhoods: pd.DataFrame
+    care_providers: pd.DataFrame
+    dwellings: pd.DataFrame
+    clients: pd.DataFrame
+    client_protected: pd.DataFrame | None
+    vacancies: pd.DataFrame
+    candidates: pd.DataFrame
+    placements: pd.DataFrame
+    tenancy_ends: pd.DataFrame
+    nuisance_reports: pd.DataFrame
+
+    def table(self, name: str) -> pd.DataFrame | None:
+        return getattr(self, name)
+
+    def summary(self) -> str:
+        """One line: row counts, meeting date range and as_of."""
+        counts = ", ".join(
+            f"{n} {len(t)}" for n in TABLES if (t := self.table(n)) is not None
+        )
+        meetings = self.vacancies["meeting_date"]
+        span = f"meetings {meetings.min():%Y-%m-%d}..{meetings.max():%Y-%m-%d}" if len(meetings) else "no meetings"
+        return f"{self.name or self.path.name}: {counts}; {span}; as_of {self.as_of:%Y-%m-%d}"
+
+
+def _row_numbers(mask: pd.Series) -> tuple[tuple[int, ...], int]:
+    """1-based data-row numbers (row 1 = the first row under the header) of True entries."""
+    idx = np.flatnonzero(mask.to_numpy())
+    return tuple(int(i) + 1 for i in idx[:MAX_ROWS_SHOWN]), int(idx.size)
+
+
+def _sample_values(values: pd.Series) -> tuple[str, ...]:
+    return tuple(str(v) for v in pd.unique(values.astype(str))[:MAX_ROWS_SHOWN])
+
+
+def _read_manifest(folder: Path, problems: list[Problem]) -> dict:
+    file = folder / MANIFEST
+    if not file.is_file():
+        problems.append(Problem("dataset.yaml", None, ERR_NO_MANIFEST))
+        return {}
+    try:
+        manifest = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        problems.append(Problem("dataset.yaml", None, ERR_BAD_MANIFEST.format(detail=f"it is not valid YAML ({exc})")))
+        return {}
+    if not isinstance(manifest, dict):
+        problems.append(Problem("dataset.yaml", None, ERR_BAD_MANIFEST.format(detail="found something else")))
+        return {}
+    as_of = manifest.get("as_of")
+    try:
+        manifest["as_of"] = pd.Timestamp(dt.date.fromisoformat(str(as_of)))
+    except (TypeError, ValueError):
+        problems.append(Problem("dataset.yaml", "as_of", ERR_BAD_MANIFEST.format(detail=f"found as_of={as_of!r}")))
+        manifest["as_of"] = None
+    return manifest
+
+
+def _read_raw(folder: Path, spec: TableSpec, problems: list[Problem]) -> pd.DataFrame | None:
+    csv, parquet = folder / f"{spec.name}.csv", folder / f"{spec.name}.parquet"
+    if csv.exists() and parquet.exists():
+        problems.append(Problem(spec.name, None, ERR_TWO_FILES.format(name=spec.name)))
+        return None
+    file = csv if csv.exists() else parquet if parquet.exists() else None
+    if file is None:
+        if spec.required:
+            problems.append(Problem(spec.name, None, ERR_NO_TABLE.format(name=spec.name)))
+        return None
+    try:
+        if file.suffix == ".csv":
+            # Everything as text first: ids keep leading zeros, and each column is
+            # then coerced by its contract type with precise error messages.
+            return pd.read_csv(file, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8")
+        return pd.read_parquet(file)
+    except Exception as exc:  # noqa: BLE001 - any reader failure is a data problem for the user
+        problems.append(Problem(spec.name, None, ERR_UNREADABLE.format(file=file.name, error=exc)))
+        return None
+
+
+def _coerce_column(raw: pd.Series, kind: str) -> pd.Series:
+    """Coerce one raw column to its contract type; unparseable values become NA."""
+    if kind == STR:
+        if pd.api.types.is_float_dtype(raw):  # parquet ids stored as numbers
+            raw = raw.map(lambda v: v if pd.isna(v) else (str(int(v)) if float(v).is_integer() else str(v)))
+        out = raw.astype("string")
+        return out.where(out.str.len() > 0)
+    if kind == BOOL:
+        if pd.api.types.is_bool_dtype(raw):
+            return raw.astype("boolean")
+        text = raw.astype("string").str.strip().str.lower()
+        out = pd.Series(pd.NA, index=raw.index, dtype="boolean")
+        out[text.isin(_TRUE).fillna(False).to_numpy(bool)] = True
+        out[text.isin(_FALSE).fillna(False).to_numpy(bool)] = False
+        return out
+    if kind in (INT, FLOAT):
+        num = pd.to_numeric(raw, errors="coerce").astype("Float64")
+        if kind == FLOAT:
+            return num
+        whole = num.round() == num
+        return num.where(whole.fillna(False)).round().astype("Int64")
+    if kind == DATE:
+        if pd.api.types.is_datetime64_any_dtype(raw):
+            return pd.to_datetime(raw).dt.tz_localize(None).astype("datetime64[ns]")
+        text = raw.astype("string").str.strip()
+        return pd.to_datetime(text, format="%Y-%m-%d", errors="coerce").astype("datetime64[ns]")
+    raise ValueError(f"unknown column kind {kind}")
+
+
+def _typed_table(raw: pd.DataFrame, spec: TableSpec, problems: list[Problem]) -> pd.DataFrame | None:
+    """Coerce columns to their types, then check the pandera schema; record problems."""
+    missing = [c.name for c in spec.columns if c.name not in raw.columns]
+    for name in missing:
+        problems.append(Problem(spec.name, name, ERR_MISSING_COLUMN + f" (expected {spec.columns[spec.column_names.index(name)].expectation()})"))
+    raw = raw.reset_index(drop=True)
+    typed = pd.DataFrame(index=raw.index)
+    already_bad: dict[str, pd.Series] = {}
+    for col in spec.columns:
+        if col.name in missing:
+            continue
+        series = _coerce_column(raw[col.name], col.kind)
+        bad = series.isna() & raw[col.name].notna()
+        if col.kind == STR:
+            bad = pd.Series(False, index=raw.index)
+        if bad.any():
+            rows, count = _row_numbers(bad)
+            problems.append(
+                Problem(spec.name, col.name, f"expected {col.expectation()}", rows, count, _sample_values(raw[col.name][bad]))
+            )
+        already_bad[col.name] = bad
+        typed[col.name] = series
+    if missing:
+        return None
+    try:
+        SCHEMAS[spec.name].validate(typed, lazy=True)
+    except pa.errors.SchemaErrors as exc:
+        problems.extend(_schema_problems(exc.failure_cases, typed, spec, already_bad))
+    return typed
+
+
+def _schema_problems(cases: pd.DataFrame, typed: pd.DataFrame, spec: TableSpec, already_bad: dict) -> list[Problem]:
+    found: list[Problem] = []
+    cols = {c.name: c for c in spec.columns}
+    for (column, check), group in cases.groupby(["column", "check"], dropna=False, sort=False):
+        idx = pd.to_numeric(group["index"], errors="coerce").dropna().astype(int)
+        if isinstance(column, str) and column in already_bad:
+            idx = idx[~already_bad[column].to_numpy()[idx.to_numpy()]]
+        mask = pd.Series(False, index=typed.index)
+        mask.iloc[idx.unique()] = True
+        if not mask.any() and len(idx) == 0 and group["index"].notna().any():
+            continue
+        if isinstance(column, str) and column in cols:
+            col = cols[column]
+            message = f"expected {col.expectation()}" if check != "field_uniqueness" else "duplicate values, expected unique"
+            values = _sample_values(typed.loc[mask, column].dropna()) if mask.any() else ()
+        else:
+            key = ", ".join(spec.key or ())
+            message = f"duplicate ({key}) pairs, expected each at most once"
+            values = ()
+        if check == "not_nullable" or (isinstance(check, str) and check.startswith("not_nullable")):
+            message = f"empty values, expected {cols[column].expectation()}" if column in cols else message
+        rows, count = _row_numbers(mask)
+        if count == 0:
+            continue
+        found.append(Problem(spec.name, column if column in cols else None, message, rows, count, values))
+    return found
+
+
+def _check_references(tables: dict[str, pd.DataFrame], problems: list[Problem]) -> None:
+    for table, column, ref_table, ref_column in REFERENCES:
+        if table not in tables or ref_table not in tables:
+            continue
+        values = tables[table][column]
+        bad = values.notna() & ~values.isin(tables[ref_table][ref_column].dropna())
+        if bad.any():
+            rows, count = _row_numbers(bad)
+            problems.append(
+                Problem(table, column, f"refers to a {ref_column} that is not in {ref_table}", rows, count, _sample_values(values[bad]))
+            )
+
+
+def _flag(problems: list[Problem], table: str, column: str, mask: pd.Series, message: str, values: pd.Series) -> None:
+    mask = mask.fillna(False).astype(bool)
+    if mask.any():
+        rows, count = _row_numbers(mask)
+        problems.append(Problem(table, column, message, rows, count, _sample_values(values[mask])))
+
+
+def _check_dates(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp | None, problems: list[Problem]) -> None:
+    placements = tables.get("placements")
+    if placements is not None:
+        _flag(problems, "placements", "tenancy_start", placements["tenancy_start"] < placements["meeting_date"],
+              "tenancy_start is before meeting_date, expected tenancy_start ≥ meeting_date", placements["tenancy_start"].dt.strftime("%Y-%m-%d"))
+        if as_of is not None:
+            _flag(problems, "placements", "meeting_date", placements["meeting_date"] > as_of,
+                  f"meeting_date is after as_of {as_of:%Y-%m-%d}, expected nothing after the extract date", placements["meeting_date"].dt.strftime("%Y-%m-%d"))
+        for other, key in (("vacancies", "dwelling_id"), ("candidates", "client_id")):
+            if other in tables:
+                known = pd.MultiIndex.from_frame(tables[other][["meeting_date", key]])
+                here = pd.MultiIndex.from_frame(placements[["meeting_date", key]])
+                what = "vacancy" if other == "vacancies" else "candidate"
+                _flag(problems, "placements", key, pd.Series(~here.isin(known), index=placements.index),
+                      f"(meeting_date, {key}) is not a {what} at that meeting, expected a row in {other}", placements[key])
+        for key in ("dwelling_id", "client_id"):
+            dup = placements.duplicated(["meeting_date", key], keep=False)
+            _flag(problems, "placements", key, dup, f"the same {key} is placed twice at one meeting, expected at most once", placements[key])
+        starts = placements.set_index("placement_id")["tenancy_start"]
+    else:
+        starts = None
+    ends = tables.get("tenancy_ends")
+    if ends is not None and starts is not None:
+        start = ends["placement_id"].map(starts)
+        _flag(problems, "tenancy_ends", "end_date", ends["end_date"] < start,
+              "end_date is before the placement's tenancy_start, expected end_date ≥ tenancy_start", ends["end_date"].dt.strftime("%Y-%m-%d"))
+        if as_of is not None:
+            _flag(problems, "tenancy_ends", "end_date", ends["end_date"] > as_of,
+                  f"end_date is after as_of {as_of:%Y-%m-%d}, expected end_date ≤ as_of", ends["end_date"].dt.strftime("%Y-%m-%d"))
+    reports = tables.get("nuisance_reports")
+    if reports is not None and starts is not None:
+        start = reports["placement_id"].map(starts)
+        end = reports["placement_id"].map(ends.set_index("placement_id")["end_date"]) if ends is not None else pd.Series(pd.NaT, index=reports.index)
+        outside = (reports["report_date"] < start) | (end.notna() & (reports["report_date"] > end))
+        _flag(problems, "nuisance_reports", "report_date", outside,
+              "report_date is outside the tenancy, expected tenancy_start ≤ report_date ≤ end_date", reports["report_date"].dt.strftime("%Y-%m-%d"))
+        if as_of is not None:
+            _flag(problems, "nuisance_reports", "report_date", reports["report_date"] > as_of,
+                  f"report_date is after as_of {as_of:%Y-%m-%d}, expected report_date ≤ as_of", reports["report_date"].dt.strftime("%Y-%m-%d"))
+
+
+def load_dataset(path: str | Path) -> Dataset:
+    """Read and validate a dataset folder.
+
+    Raises:
+        DataError: listing every contract violation found (never a partial dataset).
+    """
+    folder = Path(path)
+    if not folder.is_dir():
+        raise DataError([Problem("dataset", None, ERR_NO_FOLDER.format(path=folder))])
+    problems: list[Problem] = []
+    manifest = _read_manifest(folder, problems)
+    tables: dict[str, pd.DataFrame] = {}
+    for spec in TABLES.values():
+        raw = _read_raw(folder, spec, problems)
+        if raw is None:
+            continue
+        typed = _typed_table(raw, spec, problems)
+        if typed is not None:
+            tables[spec.name] = typed
+    _check_references(tables, problems)
+    _check_dates(tables, manifest.get("as_of"), problems)
+    if problems:
+        raise DataError(problems)
+    return Dataset(
+        path=folder,
+        as_of=manifest["as_of"],
+        name=str(manifest.get("name") or ""),
+        description=str(manifest.get("description") or ""),
+        client_protected=tables.get("client_protected"),
+        **{n: tables[n] for n in TABLES if n != "client_protected"},
+    )

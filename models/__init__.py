@@ -1,0 +1,1 @@
+"""matchwijs models: ranker, baselines, eligibility rules, assignment, explanations, MLflow glue."""

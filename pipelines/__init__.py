@@ -1,0 +1,1 @@
+"""matchwijs pipelines: thin entry points (the CLI and the DVC stages)."""

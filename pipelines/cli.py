@@ -1,0 +1,86 @@
+"""The `matchwijs` command line: thin wrappers that read files and params, call the libraries, write outputs.
+
+Heavy libraries are imported inside the commands so that `matchwijs --help` and
+`validate` start fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from features.errors import UserError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="matchwijs: ranked, explained suggestions for the weekly matching meeting. People decide; matchwijs suggests and explains.",
+)
+
+DataOpt = typer.Option(..., "--data", help="Dataset folder that follows the data contract (see README).")
+ParamsOpt = typer.Option(None, "--params", help="params.yaml to use (default: ./params.yaml, else the project's own).")
+
+
+def _echo_err(text: str) -> None:
+    typer.echo(text, err=True)
+
+
+@app.command()
+def validate(data: Path = DataOpt) -> None:
+    """Check a dataset folder against the contract; list every problem (exit 1) or summarise it (exit 0)."""
+    from features.load import DataError, load_dataset
+
+    try:
+        ds = load_dataset(data)
+    except DataError as exc:
+        _echo_err(f"{data}: {len(exc.problems)} problem{'s' if len(exc.problems) != 1 else ''} with the data contract:")
+        for problem in exc.problems:
+            _echo_err(f"  - {problem}")
+        raise typer.Exit(1)
+    typer.echo(f"OK {ds.summary()}")
+
+
+@app.command()
+def generate(
+    out: Path = typer.Option(..., "--out", help="Folder to write the synthetic dataset to (replaced if it exists)."),
+    seed: int = typer.Option(None, "--seed", help="Random seed (default: params.yaml generate.seed)."),
+    years: Optional[float] = typer.Option(None, "--years", help="Years of weekly meetings (default: params.yaml)."),
+    weekly_vacancies: Optional[float] = typer.Option(None, "--weekly-vacancies", help="Mean vacancies per meeting."),
+    weekly_candidates: Optional[float] = typer.Option(None, "--weekly-candidates", help="Mean new candidates per week."),
+    truth: Optional[Path] = typer.Option(None, "--truth", help="Also write the generator's ground truth to this folder (kept out of the dataset)."),
+    params: Optional[Path] = ParamsOpt,
+) -> None:
+    """Write a synthetic Amsterdam dataset that follows the contract (and, optionally, its ground truth)."""
+    import dataclasses
+
+    from features.config import load_params, section
+    from features.synthetic import GenerateParams, generate_dataset
+
+    cfg = section(load_params(params), "generate", GenerateParams)
+    overrides = {k: v for k, v in dict(seed=seed, years=years, weekly_vacancies=weekly_vacancies, weekly_candidates=weekly_candidates).items() if v is not None}
+    cfg = dataclasses.replace(cfg, **overrides)
+    summary = generate_dataset(out, cfg, truth_dir=truth, progress=lambda msg: _echo_err(f"generate: {msg}"))
+    typer.echo(summary)
+
+
+def main() -> None:
+    """Console entry point: user errors become a message and a non-zero exit, never a traceback."""
+    try:
+        app()
+    except UserError as exc:
+        problems = getattr(exc, "problems", None)
+        if problems:
+            _echo_err(f"error: {len(problems)} problem{'s' if len(problems) != 1 else ''} with the input data:")
+            for problem in problems:
+                _echo_err(f"  - {problem}")
+        else:
+            _echo_err(f"error: {exc}")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""matchwijs reports: the meeting sheet, the audit report and its figures."""
