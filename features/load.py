@@ -17,7 +17,7 @@ import pandera.pandas as pa
 import yaml
 
 from features.errors import UserError
-from features.contract import BOOL, DATE, FLOAT, INT, REFERENCES, SCHEMAS, STR, TABLES, TableSpec
+from features.contract import BOOL, DATE, FLOAT, INT, REFERENCES, STR, TABLES, TableSpec, schema_for
 
 MANIFEST = "dataset.yaml"
 MAX_ROWS_SHOWN = 5
@@ -179,68 +179,76 @@ def _coerce_column(raw: pd.Series, kind: str) -> pd.Series:
     raise ValueError(f"unknown column kind {kind}")
 
 
-def _typed_table(raw: pd.DataFrame, spec: TableSpec, problems: list[Problem]) -> pd.DataFrame | None:
-    """Coerce columns to their types, then check the pandera schema; record problems."""
-    missing = [c.name for c in spec.columns if c.name not in raw.columns]
-    for name in missing:
-        problems.append(Problem(spec.name, name, ERR_MISSING_COLUMN + f" (expected {spec.columns[spec.column_names.index(name)].expectation()})"))
+def _typed_table(raw: pd.DataFrame, spec: TableSpec, problems: list[Problem]) -> pd.DataFrame:
+    """Coerce columns to their types, then check the pandera schema; record problems.
+
+    Returns the typed frame of the columns that are present (extra columns dropped),
+    so cross-table rules can still be checked when a column is missing.
+    """
+    present = [c for c in spec.columns if c.name in raw.columns]
+    for col in spec.columns:
+        if col.name not in raw.columns:
+            problems.append(Problem(spec.name, col.name, f"{ERR_MISSING_COLUMN} (expected {col.expectation()})"))
     raw = raw.reset_index(drop=True)
     typed = pd.DataFrame(index=raw.index)
-    already_bad: dict[str, pd.Series] = {}
-    for col in spec.columns:
-        if col.name in missing:
-            continue
+    unparsed: dict[str, pd.Series] = {}
+    for col in present:
         series = _coerce_column(raw[col.name], col.kind)
-        bad = series.isna() & raw[col.name].notna()
-        if col.kind == STR:
-            bad = pd.Series(False, index=raw.index)
+        bad = series.isna() & raw[col.name].notna() if col.kind != STR else pd.Series(False, index=raw.index)
         if bad.any():
             rows, count = _row_numbers(bad)
             problems.append(
                 Problem(spec.name, col.name, f"expected {col.expectation()}", rows, count, _sample_values(raw[col.name][bad]))
             )
-        already_bad[col.name] = bad
+        unparsed[col.name] = bad
         typed[col.name] = series
-    if missing:
-        return None
+    key = spec.key if spec.key and all(k in typed.columns for k in spec.key) else None
+    schema = schema_for(TableSpec(spec.name, tuple(present), key=key))
     try:
-        SCHEMAS[spec.name].validate(typed, lazy=True)
+        schema.validate(typed, lazy=True)
     except pa.errors.SchemaErrors as exc:
-        problems.extend(_schema_problems(exc.failure_cases, typed, spec, already_bad))
+        problems.extend(_schema_problems(exc.failure_cases, typed, spec, unparsed))
     return typed
 
 
-def _schema_problems(cases: pd.DataFrame, typed: pd.DataFrame, spec: TableSpec, already_bad: dict) -> list[Problem]:
+def _schema_problems(cases: pd.DataFrame, typed: pd.DataFrame, spec: TableSpec, unparsed: dict) -> list[Problem]:
+    """Turn pandera failure cases into one Problem per (column, check)."""
     found: list[Problem] = []
     cols = {c.name: c for c in spec.columns}
+    key_rows = pd.Series(False, index=typed.index)
     for (column, check), group in cases.groupby(["column", "check"], dropna=False, sort=False):
-        idx = pd.to_numeric(group["index"], errors="coerce").dropna().astype(int)
-        if isinstance(column, str) and column in already_bad:
-            idx = idx[~already_bad[column].to_numpy()[idx.to_numpy()]]
+        idx = pd.to_numeric(group["index"], errors="coerce").dropna().astype(int).unique()
         mask = pd.Series(False, index=typed.index)
-        mask.iloc[idx.unique()] = True
-        if not mask.any() and len(idx) == 0 and group["index"].notna().any():
+        mask.iloc[idx] = True
+        if check == "multiple_fields_uniqueness":
+            key_rows |= mask
             continue
-        if isinstance(column, str) and column in cols:
-            col = cols[column]
-            message = f"expected {col.expectation()}" if check != "field_uniqueness" else "duplicate values, expected unique"
-            values = _sample_values(typed.loc[mask, column].dropna()) if mask.any() else ()
+        if column not in cols:
+            continue
+        mask &= ~unparsed[column]  # already reported as unparseable
+        if not mask.any():
+            continue
+        if check == "field_uniqueness":
+            message = "duplicate values, expected unique"
+        elif check == "not_nullable":
+            message = f"empty values, expected {cols[column].expectation()}"
         else:
-            key = ", ".join(spec.key or ())
-            message = f"duplicate ({key}) pairs, expected each at most once"
-            values = ()
-        if check == "not_nullable" or (isinstance(check, str) and check.startswith("not_nullable")):
-            message = f"empty values, expected {cols[column].expectation()}" if column in cols else message
+            message = f"expected {cols[column].expectation()}"
         rows, count = _row_numbers(mask)
-        if count == 0:
-            continue
-        found.append(Problem(spec.name, column if column in cols else None, message, rows, count, values))
+        found.append(Problem(spec.name, column, message, rows, count, _sample_values(typed.loc[mask, column].dropna())))
+    if key_rows.any():
+        rows, count = _row_numbers(key_rows)
+        found.append(Problem(spec.name, None, f"duplicate ({', '.join(spec.key)}) pairs, expected each at most once", rows, count))
     return found
+
+
+def _has(tables: dict[str, pd.DataFrame], table: str, *columns: str) -> bool:
+    return table in tables and all(c in tables[table].columns for c in columns)
 
 
 def _check_references(tables: dict[str, pd.DataFrame], problems: list[Problem]) -> None:
     for table, column, ref_table, ref_column in REFERENCES:
-        if table not in tables or ref_table not in tables:
+        if not (_has(tables, table, column) and _has(tables, ref_table, ref_column)):
             continue
         values = tables[table][column]
         bad = values.notna() & ~values.isin(tables[ref_table][ref_column].dropna())
@@ -258,45 +266,56 @@ def _flag(problems: list[Problem], table: str, column: str, mask: pd.Series, mes
         problems.append(Problem(table, column, message, rows, count, _sample_values(values[mask])))
 
 
+def _ymd(values: pd.Series) -> pd.Series:
+    return values.dt.strftime("%Y-%m-%d")
+
+
+def _lookup(frame: pd.DataFrame, key: str, value: str) -> pd.Series:
+    """key -> value mapping that tolerates duplicated keys (already reported elsewhere)."""
+    return frame.dropna(subset=[key]).drop_duplicates(key).set_index(key)[value]
+
+
 def _check_dates(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp | None, problems: list[Problem]) -> None:
-    placements = tables.get("placements")
-    if placements is not None:
-        _flag(problems, "placements", "tenancy_start", placements["tenancy_start"] < placements["meeting_date"],
-              "tenancy_start is before meeting_date, expected tenancy_start ≥ meeting_date", placements["tenancy_start"].dt.strftime("%Y-%m-%d"))
+    if _has(tables, "placements", "meeting_date", "tenancy_start"):
+        pl = tables["placements"]
+        _flag(problems, "placements", "tenancy_start", pl["tenancy_start"] < pl["meeting_date"],
+              "tenancy_start is before meeting_date, expected tenancy_start ≥ meeting_date", _ymd(pl["tenancy_start"]))
+    if _has(tables, "placements", "meeting_date") and as_of is not None:
+        pl = tables["placements"]
+        _flag(problems, "placements", "meeting_date", pl["meeting_date"] > as_of,
+              f"meeting_date is after as_of {as_of:%Y-%m-%d}, expected nothing after the extract date", _ymd(pl["meeting_date"]))
+    for other, key, what in (("vacancies", "dwelling_id", "vacancy"), ("candidates", "client_id", "candidate")):
+        if _has(tables, "placements", "meeting_date", key) and _has(tables, other, "meeting_date", key):
+            pl = tables["placements"]
+            known = pd.MultiIndex.from_frame(tables[other][["meeting_date", key]])
+            here = pd.MultiIndex.from_frame(pl[["meeting_date", key]])
+            _flag(problems, "placements", key, pd.Series(~here.isin(known), index=pl.index),
+                  f"(meeting_date, {key}) is not a {what} at that meeting, expected a row in {other}", pl[key])
+        if _has(tables, "placements", "meeting_date", key):
+            pl = tables["placements"]
+            _flag(problems, "placements", key, pl.duplicated(["meeting_date", key], keep=False),
+                  f"the same {key} is placed twice at one meeting, expected at most once", pl[key])
+    if not _has(tables, "placements", "placement_id", "tenancy_start"):
+        return
+    starts = _lookup(tables["placements"], "placement_id", "tenancy_start")
+    ends = None
+    if _has(tables, "tenancy_ends", "placement_id", "end_date"):
+        te = tables["tenancy_ends"]
+        _flag(problems, "tenancy_ends", "end_date", te["end_date"] < te["placement_id"].map(starts),
+              "end_date is before the placement's tenancy_start, expected end_date ≥ tenancy_start", _ymd(te["end_date"]))
         if as_of is not None:
-            _flag(problems, "placements", "meeting_date", placements["meeting_date"] > as_of,
-                  f"meeting_date is after as_of {as_of:%Y-%m-%d}, expected nothing after the extract date", placements["meeting_date"].dt.strftime("%Y-%m-%d"))
-        for other, key in (("vacancies", "dwelling_id"), ("candidates", "client_id")):
-            if other in tables:
-                known = pd.MultiIndex.from_frame(tables[other][["meeting_date", key]])
-                here = pd.MultiIndex.from_frame(placements[["meeting_date", key]])
-                what = "vacancy" if other == "vacancies" else "candidate"
-                _flag(problems, "placements", key, pd.Series(~here.isin(known), index=placements.index),
-                      f"(meeting_date, {key}) is not a {what} at that meeting, expected a row in {other}", placements[key])
-        for key in ("dwelling_id", "client_id"):
-            dup = placements.duplicated(["meeting_date", key], keep=False)
-            _flag(problems, "placements", key, dup, f"the same {key} is placed twice at one meeting, expected at most once", placements[key])
-        starts = placements.set_index("placement_id")["tenancy_start"]
-    else:
-        starts = None
-    ends = tables.get("tenancy_ends")
-    if ends is not None and starts is not None:
-        start = ends["placement_id"].map(starts)
-        _flag(problems, "tenancy_ends", "end_date", ends["end_date"] < start,
-              "end_date is before the placement's tenancy_start, expected end_date ≥ tenancy_start", ends["end_date"].dt.strftime("%Y-%m-%d"))
-        if as_of is not None:
-            _flag(problems, "tenancy_ends", "end_date", ends["end_date"] > as_of,
-                  f"end_date is after as_of {as_of:%Y-%m-%d}, expected end_date ≤ as_of", ends["end_date"].dt.strftime("%Y-%m-%d"))
-    reports = tables.get("nuisance_reports")
-    if reports is not None and starts is not None:
-        start = reports["placement_id"].map(starts)
-        end = reports["placement_id"].map(ends.set_index("placement_id")["end_date"]) if ends is not None else pd.Series(pd.NaT, index=reports.index)
-        outside = (reports["report_date"] < start) | (end.notna() & (reports["report_date"] > end))
+            _flag(problems, "tenancy_ends", "end_date", te["end_date"] > as_of,
+                  f"end_date is after as_of {as_of:%Y-%m-%d}, expected end_date ≤ as_of", _ymd(te["end_date"]))
+        ends = _lookup(te, "placement_id", "end_date")
+    if _has(tables, "nuisance_reports", "placement_id", "report_date"):
+        nr = tables["nuisance_reports"]
+        end = nr["placement_id"].map(ends) if ends is not None else pd.Series(pd.NaT, index=nr.index)
+        outside = (nr["report_date"] < nr["placement_id"].map(starts)) | (end.notna() & (nr["report_date"] > end))
         _flag(problems, "nuisance_reports", "report_date", outside,
-              "report_date is outside the tenancy, expected tenancy_start ≤ report_date ≤ end_date", reports["report_date"].dt.strftime("%Y-%m-%d"))
+              "report_date is outside the tenancy, expected tenancy_start ≤ report_date ≤ end_date", _ymd(nr["report_date"]))
         if as_of is not None:
-            _flag(problems, "nuisance_reports", "report_date", reports["report_date"] > as_of,
-                  f"report_date is after as_of {as_of:%Y-%m-%d}, expected report_date ≤ as_of", reports["report_date"].dt.strftime("%Y-%m-%d"))
+            _flag(problems, "nuisance_reports", "report_date", nr["report_date"] > as_of,
+                  f"report_date is after as_of {as_of:%Y-%m-%d}, expected report_date ≤ as_of", _ymd(nr["report_date"]))
 
 
 def load_dataset(path: str | Path) -> Dataset:
@@ -315,9 +334,7 @@ def load_dataset(path: str | Path) -> Dataset:
         raw = _read_raw(folder, spec, problems)
         if raw is None:
             continue
-        typed = _typed_table(raw, spec, problems)
-        if typed is not None:
-            tables[spec.name] = typed
+        tables[spec.name] = _typed_table(raw, spec, problems)
     _check_references(tables, problems)
     _check_dates(tables, manifest.get("as_of"), problems)
     if problems:
