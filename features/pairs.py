@@ -1,0 +1,231 @@
+"""Point-in-time pair features: client × home × neighbourhood × history, as of a meeting date.
+
+Every feature of a pair at meeting date `m` uses only what was known before `m`:
+static intake profiles of clients and homes, and history events (placements
+made at earlier meetings, tenancy ends and nuisance reports dated before `m`).
+Protected attributes (client_protected) are never read here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from features.contract import DWELLING_TYPES, FAILURE_REASONS, ZRM_DOMAINS
+from features.load import Dataset
+from features.rules import PassendToewijzen
+
+PAIR_KEYS = ["meeting_date", "dwelling_id", "client_id"]
+
+
+@dataclass(frozen=True)
+class FeatureParams:
+    """History windows (days) and caps used by the pair features."""
+
+    placement_window_days: int
+    failure_window_days: int
+    nuisance_window_days: int
+    max_rent_to_income: float
+
+
+@dataclass(frozen=True)
+class FeatureInfo:
+    """How a feature reads in a sentence, in English and Dutch."""
+
+    name: str
+    en: str
+    nl: str
+    group: str  # client | home | neighbourhood | match | history
+
+
+def _f(name: str, en: str, nl: str, group: str) -> FeatureInfo:
+    return FeatureInfo(name, en, nl, group)
+
+
+_ZRM_WORDS = {
+    "zrm_finances": ("finances", "financiën"),
+    "zrm_work_education": ("work & education", "werk & opleiding"),
+    "zrm_time_use": ("time use", "tijdsbesteding"),
+    "zrm_housing": ("housing", "huisvesting"),
+    "zrm_domestic_relations": ("domestic relations", "huiselijke relaties"),
+    "zrm_mental_health": ("mental health", "geestelijke gezondheid"),
+    "zrm_physical_health": ("physical health", "lichamelijke gezondheid"),
+    "zrm_addiction": ("addiction", "verslaving"),
+    "zrm_basic_adl": ("basic ADL", "ADL"),
+    "zrm_instrumental_adl": ("instrumental ADL", "HDL"),
+    "zrm_social_network": ("social network", "sociaal netwerk"),
+    "zrm_community_participation": ("community participation", "maatschappelijke participatie"),
+    "zrm_justice": ("justice", "justitie"),
+}
+
+FEATURES: tuple[FeatureInfo, ...] = (
+    *(_f(d, f"self-reliance on {en} (ZRM)", f"zelfredzaamheid {nl} (ZRM)", "client") for d, (en, nl) in _ZRM_WORDS.items()),
+    _f("zrm_mean", "overall self-reliance (ZRM mean)", "zelfredzaamheid gemiddeld (ZRM)", "client"),
+    _f("zrm_min", "weakest ZRM domain", "zwakste ZRM-domein", "client"),
+    _f("household_size", "household size", "huishoudgrootte", "client"),
+    _f("monthly_income_eur", "monthly income", "maandinkomen", "client"),
+    _f("support_hours_per_week", "support hours a week", "begeleidingsuren per week", "client"),
+    _f("from_sheltered_housing", "coming from sheltered housing", "komt uit beschermd wonen", "client"),
+    _f("needs_ground_floor_or_lift", "needs ground floor or lift", "heeft begane grond of lift nodig", "client"),
+    _f("needs_quiet_surroundings", "needs quiet surroundings", "heeft een rustige omgeving nodig", "client"),
+    _f("prior_failed_tenancies", "earlier tenancies that failed", "eerdere huurperiodes die misgingen", "client"),
+    *(_f(f"type_{t}", f"home is a {t.replace('_', ' ')}", f"woning is een {nl}", "home")
+      for t, nl in zip(DWELLING_TYPES, ("eengezinswoning", "galerijflat", "portiekflat", "appartement", "studio"))),
+    _f("floor", "floor", "verdieping", "home"),
+    _f("has_lift", "lift", "lift", "home"),
+    _f("rooms", "rooms", "kamers", "home"),
+    _f("floor_area_m2", "floor area", "woonoppervlak", "home"),
+    _f("rent_eur", "rent", "huur", "home"),
+    _f("shared_entrance", "shared entrance", "gedeelde entree", "home"),
+    _f("units_in_complex", "homes in the complex", "woningen in het complex", "home"),
+    _f("construction_year", "construction year", "bouwjaar", "home"),
+    _f("wheelchair_accessible", "wheelchair accessible", "rolstoeltoegankelijk", "home"),
+    _f("liveability_score", "neighbourhood liveability", "leefbaarheid buurt", "neighbourhood"),
+    _f("social_housing_share", "share of social housing in the neighbourhood", "aandeel sociale huur in de buurt", "neighbourhood"),
+    _f("vulnerable_household_share", "share of vulnerable households in the neighbourhood", "aandeel kwetsbare huishoudens in de buurt", "neighbourhood"),
+    _f("nuisance_reports_per_1000", "neighbourhood nuisance reports", "overlastmeldingen in de buurt", "neighbourhood"),
+    _f("rent_to_income", "rent as a share of income", "huur als deel van het inkomen", "match"),
+    _f("residual_income_eur", "income left after rent", "inkomen na huur", "match"),
+    _f("rent_cap_headroom_eur", "room under the passend-toewijzen rent cap", "ruimte onder de huurgrens (passend toewijzen)", "match"),
+    _f("rent_burden_x_finances", "rent burden for someone with weak finances", "huurlast bij zwakke financiën", "match"),
+    _f("rooms_surplus", "rooms beyond the household's need", "kamers boven behoefte", "match"),
+    _f("floors_without_lift", "stairs: floors without a lift", "trappen: verdiepingen zonder lift", "match"),
+    _f("stairs_x_physical", "stairs for someone with weak physical health", "trappen bij zwakke lichamelijke gezondheid", "match"),
+    _f("quiet_need_x_units", "busy complex for someone who needs quiet", "druk complex voor iemand die rust nodig heeft", "match"),
+    _f("quiet_need_x_shared_entrance", "shared entrance for someone who needs quiet", "gedeelde entree voor iemand die rust nodig heeft", "match"),
+    _f("quiet_need_x_nuisance", "neighbourhood nuisance for someone who needs quiet", "buurtoverlast voor iemand die rust nodig heeft", "match"),
+    _f("distance_to_care_km", "distance to the care provider", "afstand tot de zorgaanbieder", "match"),
+    _f("support_x_distance", "distance to the care provider given the support hours", "afstand tot de zorgaanbieder bij de begeleidingsuren", "match"),
+    _f("network_in_district", "own network in this district", "eigen netwerk in dit stadsdeel", "match"),
+    _f("addiction_x_vulnerable", "addiction in a neighbourhood with many vulnerable households", "verslaving in een buurt met veel kwetsbare huishoudens", "match"),
+    _f("recent_placements_complex", "recent placements of clients in this complex", "recente plaatsingen van cliënten in dit complex", "history"),
+    _f("recent_placements_neighbourhood", "recent placements of clients in this neighbourhood", "recente plaatsingen van cliënten in deze buurt", "history"),
+    _f("recent_failures_complex", "recent failed tenancies in this complex", "recent mislukte huurperiodes in dit complex", "history"),
+    _f("recent_nuisance_complex", "recent nuisance reports in this complex", "recente overlastmeldingen in dit complex", "history"),
+)
+
+FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
+FEATURE_INFO: dict[str, FeatureInfo] = {f.name: f for f in FEATURES}
+PROTECTED_COLUMNS = ("gender", "birth_year", "age", "age_band", "migration_background")
+assert not set(FEATURE_NAMES) & set(PROTECTED_COLUMNS)
+
+
+def haversine_km(lat1, lon1, lat2, lon2) -> np.ndarray:
+    """Great-circle distance in km between arrays of WGS84 points."""
+    lat1, lon1, lat2, lon2 = (np.radians(np.asarray(v, dtype=float)) for v in (lat1, lon1, lat2, lon2))
+    a = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
+    return 6371.0 * 2 * np.arcsin(np.sqrt(a))
+
+
+def window_count(event_key: pd.Series, event_date: pd.Series, query_key: pd.Series, query_date: pd.Series, days: int) -> np.ndarray:
+    """For each query, how many events share its key and fall in [query_date − days, query_date)."""
+    if len(event_key) == 0:
+        return np.zeros(len(query_key), dtype=np.int64)
+    codes, uniques = pd.factorize(pd.concat([event_key, query_key], ignore_index=True).astype("string"))
+    ev_code, q_code = codes[: len(event_key)], codes[len(event_key):]
+    ev_day = event_date.to_numpy("datetime64[D]").astype(np.int64)
+    q_day = query_date.to_numpy("datetime64[D]").astype(np.int64)
+    span = np.int64(1 << 24)  # more days than any date range here; keeps keys of different groups apart
+    ev = np.sort(ev_code.astype(np.int64) * span + ev_day)
+    hi = q_code.astype(np.int64) * span + q_day
+    lo = hi - days
+    return (np.searchsorted(ev, hi, side="left") - np.searchsorted(ev, lo, side="left")).astype(np.int64)
+
+
+def _history_events(ds: Dataset) -> dict[str, pd.DataFrame]:
+    """Dated history events with the complex/neighbourhood/client they belong to."""
+    homes = ds.dwellings[["dwelling_id", "complex_id", "neighbourhood_id"]]
+    pl = ds.placements.merge(homes, on="dwelling_id", how="left")
+    ends = ds.tenancy_ends.merge(pl[["placement_id", "client_id", "complex_id"]], on="placement_id", how="left")
+    failures = ends[ends["reason"].isin(FAILURE_REASONS)]
+    reports = ds.nuisance_reports.merge(pl[["placement_id", "complex_id"]], on="placement_id", how="left")
+    return {"placements": pl, "failures": failures, "reports": reports}
+
+
+def build_pair_features(ds: Dataset, pairs: pd.DataFrame, *, params: FeatureParams, rules: PassendToewijzen) -> pd.DataFrame:
+    """Model features for (meeting_date, dwelling_id, client_id) pairs, as of each pair's meeting date.
+
+    Returns a frame aligned with `pairs` (same index), holding the pair keys
+    followed by `FEATURE_NAMES` as float columns.
+    """
+    p = pairs[PAIR_KEYS].copy()
+    homes = ds.dwellings.merge(ds.neighbourhoods.drop(columns=["name"]), on="neighbourhood_id", how="left")
+    homes = homes.rename(columns={"lat": "home_lat", "lon": "home_lon"})
+    clients = ds.clients.merge(
+        ds.care_providers.rename(columns={"lat": "care_lat", "lon": "care_lon"}), on="care_provider", how="left"
+    )
+    x = p.merge(homes, on="dwelling_id", how="left", validate="many_to_one").merge(
+        clients, on="client_id", how="left", validate="many_to_one"
+    )
+    x.index = p.index
+    out = pd.DataFrame(index=p.index)
+    for col in PAIR_KEYS:
+        out[col] = p[col]
+
+    zrm = x[list(ZRM_DOMAINS)].astype(float)
+    for d in ZRM_DOMAINS:
+        out[d] = zrm[d]
+    out["zrm_mean"] = zrm.mean(axis=1)
+    out["zrm_min"] = zrm.min(axis=1)
+    for col in ("household_size", "monthly_income_eur", "support_hours_per_week", "floor", "rooms", "floor_area_m2",
+                "rent_eur", "units_in_complex", "construction_year", "liveability_score", "social_housing_share",
+                "vulnerable_household_share", "nuisance_reports_per_1000"):
+        out[col] = x[col].astype(float)
+    for col in ("needs_ground_floor_or_lift", "needs_quiet_surroundings", "has_lift", "shared_entrance", "wheelchair_accessible"):
+        out[col] = x[col].astype(float)
+    out["from_sheltered_housing"] = (x["coming_from"] == "sheltered_housing").astype(float)
+    for t in DWELLING_TYPES:
+        out[f"type_{t}"] = (x["dwelling_type"] == t).astype(float)
+
+    income = out["monthly_income_eur"].to_numpy()
+    rent = out["rent_eur"].to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rti = np.where(income > 0, rent / np.maximum(income, 1e-9), params.max_rent_to_income)
+    out["rent_to_income"] = np.minimum(rti, params.max_rent_to_income)
+    out["residual_income_eur"] = income - rent
+    _, caps = rules.for_rows(p["meeting_date"].dt.year, x["household_size"])
+    out["rent_cap_headroom_eur"] = caps - rent
+    out["rent_burden_x_finances"] = out["rent_to_income"] * (5 - out["zrm_finances"])
+    out["rooms_surplus"] = out["rooms"] - out["household_size"]
+    no_lift = 1 - out["has_lift"]
+    out["floors_without_lift"] = out["floor"] * no_lift
+    out["stairs_x_physical"] = out["floors_without_lift"] * (5 - out["zrm_physical_health"])
+    quiet = out["needs_quiet_surroundings"]
+    out["quiet_need_x_units"] = quiet * out["units_in_complex"]
+    out["quiet_need_x_shared_entrance"] = quiet * out["shared_entrance"]
+    out["quiet_need_x_nuisance"] = quiet * out["nuisance_reports_per_1000"]
+    dist = haversine_km(x["home_lat"], x["home_lon"], x["care_lat"], x["care_lon"])
+    out["distance_to_care_km"] = dist
+    out["support_x_distance"] = out["support_hours_per_week"] * dist
+    out["network_in_district"] = (x["network_district"].fillna("") == x["district"]).astype(float)
+    out["addiction_x_vulnerable"] = (5 - out["zrm_addiction"]) * out["vulnerable_household_share"]
+
+    ev = _history_events(ds)
+    day = p["meeting_date"]
+    pl = ev["placements"]
+    out["recent_placements_complex"] = window_count(pl["complex_id"], pl["meeting_date"], x["complex_id"], day, params.placement_window_days)
+    out["recent_placements_neighbourhood"] = window_count(pl["neighbourhood_id"], pl["meeting_date"], x["neighbourhood_id"], day, params.placement_window_days)
+    fl = ev["failures"]
+    out["recent_failures_complex"] = window_count(fl["complex_id"], fl["end_date"], x["complex_id"], day, params.failure_window_days)
+    out["prior_failed_tenancies"] = window_count(fl["client_id"], fl["end_date"], x["client_id"], day, 100 * 366)
+    nr = ev["reports"]
+    out["recent_nuisance_complex"] = window_count(nr["complex_id"], nr["report_date"], x["complex_id"], day, params.nuisance_window_days)
+
+    out[list(FEATURE_NAMES)] = out[list(FEATURE_NAMES)].astype(float)
+    return out[PAIR_KEYS + list(FEATURE_NAMES)]
+
+
+def all_meeting_pairs(ds: Dataset, meeting_dates) -> pd.DataFrame:
+    """Every (vacancy, candidate) pair at each of the given meetings."""
+    dates = pd.DatetimeIndex(meeting_dates)
+    vac = ds.vacancies.loc[ds.vacancies["meeting_date"].isin(dates), ["meeting_date", "dwelling_id"]]
+    cand = ds.candidates.loc[ds.candidates["meeting_date"].isin(dates), ["meeting_date", "client_id"]]
+    pairs = vac.merge(cand, on="meeting_date", how="inner")
+    return pairs.sort_values(PAIR_KEYS, kind="stable").reset_index(drop=True)[PAIR_KEYS]
+
+
+def meeting_pairs(ds: Dataset, meeting_date: pd.Timestamp) -> pd.DataFrame:
+    """Every (vacancy, candidate) pair at one meeting, in a stable order."""
+    return all_meeting_pairs(ds, [meeting_date])
