@@ -67,6 +67,24 @@ def generate(
     typer.echo(summary)
 
 
+# Commands that live in their own modules register here (each module imports its heavy
+# libraries inside the command function, so the CLI starts fast).
+def _register() -> None:
+    import importlib
+
+    for module, name in (("pipelines.train", "train"), ("pipelines.recommend", "recommend"), ("pipelines.audit", "audit")):
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            continue
+        app.command(name)(getattr(mod, name))
+
+
+_register()
+
+
 def main() -> None:
     """Console entry point: user errors become a message and a non-zero exit, never a traceback."""
     try:

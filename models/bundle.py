@@ -1,0 +1,141 @@
+"""The trained model as one self-contained folder: booster, calibration, support reference, metadata.
+
+A bundle is what `train` produces, MLflow stores as artifacts, and `recommend`
+and `audit` load. It holds no protected attribute.
+
+Folder layout:
+    booster.txt        LightGBM's native text model
+    bundle.json        feature names, objective, calibration, threshold, metadata
+    support.parquet    standardised key features of the training placements
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from features.errors import UserError
+
+BOOSTER_FILE = "booster.txt"
+META_FILE = "bundle.json"
+SUPPORT_FILE = "support.parquet"
+
+# Features that define "similar placements" for the support indicator: who the
+# client is and what kind of home and neighbourhood it is.
+SUPPORT_FEATURES = (
+    "zrm_mean",
+    "zrm_finances",
+    "zrm_addiction",
+    "zrm_mental_health",
+    "support_hours_per_week",
+    "needs_quiet_surroundings",
+    "rent_to_income",
+    "floors_without_lift",
+    "units_in_complex",
+    "vulnerable_household_share",
+    "nuisance_reports_per_1000",
+    "distance_to_care_km",
+)
+
+
+@dataclass
+class ModelBundle:
+    """A trained ranker with what is needed to score, calibrate, explain and judge support."""
+
+    booster: lgb.Booster
+    feature_names: tuple[str, ...]
+    objective: str
+    calibration: dict  # {"a": float, "b": float}: P(sustained) = 1 / (1 + exp(-(a * score + b)))
+    threshold: float  # P(sustained) at or above which the model's 0/1 call is "success"
+    support_reference: pd.DataFrame  # SUPPORT_FEATURES of training placements, standardised
+    support_scale: dict  # feature -> (mean, std) used to standardise
+    support_radius: float
+    metadata: dict = field(default_factory=dict)
+
+    def _matrix(self, X: pd.DataFrame) -> np.ndarray:
+        missing = [f for f in self.feature_names if f not in X.columns]
+        if missing:
+            raise UserError(f"model expects features that were not built: {', '.join(missing)}")
+        return X[list(self.feature_names)].to_numpy(dtype=float)
+
+    def score(self, X: pd.DataFrame) -> np.ndarray:
+        """The model's raw score per pair (higher = better expected outcome; comparable within a meeting)."""
+        return self.booster.predict(self._matrix(X), raw_score=True)
+
+    def proba(self, X: pd.DataFrame | None = None, *, scores: np.ndarray | None = None) -> np.ndarray:
+        """Calibrated chance of a sustained tenancy, from features or from already computed scores."""
+        s = self.score(X) if scores is None else np.asarray(scores, dtype=float)
+        return 1.0 / (1.0 + np.exp(-(self.calibration["a"] * s + self.calibration["b"])))
+
+    def contributions(self, X: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+        """TreeSHAP contributions per feature (units of `score`) and the base value per row.
+
+        For every row, base_value + contributions.sum() == score (LightGBM pred_contrib).
+        """
+        contrib = self.booster.predict(self._matrix(X), pred_contrib=True)
+        frame = pd.DataFrame(contrib[:, :-1], columns=list(self.feature_names), index=X.index)
+        return frame, contrib[:, -1]
+
+    def support_counts(self, X: pd.DataFrame) -> np.ndarray:
+        """How many training placements lie within `support_radius` of each pair (standardised key features)."""
+        from sklearn.neighbors import NearestNeighbors
+
+        ref = self.support_reference.to_numpy(dtype=float)
+        if len(ref) == 0:
+            return np.zeros(len(X), dtype=int)
+        q = standardise(X, self.support_scale)
+        nn = NearestNeighbors(radius=self.support_radius).fit(ref)
+        counts = nn.radius_neighbors(q, return_distance=False)
+        return np.fromiter((len(c) for c in counts), dtype=int, count=len(q))
+
+    def save(self, folder: str | Path) -> Path:
+        """Write the bundle into `folder` (created)."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.booster.save_model(str(folder / BOOSTER_FILE))
+        self.support_reference.to_parquet(folder / SUPPORT_FILE, index=False)
+        meta = {
+            "feature_names": list(self.feature_names),
+            "objective": self.objective,
+            "calibration": self.calibration,
+            "threshold": self.threshold,
+            "support_scale": {k: list(v) for k, v in self.support_scale.items()},
+            "support_radius": self.support_radius,
+            "metadata": self.metadata,
+        }
+        (folder / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True, default=str), encoding="utf-8")
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "ModelBundle":
+        """Read a bundle folder written by `save`."""
+        folder = Path(folder)
+        if not (folder / BOOSTER_FILE).is_file() or not (folder / META_FILE).is_file():
+            raise UserError(f"{folder} is not a matchwijs model folder (expected {BOOSTER_FILE} and {META_FILE})")
+        meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
+        return cls(
+            booster=lgb.Booster(model_file=str(folder / BOOSTER_FILE)),
+            feature_names=tuple(meta["feature_names"]),
+            objective=meta["objective"],
+            calibration=meta["calibration"],
+            threshold=float(meta["threshold"]),
+            support_reference=pd.read_parquet(folder / SUPPORT_FILE),
+            support_scale={k: tuple(v) for k, v in meta["support_scale"].items()},
+            support_radius=float(meta["support_radius"]),
+            metadata=meta.get("metadata", {}),
+        )
+
+
+def support_scale_of(X: pd.DataFrame) -> dict:
+    """Mean and standard deviation of each support feature (std 1 where constant)."""
+    return {f: (float(X[f].mean()), float(X[f].std(ddof=0)) or 1.0) for f in SUPPORT_FEATURES}
+
+
+def standardise(X: pd.DataFrame, scale: dict) -> np.ndarray:
+    """Support features of X standardised with `scale`."""
+    return np.column_stack([(X[f].to_numpy(dtype=float) - m) / s for f, (m, s) in scale.items()])
