@@ -1,0 +1,75 @@
+"""Honest evaluation on held-out meetings: classification, calibration and ranking metrics.
+
+Metrics are small flat functions computed per query (meeting) and then averaged.
+NDCG convention: gains from the same `label_gain` the ranker trains with; a
+meeting whose placements all have grade 0 (no relevant item) has an undefined
+NDCG and is left out of the average (LightGBM would count it as 1, sklearn as 0;
+we count neither and report how many were left out).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+
+
+def dcg_at_k(gains_in_rank_order: np.ndarray, k: int) -> float:
+    """Discounted cumulative gain of the first k items (log2 discount)."""
+    g = np.asarray(gains_in_rank_order, dtype=float)[:k]
+    return float(np.sum(g / np.log2(np.arange(2, g.size + 2))))
+
+
+def ndcg_at_k(scores: np.ndarray, grades: np.ndarray, k: int, label_gain: tuple[float, ...]) -> float:
+    """NDCG@k of one query; NaN when no item has a positive gain. Ties broken by input order."""
+    gains = np.asarray(label_gain, dtype=float)[np.asarray(grades, dtype=int)]
+    ideal = dcg_at_k(np.sort(gains)[::-1], k)
+    if ideal == 0:
+        return float("nan")
+    order = np.argsort(-np.asarray(scores, dtype=float), kind="stable")
+    return dcg_at_k(gains[order], k) / ideal
+
+
+def mean_ndcg(frame: pd.DataFrame, score_col: str, k: int, label_gain: tuple[float, ...]) -> tuple[float, int]:
+    """Mean NDCG@k over meetings, and how many meetings had no relevant item (left out)."""
+    values = [ndcg_at_k(g[score_col].to_numpy(), g["grade"].to_numpy(), k, label_gain) for _, g in frame.groupby("meeting_date", sort=True)]
+    arr = np.array(values, dtype=float)
+    return (float(np.nanmean(arr)) if np.isfinite(arr).any() else float("nan")), int(np.isnan(arr).sum())
+
+
+def reliability_curve(p: np.ndarray, y: np.ndarray, bins: int = 10) -> pd.DataFrame:
+    """Observed rate vs mean predicted probability in equal-count bins."""
+    frame = pd.DataFrame({"p": p, "y": y})
+    frame["bin"] = pd.qcut(frame["p"].rank(method="first"), q=min(bins, len(frame)), labels=False)
+    return frame.groupby("bin").agg(mean_predicted=("p", "mean"), observed=("y", "mean"), n=("y", "size")).reset_index(drop=True)
+
+
+def expected_calibration_error(p: np.ndarray, y: np.ndarray, bins: int = 10) -> float:
+    """Count-weighted mean |observed − predicted| over the reliability bins."""
+    curve = reliability_curve(p, y, bins)
+    return float(np.average((curve["observed"] - curve["mean_predicted"]).abs(), weights=curve["n"]))
+
+
+def placement_metrics(frame: pd.DataFrame, score_col: str, label_gain: tuple[float, ...], proba_col: str | None = None) -> dict:
+    """Metrics of one scorer on held-out placements (`sustained`, `grade`, `meeting_date` columns).
+
+    Failure is the positive class for ROC-AUC and PR-AUC (score is negated):
+    failures are the minority the meeting most needs to see.
+    """
+    y_fail = 1 - frame["sustained"].astype(int).to_numpy()
+    s = frame[score_col].to_numpy(dtype=float)
+    out = {
+        "n_placements": int(len(frame)),
+        "failure_rate": float(y_fail.mean()),
+        "roc_auc_failure": float(roc_auc_score(y_fail, -s)) if 0 < y_fail.sum() < len(y_fail) else float("nan"),
+        "pr_auc_failure": float(average_precision_score(y_fail, -s)) if y_fail.sum() > 0 else float("nan"),
+    }
+    for k in (5, 10):
+        out[f"ndcg_at_{k}"], out["meetings_without_relevant"] = mean_ndcg(frame, score_col, k, label_gain)
+    if proba_col is not None:
+        p = frame[proba_col].to_numpy(dtype=float)
+        y = frame["sustained"].astype(int).to_numpy()
+        out["brier"] = float(brier_score_loss(y, p))
+        out["ece"] = expected_calibration_error(p, y)
+        out["mean_predicted_sustained"] = float(p.mean())
+    return out

@@ -1,0 +1,80 @@
+"""One training experiment: placement rows → temporal split → ranker(s) and baselines → held-out metrics.
+
+Pure: reads frames and params, returns bundles and tables; the pipeline logs them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from features.labels import KNOWN, LabelParams, build_labels
+from features.load import Dataset
+from features.pairs import FeatureParams, build_pair_features
+from features.rules import PassendToewijzen
+from models.baselines import BaselineParams, classifier_proba, fit_pointwise_classifier, profile_fit_scores, random_scores
+from models.bundle import ModelBundle
+from models.evaluate import placement_metrics, reliability_curve
+from models.ranker import Split, TrainParams, temporal_split, train_bundle
+
+
+def placement_rows(ds: Dataset, *, features: FeatureParams, labels: LabelParams, rules: PassendToewijzen) -> pd.DataFrame:
+    """Placements with a known outcome: pair features as of their meeting, plus `sustained` and `grade`."""
+    lab = build_labels(ds, labels)
+    known = lab[lab["status"] == KNOWN]
+    feats = build_pair_features(ds, known[["meeting_date", "dwelling_id", "client_id"]], params=features, rules=rules)
+    rows = feats.join(known[["placement_id", "sustained", "grade"]])
+    return rows.sort_values(["meeting_date", "dwelling_id", "client_id"], kind="stable").reset_index(drop=True)
+
+
+@dataclass
+class ExperimentResult:
+    """Bundles per objective, the held-out rows with every scorer's columns, and the metric table."""
+
+    split: Split
+    bundles: dict[str, ModelBundle]
+    test: pd.DataFrame
+    metrics: pd.DataFrame  # one row per scorer
+    reliability: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+
+def run_experiment(rows: pd.DataFrame, *, train: TrainParams, baselines: BaselineParams, objectives: tuple[str, ...],
+                   progress=lambda msg: None) -> ExperimentResult:
+    """Train each objective, score baselines, evaluate all on the held-out meetings."""
+    split = temporal_split(rows["meeting_date"], train)
+    part = split.part(rows["meeting_date"])
+    test = rows[part == "test"].copy()
+    history = rows[part != "test"]
+    bundles: dict[str, ModelBundle] = {}
+    metrics: dict[str, dict] = {}
+    reliability: dict[str, pd.DataFrame] = {}
+    for objective in objectives:
+        progress(f"fitting LightGBM ({objective}) on {int((part == 'fit').sum())} placements, calibrating on {int((part == 'calibration').sum())}")
+        bundle = train_bundle(rows, split, train, objective)
+        bundles[objective] = bundle
+        test[f"score_{objective}"] = bundle.score(test)
+        test[f"p_{objective}"] = bundle.proba(scores=test[f"score_{objective}"].to_numpy())
+        metrics[f"ranker_{objective}"] = placement_metrics(test, f"score_{objective}", train.label_gain, f"p_{objective}")
+        reliability[f"ranker_{objective}"] = reliability_curve(test[f"p_{objective}"].to_numpy(), test["sustained"].astype(int).to_numpy())
+    progress("scoring baselines: random, profile fit, pointwise classifier")
+    test["score_random"] = random_scores(len(test), train.seed)
+    metrics["baseline_random"] = placement_metrics(test, "score_random", train.label_gain)
+    test["score_profile_fit"] = profile_fit_scores(test, baselines)
+    metrics["baseline_profile_fit"] = placement_metrics(test, "score_profile_fit", train.label_gain)
+    clf = fit_pointwise_classifier(history, history["sustained"], baselines, train.seed)
+    test["p_classifier"] = classifier_proba(clf, test)
+    test["score_classifier"] = np.log(test["p_classifier"] / (1 - test["p_classifier"]).clip(lower=1e-12))
+    metrics["baseline_classifier"] = placement_metrics(test, "score_classifier", train.label_gain, "p_classifier")
+    reliability["baseline_classifier"] = reliability_curve(test["p_classifier"].to_numpy(), test["sustained"].astype(int).to_numpy())
+    table = pd.DataFrame(metrics).T
+    table.index.name = "scorer"
+    return ExperimentResult(split, bundles, test, table, reliability)
+
+
+def score_with(bundle: ModelBundle, test: pd.DataFrame, label_gain: tuple[float, ...]) -> dict:
+    """Held-out metrics of another bundle (e.g. the current champion) on the same rows."""
+    scored = test.assign(_s=bundle.score(test))
+    scored["_p"] = bundle.proba(scores=scored["_s"].to_numpy())
+    return placement_metrics(scored, "_s", label_gain, "_p")

@@ -1,0 +1,188 @@
+"""The LightGBM ranker: temporal split, query groups by meeting, training, Platt calibration.
+
+Rows are placements with a known outcome; a query is one meeting (the placements
+made there), ordered by date so LightGBM's `group` sizes line up with the rows.
+The objective is a parameter: `lambdarank` and `rank_xendcg` learn the graded
+label (0 failed … 3 sustained clean) within meetings, `binary` learns sustained
+vs failed pointwise. Scores are then mapped to a calibrated chance of a sustained
+tenancy by Platt scaling on the calibration weeks (the latest training weeks,
+not used for fitting the trees).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+
+from features.errors import UserError
+from features.pairs import FEATURE_NAMES
+from models.bundle import SUPPORT_FEATURES, ModelBundle, standardise, support_scale_of
+
+OBJECTIVES = ("lambdarank", "rank_xendcg", "binary")
+
+
+@dataclass(frozen=True)
+class LgbmParams:
+    """LightGBM hyper-parameters (see LightGBM's docs for each)."""
+
+    num_leaves: int
+    learning_rate: float
+    num_boost_round: int
+    min_data_in_leaf: int
+    feature_fraction: float
+    bagging_fraction: float
+    bagging_freq: int
+    lambda_l2: float
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    """What `train` fits and how the meetings are split in time."""
+
+    seed: int
+    objective: str
+    compare_objectives: tuple[str, ...]
+    test_weeks: int
+    calibration_weeks: int
+    label_gain: tuple[float, ...]
+    success_threshold: float
+    support_radius: float
+    lgbm: LgbmParams
+
+    def __post_init__(self) -> None:
+        for obj in (self.objective, *self.compare_objectives):
+            if obj not in OBJECTIVES:
+                raise UserError(f"params: train.objective {obj!r} is not one of {', '.join(OBJECTIVES)}")
+
+
+@dataclass(frozen=True)
+class Split:
+    """Meeting-date boundaries of the temporal split (each start inclusive)."""
+
+    train_start: pd.Timestamp
+    calibration_start: pd.Timestamp
+    test_start: pd.Timestamp
+    test_end: pd.Timestamp
+
+    def part(self, dates: pd.Series) -> pd.Series:
+        """'fit', 'calibration' or 'test' for each meeting date."""
+        return pd.Series(
+            np.select([dates >= self.test_start, dates >= self.calibration_start], ["test", "calibration"], "fit"),
+            index=dates.index,
+        )
+
+
+def temporal_split(known_meetings: pd.Series, params: TrainParams) -> Split:
+    """Hold out the latest `test_weeks` of meetings with known outcomes; calibrate on the weeks before."""
+    dates = pd.DatetimeIndex(sorted(known_meetings.unique()))
+    if len(dates) == 0:
+        raise UserError("no placement has a known outcome yet (all are right-censored or excluded): nothing to train on")
+    test_end = dates.max()
+    test_start = test_end - pd.Timedelta(weeks=params.test_weeks) + pd.Timedelta(days=1)
+    calibration_start = test_start - pd.Timedelta(weeks=params.calibration_weeks)
+    fit_meetings = dates[dates < calibration_start]
+    if len(fit_meetings) < 10 or (dates >= test_start).sum() < 2:
+        raise UserError(
+            f"too little history with known outcomes for a temporal split: {len(dates)} meetings from "
+            f"{dates.min():%Y-%m-%d} to {test_end:%Y-%m-%d}; need at least 10 meetings before the "
+            f"{params.calibration_weeks}+{params.test_weeks} held-out weeks (params: train.test_weeks, train.calibration_weeks)"
+        )
+    return Split(dates.min(), calibration_start, test_start, test_end)
+
+
+def query_groups(meeting_dates: pd.Series) -> np.ndarray:
+    """LightGBM group sizes for rows already sorted by meeting date (one query per meeting)."""
+    values = meeting_dates.to_numpy()
+    if len(values) and (values[1:] < values[:-1]).any():
+        raise ValueError("rows must be sorted by meeting date before building query groups")
+    _, sizes = np.unique(values, return_counts=True)
+    assert sizes.sum() == len(values)
+    return sizes
+
+
+def sort_for_ranking(frame: pd.DataFrame) -> pd.DataFrame:
+    """Sort rows stably by meeting, then by pair keys, so training is deterministic."""
+    return frame.sort_values(["meeting_date", "dwelling_id", "client_id"], kind="stable").reset_index(drop=True)
+
+
+def _lgb_params(params: TrainParams, objective: str) -> dict:
+    p = params.lgbm
+    out = {
+        "objective": objective,
+        "num_leaves": p.num_leaves,
+        "learning_rate": p.learning_rate,
+        "min_data_in_leaf": p.min_data_in_leaf,
+        "feature_fraction": p.feature_fraction,
+        "bagging_fraction": p.bagging_fraction,
+        "bagging_freq": p.bagging_freq,
+        "lambda_l2": p.lambda_l2,
+        "seed": params.seed,
+        "deterministic": True,
+        "force_row_wise": True,
+        "num_threads": 1,
+        "verbosity": -1,
+    }
+    if objective != "binary":
+        out["label_gain"] = list(params.label_gain)
+        out["eval_at"] = [5, 10]
+    return out
+
+
+def fit_booster(rows: pd.DataFrame, params: TrainParams, objective: str) -> lgb.Booster:
+    """Fit LightGBM on placement rows (features + `grade` + `sustained`), sorted by meeting."""
+    rows = sort_for_ranking(rows)
+    X = rows[list(FEATURE_NAMES)].to_numpy(dtype=float)
+    if objective == "binary":
+        data = lgb.Dataset(X, label=rows["sustained"].astype(int).to_numpy(), feature_name=list(FEATURE_NAMES), free_raw_data=False)
+    else:
+        data = lgb.Dataset(X, label=rows["grade"].astype(int).to_numpy(), group=query_groups(rows["meeting_date"]),
+                           feature_name=list(FEATURE_NAMES), free_raw_data=False)
+    return lgb.train(_lgb_params(params, objective), data, num_boost_round=params.lgbm.num_boost_round)
+
+
+def fit_platt(scores: np.ndarray, sustained: np.ndarray) -> dict:
+    """Platt scaling: P(sustained) = sigmoid(a * score + b), fitted by (almost unpenalised) logistic regression."""
+    if len(np.unique(sustained)) < 2:
+        raise UserError("the calibration weeks hold only one outcome class; widen train.calibration_weeks")
+    lr = LogisticRegression(C=1e6, max_iter=1000)
+    lr.fit(np.asarray(scores, dtype=float).reshape(-1, 1), np.asarray(sustained, dtype=int))
+    return {"a": float(lr.coef_[0, 0]), "b": float(lr.intercept_[0])}
+
+
+def train_bundle(rows: pd.DataFrame, split: Split, params: TrainParams, objective: str | None = None,
+                 metadata: dict | None = None) -> ModelBundle:
+    """Fit on the 'fit' weeks, calibrate on the 'calibration' weeks; return the bundle (test weeks untouched)."""
+    objective = objective or params.objective
+    part = split.part(rows["meeting_date"])
+    fit_rows, cal_rows = rows[part == "fit"], rows[part == "calibration"]
+    booster = fit_booster(fit_rows, params, objective)
+    cal_scores = booster.predict(cal_rows[list(FEATURE_NAMES)].to_numpy(dtype=float), raw_score=True)
+    calibration = fit_platt(cal_scores, cal_rows["sustained"].astype(int).to_numpy())
+    train_rows = rows[part != "test"]
+    scale = support_scale_of(train_rows)
+    reference = pd.DataFrame(standardise(train_rows, scale), columns=list(SUPPORT_FEATURES))
+    meta = {
+        "objective": objective,
+        "train_start": f"{split.train_start:%Y-%m-%d}",
+        "calibration_start": f"{split.calibration_start:%Y-%m-%d}",
+        "test_start": f"{split.test_start:%Y-%m-%d}",
+        "test_end": f"{split.test_end:%Y-%m-%d}",
+        "n_fit": int(len(fit_rows)),
+        "n_calibration": int(len(cal_rows)),
+        **(metadata or {}),
+    }
+    return ModelBundle(
+        booster=booster,
+        feature_names=tuple(FEATURE_NAMES),
+        objective=objective,
+        calibration=calibration,
+        threshold=params.success_threshold,
+        support_reference=reference,
+        support_scale=scale,
+        support_radius=params.support_radius,
+        metadata=meta,
+    )

@@ -1,0 +1,139 @@
+"""Comparison with the oracle on synthetic data: how much of the achievable gain do suggestions capture?
+
+On the held-out meetings for which the generator wrote its ground truth, every
+policy is judged by the *true* chance of a sustained tenancy of what it chooses:
+
+- top-1 per vacancy: the model's first suggestion, the oracle's best eligible
+  candidate, a random eligible candidate (its expectation: the mean over the
+  eligible candidates), and the client the historical meeting actually placed;
+- the meeting-wide plan: the one-to-one plan on the model's calibrated chances,
+  the oracle's plan on the true chances, random plans (mean of `random_draws`
+  seeded draws), and the historical placements.
+
+`captured_gain = (model − random) / (oracle − random)`, over all held-out meetings.
+Only eligible pairs are considered (the same rules as `recommend`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from features.config import section
+from features.errors import UserError
+from features.load import Dataset
+from features.pairs import FeatureParams, build_pair_features
+from features.rules import PassendToewijzen
+from models.assignment import AssignmentParams, plan_assignment
+from models.bundle import ModelBundle
+from models.eligibility import EligibilityParams, apply_eligibility
+
+TRUTH_FILE = "truth.parquet"
+KEYS = ["meeting_date", "dwelling_id", "client_id"]
+
+
+@dataclass(frozen=True)
+class OracleParams:
+    """How random policies are drawn for the comparison."""
+
+    random_draws: int
+    seed: int
+
+
+@dataclass
+class OracleComparison:
+    """Per-policy table (rows: policies), per-meeting detail and a flat summary for MLflow."""
+
+    table: pd.DataFrame
+    per_meeting: pd.DataFrame
+    summary: dict
+
+
+def read_truth(truth_dir: str | Path) -> pd.DataFrame:
+    """The generator's pair-level truth (meeting_date, dwelling_id, client_id, placed, p_sustained, ...)."""
+    file = Path(truth_dir) / TRUTH_FILE
+    if not file.is_file():
+        raise UserError(f"{file} does not exist: pass the folder `matchwijs generate --truth` wrote")
+    truth = pd.read_parquet(file)
+    truth["meeting_date"] = pd.to_datetime(truth["meeting_date"])
+    for col in ("dwelling_id", "client_id"):
+        truth[col] = truth[col].astype(str)
+    return truth
+
+
+def oracle_comparison(ds: Dataset, bundle: ModelBundle, truth_dir: str | Path, *, params: dict, oracle: OracleParams,
+                      progress=lambda msg: None) -> OracleComparison:
+    """Judge model, oracle, random and historical choices by the true sustain probability (see module doc)."""
+    fp = section(params, "features", FeatureParams)
+    rules = section(params, "passend_toewijzen", PassendToewijzen)
+    elig = section(params, "eligibility", EligibilityParams)
+    cap = section(params, "assignment", AssignmentParams).complex_cap
+    truth = read_truth(truth_dir)
+    test_start = pd.Timestamp(bundle.metadata["test_start"])
+    test_end = pd.Timestamp(bundle.metadata["test_end"])
+    truth = truth[(truth["meeting_date"] >= test_start) & (truth["meeting_date"] <= test_end)]
+    if truth.empty:
+        raise UserError(f"the truth in {truth_dir} has no meeting in the held-out period {test_start:%Y-%m-%d}..{test_end:%Y-%m-%d}")
+    eligible, _ = apply_eligibility(ds, truth[KEYS], elig, rules)
+    pairs = eligible[KEYS].merge(truth[KEYS + ["p_sustained", "placed"]], on=KEYS, how="left").rename(columns={"p_sustained": "true_p"})
+    progress(f"{pairs['meeting_date'].nunique()} held-out meetings, {len(pairs)} eligible pairs: building features and scoring")
+    feats = build_pair_features(ds, pairs[KEYS], params=fp, rules=rules)
+    pairs["model_p"] = bundle.proba(feats)
+    pairs = pairs.merge(ds.dwellings[["dwelling_id", "complex_id"]], on="dwelling_id", how="left")
+    rng = np.random.default_rng(oracle.seed)
+
+    rows = []
+    for meeting, m in pairs.groupby("meeting_date", sort=True):
+        by_home = m.groupby("dwelling_id")
+        top_model = m.loc[by_home["model_p"].idxmax(), "true_p"].mean()
+        top_oracle = by_home["true_p"].max().mean()
+        top_random = by_home["true_p"].mean().mean()
+        hist = m[m["placed"].astype(bool)]
+        top_hist = hist["true_p"].mean() if len(hist) else np.nan
+        plans = {
+            "model": plan_assignment(m.assign(benefit=m["model_p"]), benefit="benefit", complex_cap=cap),
+            "oracle": plan_assignment(m.assign(benefit=m["true_p"]), benefit="benefit", complex_cap=cap),
+        }
+        random_totals = []
+        for _ in range(oracle.random_draws):
+            draw = plan_assignment(m.assign(benefit=rng.random(len(m))), benefit="benefit", complex_cap=cap)
+            random_totals.append((draw["true_p"].sum(), len(draw)))
+        rows.append({
+            "meeting_date": meeting,
+            "vacancies_with_candidates": by_home.ngroups,
+            "historical_placements": len(hist),
+            "top1_model": top_model, "top1_oracle": top_oracle, "top1_random": top_random, "top1_historical": top_hist,
+            "plan_model_total": plans["model"]["true_p"].sum(), "plan_model_n": len(plans["model"]),
+            "plan_oracle_total": plans["oracle"]["true_p"].sum(), "plan_oracle_n": len(plans["oracle"]),
+            "plan_random_total": float(np.mean([t for t, _ in random_totals])),
+            "plan_random_n": float(np.mean([n for _, n in random_totals])),
+            "plan_historical_total": hist["true_p"].sum(), "plan_historical_n": len(hist),
+        })
+    per = pd.DataFrame(rows)
+    policies = ["model", "oracle", "random", "historical"]
+    table = pd.DataFrame(index=policies)
+    table["top1_true_p_sustained"] = [per[f"top1_{p}"].mean() for p in policies]
+    table["plan_true_p_sustained"] = [per[f"plan_{p}_total"].sum() / per[f"plan_{p}_n"].sum() for p in policies]
+    table["plan_placements"] = [per[f"plan_{p}_n"].sum() for p in policies]
+    table.index.name = "policy"
+
+    def captured(col: str) -> float:
+        span = table.loc["oracle", col] - table.loc["random", col]
+        return float((table.loc["model", col] - table.loc["random", col]) / span) if span > 0 else float("nan")
+
+    summary = {
+        "meetings": int(len(per)),
+        "top1_captured_gain": captured("top1_true_p_sustained"),
+        "plan_captured_gain": captured("plan_true_p_sustained"),
+        **{f"{c}_{p}": float(table.loc[p, c]) for p in policies for c in ("top1_true_p_sustained", "plan_true_p_sustained")},
+    }
+    hist_span = table.loc["oracle", "plan_true_p_sustained"] - table.loc["historical", "plan_true_p_sustained"]
+    summary["plan_beats_historical"] = float(table.loc["model", "plan_true_p_sustained"] > table.loc["historical", "plan_true_p_sustained"])
+    summary["plan_captured_gain_over_historical"] = (
+        float((table.loc["model", "plan_true_p_sustained"] - table.loc["historical", "plan_true_p_sustained"]) / hist_span)
+        if hist_span > 0 else float("nan")
+    )
+    return OracleComparison(table, per, summary)

@@ -1,0 +1,186 @@
+"""MLflow glue: an embedded tracking store, run logging, the model registry and the default model.
+
+The store is a SQLite file with an absolute URI and an explicit artifact folder
+beside it (STYLE.md: MLflow's default relative `sqlite:///mlflow.db` and the
+deprecated file store are traps). Its folder is params.yaml `mlflow.store`
+(relative to the working directory), or $MATCHWIJS_MLFLOW_DIR.
+
+The default model is the registered model version carrying the `champion`
+alias. `train` registers every model; it moves the alias only when the new
+version is at least as good as the champion *on the same held-out data* and its
+fairness gate passed.
+
+This is the only library module that imports MLflow.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from features.config import load_params, section
+from features.errors import UserError
+from models.bundle import ModelBundle
+
+ENV_STORE = "MATCHWIJS_MLFLOW_DIR"
+CHAMPION = "champion"
+DB_FILE = "mlflow.db"
+ARTIFACTS = "artifacts"
+BUNDLE_ARTIFACT = "bundle"
+
+
+@dataclass(frozen=True)
+class MlflowParams:
+    """Where the store lives and what the experiment and registered model are called."""
+
+    store: str
+    experiment: str
+    registered_model: str
+    promotion_metric: str
+    higher_is_better: bool
+
+
+def mlflow_params(params_path: str | Path | None = None) -> MlflowParams:
+    """The `mlflow` section of params.yaml."""
+    return section(load_params(params_path), "mlflow", MlflowParams)
+
+
+def store_dir(params: MlflowParams) -> Path:
+    """Absolute folder of the store: $MATCHWIJS_MLFLOW_DIR, else params `mlflow.store` from the working directory."""
+    return Path(os.environ.get(ENV_STORE) or params.store).expanduser().resolve()
+
+
+def tracking_uri(store: Path) -> str:
+    """Absolute SQLite URI of the store."""
+    return f"sqlite:///{store / DB_FILE}"
+
+
+def _mlflow(store: Path):
+    """Import MLflow quietly and point it at the store (created once, before any parallel use)."""
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", module="mlflow")
+    import mlflow
+
+    store.mkdir(parents=True, exist_ok=True)
+    (store / ARTIFACTS).mkdir(exist_ok=True)
+    mlflow.set_tracking_uri(tracking_uri(store))
+    mlflow.set_registry_uri(tracking_uri(store))
+    return mlflow
+
+
+def experiment_id(store: Path, name: str) -> str:
+    """The experiment's id, created with an artifact location inside the store if new."""
+    mlflow = _mlflow(store)
+    exp = mlflow.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    return mlflow.create_experiment(name, artifact_location=(store / ARTIFACTS / name).as_uri())
+
+
+def champion_version(store: Path, params: MlflowParams):
+    """The registered version carrying the champion alias, or None."""
+    mlflow = _mlflow(store)
+    client = mlflow.MlflowClient()
+    try:
+        return client.get_model_version_by_alias(params.registered_model, CHAMPION)
+    except mlflow.exceptions.MlflowException:
+        return None
+
+
+def register(store: Path, params: MlflowParams, run_id: str, artifact_uri: str, *, promote: bool, description: str) -> str:
+    """Register the run's bundle as a new version; give it the champion alias if `promote`. Returns the version."""
+    mlflow = _mlflow(store)
+    client = mlflow.MlflowClient()
+    try:
+        client.get_registered_model(params.registered_model)
+    except mlflow.exceptions.MlflowException:
+        client.create_registered_model(params.registered_model, description="matchwijs ranker: suggestions, never decisions")
+    version = client.create_model_version(
+        params.registered_model, source=f"{artifact_uri}/{BUNDLE_ARTIFACT}", run_id=run_id, description=description
+    )
+    client.set_model_version_tag(params.registered_model, version.version, "promoted", str(promote).lower())
+    if promote:
+        client.set_registered_model_alias(params.registered_model, CHAMPION, version.version)
+    return str(version.version)
+
+
+def log_run(store: Path, params: MlflowParams, *, run_name: str, run_params: dict, metrics: dict, tags: dict,
+            artifacts: dict[str, Path], parent_run_id: str | None = None) -> tuple[str, str]:
+    """One tracked run: params, metrics (non-finite values skipped), tags, artifact folders/files.
+
+    `artifacts` maps an artifact path inside the run to a local file or folder.
+    Returns (run_id, artifact_uri).
+    """
+    import math
+
+    mlflow = _mlflow(store)
+    exp = experiment_id(store, params.experiment)
+    with mlflow.start_run(experiment_id=exp, run_name=run_name, nested=parent_run_id is not None,
+                          parent_run_id=parent_run_id) as run:
+        mlflow.log_params({k: str(v)[:6000] for k, v in run_params.items()})
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and math.isfinite(v)})
+        mlflow.set_tags(tags)
+        for artifact_path, local in artifacts.items():
+            local = Path(local)
+            if local.is_dir():
+                mlflow.log_artifacts(str(local), artifact_path=artifact_path)
+            else:
+                mlflow.log_artifact(str(local), artifact_path=artifact_path or None)
+        return run.info.run_id, run.info.artifact_uri
+
+
+def log_artifacts_to_run(store: Path, run_id: str, artifacts: dict[str, Path]) -> None:
+    """Add files or folders to an existing run (e.g. the audit report to the model's run)."""
+    mlflow = _mlflow(store)
+    client = mlflow.MlflowClient()
+    for artifact_path, local in artifacts.items():
+        local = Path(local)
+        if local.is_dir():
+            client.log_artifacts(run_id, str(local), artifact_path=artifact_path)
+        else:
+            client.log_artifact(run_id, str(local), artifact_path=artifact_path or None)
+
+
+def _load_version(mlflow, name: str, version) -> ModelBundle:
+    path = mlflow.artifacts.download_artifacts(artifact_uri=version.source)
+    bundle = ModelBundle.load(path)
+    bundle.metadata.setdefault("model_version", f"{name}/{version.version}")
+    bundle.metadata.setdefault("mlflow_run_id", version.run_id)
+    return bundle
+
+
+def resolve_bundle(model: str | None, *, params_path: str | Path | None = None) -> ModelBundle:
+    """The model to use: None = the champion; a folder = that bundle; `N` or `models:/NAME/N` = that registered version."""
+    if model and Path(model).is_dir():
+        return ModelBundle.load(model)
+    params = mlflow_params(params_path)
+    store = store_dir(params)
+    if not (store / DB_FILE).is_file():
+        raise UserError(f"no trained model: the MLflow store {store} does not exist yet. Run `matchwijs train --data DIR` first.")
+    mlflow = _mlflow(store)
+    client = mlflow.MlflowClient()
+    if model is None:
+        version = champion_version(store, params)
+        if version is None:
+            raise UserError(
+                f"no default model: no version of {params.registered_model!r} carries the `{CHAMPION}` alias in {store}. "
+                "Run `matchwijs train --data DIR`, or pass --model."
+            )
+        return _load_version(mlflow, params.registered_model, version)
+    number = model.removeprefix(f"models:/{params.registered_model}/")
+    if not number.isdigit():
+        raise UserError(f"--model {model!r} is neither a model folder nor a registered version (a number or models:/{params.registered_model}/N)")
+    try:
+        version = client.get_model_version(params.registered_model, number)
+    except mlflow.exceptions.MlflowException:
+        raise UserError(f"registered model {params.registered_model!r} has no version {number} in {store}") from None
+    return _load_version(mlflow, params.registered_model, version)
+
+
+def current_tracking_uri(params_path: str | Path | None = None) -> str:
+    """Tracking URI of the configured store (for `mlflow ui --backend-store-uri ...`)."""
+    return tracking_uri(store_dir(mlflow_params(params_path)))
