@@ -157,6 +157,7 @@ def train_bundle(rows: pd.DataFrame, split: Split, params: TrainParams, objectiv
                  metadata: dict | None = None) -> ModelBundle:
     """Fit on the 'fit' weeks, calibrate on the 'calibration' weeks; return the bundle (test weeks untouched)."""
     objective = objective or params.objective
+    rows = sort_for_ranking(rows)  # input row order must not change the model or its calibration
     part = split.part(rows["meeting_date"])
     fit_rows, cal_rows = rows[part == "fit"], rows[part == "calibration"]
     booster = fit_booster(fit_rows, params, objective)

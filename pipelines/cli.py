@@ -6,6 +6,7 @@ Heavy libraries are imported inside the commands so that `matchwijs --help` and
 
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 from typing import Optional
@@ -29,6 +30,31 @@ def _echo_err(text: str) -> None:
     typer.echo(text, err=True)
 
 
+def report_user_error(exc: UserError) -> None:
+    """Print a user error (every data problem listed) to stderr, without a traceback."""
+    problems = getattr(exc, "problems", None)
+    if problems:
+        _echo_err(f"error: {len(problems)} problem{'s' if len(problems) != 1 else ''} with the input data:")
+        for problem in problems:
+            _echo_err(f"  - {problem}")
+    else:
+        _echo_err(f"error: {exc}")
+
+
+def user_errors(func):
+    """Command decorator: a UserError becomes a message on stderr and exit code 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except UserError as exc:
+            report_user_error(exc)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
 @app.command()
 def validate(data: Path = DataOpt) -> None:
     """Check a dataset folder against the contract; list every problem (exit 1) or summarise it (exit 0)."""
@@ -45,6 +71,7 @@ def validate(data: Path = DataOpt) -> None:
 
 
 @app.command()
+@user_errors
 def generate(
     out: Path = typer.Option(..., "--out", help="Folder to write the synthetic dataset to (replaced if it exists)."),
     seed: int = typer.Option(None, "--seed", help="Random seed (default: params.yaml generate.seed)."),
@@ -79,7 +106,7 @@ def _register() -> None:
             if exc.name != module:
                 raise
             continue
-        app.command(name)(getattr(mod, name))
+        app.command(name)(user_errors(getattr(mod, name)))
 
 
 _register()
@@ -89,14 +116,8 @@ def main() -> None:
     """Console entry point: user errors become a message and a non-zero exit, never a traceback."""
     try:
         app()
-    except UserError as exc:
-        problems = getattr(exc, "problems", None)
-        if problems:
-            _echo_err(f"error: {len(problems)} problem{'s' if len(problems) != 1 else ''} with the input data:")
-            for problem in problems:
-                _echo_err(f"  - {problem}")
-        else:
-            _echo_err(f"error: {exc}")
+    except UserError as exc:  # raised outside a command (e.g. while registering)
+        report_user_error(exc)
         sys.exit(1)
 
 

@@ -108,3 +108,41 @@ def write_dataset(folder: Path, tables: dict[str, pd.DataFrame], as_of: str = "2
 def tiny_dir(tmp_path: Path) -> Path:
     """A valid tiny dataset folder."""
     return write_dataset(tmp_path / "tiny", tiny_tables())
+
+
+def small_generate_params(**overrides):
+    """The project's generator params, shrunk for tests (3 years, about 12 homes a week)."""
+    import dataclasses
+
+    from features.config import load_params, section
+    from features.synthetic import GenerateParams
+
+    cfg = section(load_params(), "generate", GenerateParams)
+    scale = 12 / cfg.weekly_vacancies
+    defaults = dict(years=3, weekly_vacancies=12, weekly_candidates=cfg.weekly_candidates * scale,
+                    initial_queue=int(cfg.initial_queue * scale), truth_weeks=16)
+    return dataclasses.replace(cfg, **{**defaults, **overrides})
+
+
+@pytest.fixture(scope="session")
+def small_synthetic(tmp_path_factory) -> tuple[Path, Path]:
+    """A small generated dataset and its truth folder, shared by the slower tests."""
+    from features.synthetic import generate_dataset
+
+    root = tmp_path_factory.mktemp("small")
+    generate_dataset(root / "data", small_generate_params(), truth_dir=root / "truth")
+    return root / "data", root / "truth"
+
+
+def params_file(folder: Path, **section_overrides) -> Path:
+    """A copy of params.yaml with sections shallow-updated (e.g. a shorter test period), written to `folder`."""
+    import yaml
+
+    from features.config import load_params
+
+    params = load_params()
+    for name, values in section_overrides.items():
+        params[name] = {**params[name], **values}
+    path = folder / "params.yaml"
+    path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    return path

@@ -1,0 +1,103 @@
+"""The ranker: query groups, deterministic training, NDCG by hand, the training pipeline and promotion."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from features.config import section
+from models.evaluate import ndcg_at_k
+from models.experiment import placement_rows
+from models.ranker import TrainParams, query_groups, temporal_split, train_bundle
+from pipelines.cli import app
+from tests.conftest import params_file
+from tests.helpers import FEATURE_PARAMS, LABEL_PARAMS, PARAMS, RULES
+
+SHORT_SPLIT = {"test_weeks": 16, "calibration_weeks": 12}
+
+
+def test_query_groups_are_sizes_of_consecutive_meetings():
+    dates = pd.to_datetime(pd.Series(["2024-01-01"] * 3 + ["2024-01-08"] * 1 + ["2024-01-15"] * 2))
+    assert query_groups(dates).tolist() == [3, 1, 2]
+    with pytest.raises(ValueError):
+        query_groups(dates.iloc[::-1].reset_index(drop=True))
+
+
+def test_ndcg_by_hand():
+    gain = (0, 1, 3, 7)
+    # ranked by score: grades 0, 3, 1 -> DCG = 0 + 7/log2(3) + 1/2; ideal 7 + 1/log2(3) + 0
+    expected = (7 / np.log2(3) + 0.5) / (7 + 1 / np.log2(3))
+    assert ndcg_at_k(np.array([3.0, 2.0, 1.0]), np.array([0, 3, 1]), 3, gain) == pytest.approx(expected)
+    assert ndcg_at_k(np.array([1.0, 2.0, 3.0]), np.array([0, 3, 1]), 1, gain) == pytest.approx(1 / 7)
+    assert np.isnan(ndcg_at_k(np.array([1.0, 2.0]), np.array([0, 0]), 2, gain))  # no relevant item: left out
+
+
+@pytest.fixture(scope="module")
+def small_rows(small_synthetic):
+    from features.load import load_dataset
+
+    ds = load_dataset(small_synthetic[0])
+    return placement_rows(ds, features=FEATURE_PARAMS, labels=LABEL_PARAMS, rules=RULES)
+
+
+def test_same_seed_same_model_and_seed_matters(small_rows):
+    tp = dataclasses.replace(section(PARAMS, "train", TrainParams), **SHORT_SPLIT)
+    split = temporal_split(small_rows["meeting_date"], tp)
+    shuffled = small_rows.sample(frac=1.0, random_state=3)  # row order must not matter either
+    a = train_bundle(small_rows, split, tp)
+    b = train_bundle(shuffled, split, tp)
+    assert a.booster.model_to_string() == b.booster.model_to_string()
+    assert a.calibration == b.calibration
+    c = train_bundle(small_rows, split, dataclasses.replace(tp, seed=tp.seed + 1))
+    assert c.booster.model_to_string() != a.booster.model_to_string()
+
+
+def test_temporal_split_holds_out_latest_meetings(small_rows):
+    tp = dataclasses.replace(section(PARAMS, "train", TrainParams), **SHORT_SPLIT)
+    split = temporal_split(small_rows["meeting_date"], tp)
+    part = split.part(small_rows["meeting_date"])
+    assert small_rows.loc[part == "fit", "meeting_date"].max() < small_rows.loc[part == "calibration", "meeting_date"].min()
+    assert small_rows.loc[part == "calibration", "meeting_date"].max() < small_rows.loc[part == "test", "meeting_date"].min()
+    assert split.test_end == small_rows["meeting_date"].max()
+
+
+def test_train_tracks_and_promotes_only_when_not_worse(small_synthetic, tmp_path, monkeypatch):
+    """First model becomes the default; a clearly worse one stays a candidate; an equal one is promoted."""
+    monkeypatch.setenv("MATCHWIJS_MLFLOW_DIR", str(tmp_path / "store"))
+    data, truth = small_synthetic
+    good = params_file(tmp_path, train=SHORT_SPLIT)
+    runner = CliRunner()
+    first = runner.invoke(app, ["train", "--data", str(data), "--params", str(good), "--metrics-out", str(tmp_path / "m1.json")])
+    assert first.exit_code == 0, first.output
+    m1 = json.loads((tmp_path / "m1.json").read_text())
+    assert m1["promoted"] is True and m1["model_version"] == "1"
+
+    (tmp_path / "bad").mkdir()
+    bad = params_file(tmp_path / "bad", train={**SHORT_SPLIT, "lgbm": {**PARAMS["train"]["lgbm"], "num_boost_round": 1, "num_leaves": 2}})
+    second = runner.invoke(app, ["train", "--data", str(data), "--params", str(bad), "--metrics-out", str(tmp_path / "m2.json")])
+    assert second.exit_code == 0, second.output
+    m2 = json.loads((tmp_path / "m2.json").read_text())
+    assert m2["promoted"] is False and "stays a candidate" in second.output
+
+    third = runner.invoke(app, ["train", "--data", str(data), "--params", str(good), "--metrics-out", str(tmp_path / "m3.json")])
+    assert json.loads((tmp_path / "m3.json").read_text())["promoted"] is True
+
+    from models.tracking import resolve_bundle
+
+    monkeypatch.chdir(tmp_path)
+    champion = resolve_bundle(None, params_path=good)
+    assert champion.metadata["model_version"].endswith("/3")
+    assert champion.metadata["data_sha256"] == m1.get("data_sha256", champion.metadata["data_sha256"])
+
+
+def test_train_reports_bad_data_without_traceback(tmp_path, tiny_dir):
+    (tiny_dir / "clients.csv").write_text("client_id\n1\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["train", "--data", str(tiny_dir)])
+    assert result.exit_code == 1
+    assert "clients.care_provider: required column is missing" in result.output
+    assert "Traceback" not in result.output
