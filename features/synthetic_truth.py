@@ -7,9 +7,9 @@ reuse them to score any (meeting, vacancy, candidate) pair of a generated datase
                                care_providers=..., placements=..., scales=coefs.scales)
     p = true_p_sustained(inputs, coefs)
 
-The formula functions only read numeric columns (`TRUTH_INPUTS`) of a mapping of
-array-likes, so they work on a DataFrame or on a dict of broadcastable numpy arrays.
-They never read a protected attribute.
+The formula functions read only the numeric columns `truth_input_columns(coefs)` of a
+mapping of array-likes, so they work on a DataFrame or on a dict of broadcastable numpy
+arrays. None of them is a protected attribute.
 """
 
 from __future__ import annotations
@@ -20,10 +20,12 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
+from features.config import ConfigError
 from features.contract import ZRM_DOMAINS
 
 FORMULA_VERSION = "matchwijs-truth-1"
 EARTH_RADIUS_KM = 6371.0088
+ERR_UNKNOWN_DOMAIN = "params: generate.truth.failure.client: unknown ZRM domain(s) {names}; use the zrm_* column names"
 
 # Columns the truth formula reads (besides the ZRM domains named in the coefficients).
 MATCH_INPUTS: tuple[str, ...] = (
@@ -103,7 +105,7 @@ class TruthCoefs:
     def __post_init__(self) -> None:
         unknown = sorted(set(self.failure.client) - set(ZRM_DOMAINS))
         if unknown:
-            raise ValueError(f"truth.failure.client: unknown ZRM domains {unknown}")
+            raise ConfigError(ERR_UNKNOWN_DOMAIN.format(names=", ".join(unknown)))
 
 
 @dataclass(frozen=True)

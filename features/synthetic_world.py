@@ -12,9 +12,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features.config import ConfigError
 from features.contract import COMING_FROM, DWELLING_TYPES, GENDERS, MIGRATION_BACKGROUNDS, TABLES, ZRM_DOMAINS
 
 CBS_FILE = Path(__file__).resolve().parent / "data" / "amsterdam_buurten_2024.csv"
+ERR_PROVIDER_DISTRICT = "params: generate.care_providers: {name} is in district {district!r}, which has no buurten"
 CBS_IMPUTED_COLUMNS: tuple[str, ...] = (
     "avg_household_size",
     "avg_property_value_1000eur",
@@ -239,7 +241,7 @@ def make_care_providers(hoods: pd.DataFrame, population: pd.Series, specs: tuple
     for spec in specs:
         in_district = ranked[ranked["district"] == spec.district]
         if in_district.empty:
-            raise ValueError(f"care provider {spec.name}: district {spec.district!r} has no buurten")
+            raise ConfigError(ERR_PROVIDER_DISTRICT.format(name=spec.name, district=spec.district))
         k = used.get(spec.district, 0)
         used[spec.district] = k + 1
         hood = in_district.iloc[k % len(in_district)]

@@ -316,6 +316,35 @@ def test_generate_rules_mirror_the_project_rules():
         assert list(rules.min_rooms_by_household_size) == list(params["eligibility"]["min_rooms_by_household_size"])
 
 
+def test_a_failed_run_leaves_no_half_written_dataset(tmp_path, monkeypatch):
+    import features.synthetic as synthetic
+
+    out = tmp_path / "data"
+    out.mkdir()
+    (out / "keep.txt").write_text("previous dataset", encoding="utf-8")
+    calls = {"n": 0}
+    real_csv = synthetic._csv
+
+    def failing_csv(frame, path):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise OSError("disk full")
+        real_csv(frame, path)
+
+    monkeypatch.setattr(synthetic, "_csv", failing_csv)
+    with pytest.raises(OSError, match="disk full"):
+        generate_dataset(out, small_params(years=1))
+    assert [p.name for p in tmp_path.iterdir()] == ["data"]  # no temporary folder left behind
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]  # the previous dataset is untouched
+
+
+def test_a_provider_in_an_unknown_district_is_a_user_error():
+    cfg = small_params()
+    bad = (dataclasses.replace(cfg.care_providers[0], district="Atlantis"), *cfg.care_providers[1:])
+    with pytest.raises(UserError, match="Atlantis"):
+        generate_dataset("/nonexistent/never-written", dataclasses.replace(cfg, care_providers=bad))
+
+
 # --- end to end -------------------------------------------------------------------------------------
 
 def test_cli_generate_then_validate(tmp_path):
