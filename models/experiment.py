@@ -38,6 +38,14 @@ class ExperimentResult:
     test: pd.DataFrame
     metrics: pd.DataFrame  # one row per scorer
     reliability: dict[str, pd.DataFrame] = field(default_factory=dict)
+    classifier: object = None  # the fitted pointwise baseline
+
+    def baseline_scorers(self, baselines: BaselineParams) -> dict:
+        """Scorers of pair features for the oracle comparison: profile fit and the pointwise classifier."""
+        return {
+            "profile_fit": lambda X: profile_fit_scores(X, baselines),
+            "classifier": lambda X: classifier_proba(self.classifier, X),
+        }
 
 
 def run_experiment(rows: pd.DataFrame, *, train: TrainParams, baselines: BaselineParams, objectives: tuple[str, ...],
@@ -70,7 +78,7 @@ def run_experiment(rows: pd.DataFrame, *, train: TrainParams, baselines: Baselin
     reliability["baseline_classifier"] = reliability_curve(test["p_classifier"].to_numpy(), test["sustained"].astype(int).to_numpy())
     table = pd.DataFrame(metrics).T
     table.index.name = "scorer"
-    return ExperimentResult(split, bundles, test, table, reliability)
+    return ExperimentResult(split, bundles, test, table, reliability, clf)
 
 
 def score_with(bundle: ModelBundle, test: pd.DataFrame, label_gain: tuple[float, ...]) -> dict:

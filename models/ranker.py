@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
+from features.contract import ZRM_DOMAINS
 from features.errors import UserError
 from features.pairs import FEATURE_NAMES
 from models.bundle import SUPPORT_FEATURES, ModelBundle, standardise, support_scale_of
@@ -37,6 +38,7 @@ class LgbmParams:
     bagging_fraction: float
     bagging_freq: int
     lambda_l2: float
+    monotone_self_reliance: bool  # a higher ZRM score never lowers the score (the data cannot argue otherwise)
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,9 @@ def _lgb_params(params: TrainParams, objective: str) -> dict:
         "num_threads": 1,
         "verbosity": -1,
     }
+    if p.monotone_self_reliance:
+        out["monotone_constraints"] = [1 if f in ZRM_DOMAINS or f in ("zrm_mean", "zrm_min") else 0 for f in FEATURE_NAMES]
+        out["monotone_constraints_method"] = "advanced"
     if objective != "binary":
         out["label_gain"] = list(params.label_gain)
         out["eval_at"] = [5, 10]

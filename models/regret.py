@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -65,8 +66,13 @@ def read_truth(truth_dir: str | Path) -> pd.DataFrame:
 
 
 def oracle_comparison(ds: Dataset, bundle: ModelBundle, truth_dir: str | Path, *, params: dict, oracle: OracleParams,
+                      baselines: dict[str, Callable[[pd.DataFrame], np.ndarray]] | None = None,
                       progress=lambda msg: None) -> OracleComparison:
-    """Judge model, oracle, random and historical choices by the true sustain probability (see module doc)."""
+    """Judge model, oracle, random, historical and baseline choices by the true sustain probability (see module doc).
+
+    `baselines` maps a name to a scorer of pair features (higher = better); its
+    plan maximises the scores turned into within-meeting ranks (any scale works).
+    """
     fp = section(params, "features", FeatureParams)
     rules = section(params, "passend_toewijzen", PassendToewijzen)
     elig = section(params, "eligibility", EligibilityParams)
@@ -82,6 +88,10 @@ def oracle_comparison(ds: Dataset, bundle: ModelBundle, truth_dir: str | Path, *
     progress(f"{pairs['meeting_date'].nunique()} held-out meetings, {len(pairs)} eligible pairs: building features and scoring")
     feats = build_pair_features(ds, pairs[KEYS], params=fp, rules=rules)
     pairs["model_p"] = bundle.proba(feats)
+    baselines = baselines or {}
+    for name, scorer in baselines.items():
+        # ranks within the meeting, in (0, 1]: positive benefits on a common scale for the planner
+        pairs[f"{name}_score"] = pd.Series(scorer(feats), index=pairs.index).groupby(pairs["meeting_date"]).rank(pct=True)
     pairs = pairs.merge(ds.dwellings[["dwelling_id", "complex_id"]], on="dwelling_id", how="left")
     rng = np.random.default_rng(oracle.seed)
 
@@ -96,6 +106,7 @@ def oracle_comparison(ds: Dataset, bundle: ModelBundle, truth_dir: str | Path, *
         plans = {
             "model": plan_assignment(m.assign(benefit=m["model_p"]), benefit="benefit", complex_cap=cap),
             "oracle": plan_assignment(m.assign(benefit=m["true_p"]), benefit="benefit", complex_cap=cap),
+            **{name: plan_assignment(m.assign(benefit=m[f"{name}_score"]), benefit="benefit", complex_cap=cap) for name in baselines},
         }
         random_totals = []
         for _ in range(oracle.random_draws):
@@ -106,14 +117,15 @@ def oracle_comparison(ds: Dataset, bundle: ModelBundle, truth_dir: str | Path, *
             "vacancies_with_candidates": by_home.ngroups,
             "historical_placements": len(hist),
             "top1_model": top_model, "top1_oracle": top_oracle, "top1_random": top_random, "top1_historical": top_hist,
-            "plan_model_total": plans["model"]["true_p"].sum(), "plan_model_n": len(plans["model"]),
-            "plan_oracle_total": plans["oracle"]["true_p"].sum(), "plan_oracle_n": len(plans["oracle"]),
+            **{f"top1_{name}": m.loc[by_home[f"{name}_score"].idxmax(), "true_p"].mean() for name in baselines},
+            **{f"plan_{name}_total": plan["true_p"].sum() for name, plan in plans.items()},
+            **{f"plan_{name}_n": len(plan) for name, plan in plans.items()},
             "plan_random_total": float(np.mean([t for t, _ in random_totals])),
             "plan_random_n": float(np.mean([n for _, n in random_totals])),
             "plan_historical_total": hist["true_p"].sum(), "plan_historical_n": len(hist),
         })
     per = pd.DataFrame(rows)
-    policies = ["model", "oracle", "random", "historical"]
+    policies = ["model", "oracle", "random", "historical", *baselines]
     table = pd.DataFrame(index=policies)
     table["top1_true_p_sustained"] = [per[f"top1_{p}"].mean() for p in policies]
     table["plan_true_p_sustained"] = [per[f"plan_{p}_total"].sum() / per[f"plan_{p}_n"].sum() for p in policies]
@@ -130,6 +142,9 @@ def oracle_comparison(ds: Dataset, bundle: ModelBundle, truth_dir: str | Path, *
         "plan_captured_gain": captured("plan_true_p_sustained"),
         **{f"{c}_{p}": float(table.loc[p, c]) for p in policies for c in ("top1_true_p_sustained", "plan_true_p_sustained")},
     }
+    for name in baselines:
+        span = table.loc["oracle", "plan_true_p_sustained"] - table.loc["random", "plan_true_p_sustained"]
+        summary[f"plan_captured_gain_{name}"] = float((table.loc[name, "plan_true_p_sustained"] - table.loc["random", "plan_true_p_sustained"]) / span) if span > 0 else float("nan")
     hist_span = table.loc["oracle", "plan_true_p_sustained"] - table.loc["historical", "plan_true_p_sustained"]
     summary["plan_beats_historical"] = float(table.loc["model", "plan_true_p_sustained"] > table.loc["historical", "plan_true_p_sustained"])
     summary["plan_captured_gain_over_historical"] = (

@@ -96,7 +96,8 @@ def train(
         from models.regret import OracleParams, oracle_comparison
 
         _progress(f"comparing with the oracle on the held-out meetings ({truth})")
-        oracle = oracle_comparison(ds, bundle, truth, params=cfg, oracle=section(cfg, "oracle", OracleParams), progress=_progress)
+        oracle = oracle_comparison(ds, bundle, truth, params=cfg, oracle=section(cfg, "oracle", OracleParams),
+                                   baselines=result.baseline_scorers(bp), progress=_progress)
 
     gate = None
     try:
