@@ -1,0 +1,180 @@
+"""Explanations: TreeSHAP equal to LightGBM's pred_contrib and additive to the score; reasons in English and Dutch."""
+
+from __future__ import annotations
+
+import re
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.config import section
+from features.load import load_dataset
+from features.pairs import FEATURE_NAMES, all_meeting_pairs, build_pair_features
+from models.bundle import ModelBundle
+from models.explain import (
+    TEMPLATES,
+    ExplainParams,
+    check_lang,
+    differences,
+    explanations_frame,
+    reasons,
+    signed,
+    tree_shap,
+)
+from pipelines.bench_recommend import jittered, stand_in_bundle
+from tests.helpers import FEATURE_PARAMS, PARAMS, RULES
+
+PARAMS_EXPLAIN = ExplainParams()
+
+
+@pytest.fixture(scope="module")
+def tiny_features(tmp_path_factory):
+    from tests.conftest import tiny_tables, write_dataset
+
+    ds = load_dataset(write_dataset(tmp_path_factory.mktemp("tiny"), tiny_tables()))
+    pairs = all_meeting_pairs(ds, ds.vacancies["meeting_date"].unique())
+    return build_pair_features(ds, pairs, params=FEATURE_PARAMS, rules=RULES)
+
+
+@pytest.fixture(scope="module")
+def tiny_bundle(tiny_features):
+    return stand_in_bundle(jittered(tiny_features, 400, seed=1), n_trees=25, num_leaves=6, min_data_in_leaf=5)
+
+
+def _bundle_from(booster: lgb.Booster, names: list[str]) -> ModelBundle:
+    return ModelBundle(booster, tuple(names), "binary", {"a": 1.0, "b": 0.0}, 0.5, pd.DataFrame(), {}, 1.0)
+
+
+@pytest.mark.parametrize("lgb_params", [
+    {},
+    {"zero_as_missing": True},
+    {"use_missing": False},
+])
+def test_tree_shap_equals_pred_contrib(lgb_params):
+    """Also with NaN, exact zeros, integer-valued features and values exactly at split thresholds."""
+    rng = np.random.default_rng(0)
+    n, names = 3000, [f"f{i}" for i in range(6)]
+    X = np.column_stack([rng.normal(size=n), rng.integers(0, 4, n), rng.random(n) < 0.3, rng.normal(size=n),
+                         rng.integers(0, 2, n) * rng.normal(size=n), rng.uniform(0, 10, n)]).astype(float)
+    X[rng.random(n) < 0.1, 0] = np.nan
+    X[rng.random(n) < 0.1, 3] = 0.0
+    y = ((np.nan_to_num(X[:, 0]) + X[:, 1] - 2 * X[:, 2] + X[:, 3] * X[:, 4] + rng.normal(size=n)) > 0.5).astype(int)
+    params = {"objective": "binary", "num_leaves": 15, "verbosity": -1, "seed": 1, "deterministic": True, **lgb_params}
+    booster = lgb.train(params, lgb.Dataset(X, y, feature_name=names), num_boost_round=40)
+    bundle = _bundle_from(booster, names)
+    Q = pd.DataFrame(np.vstack([X[:500], rng.normal(size=(200, 6))]), columns=names)
+    # rows exactly at some split thresholds
+    thresholds = [t for t in (booster.dump_model()["tree_info"][0]["tree_structure"].get("threshold"),) if t is not None]
+    Q.loc[len(Q)] = [thresholds[0]] * 6
+    fast, fast_base = tree_shap(bundle, Q)
+    slow, slow_base = bundle.contributions(Q)
+    assert np.abs(fast.to_numpy() - slow.to_numpy()).max() < 1e-10
+    assert np.abs(fast_base - slow_base).max() < 1e-10
+    assert np.abs(fast_base + fast.sum(axis=1).to_numpy() - bundle.score(Q)).max() < 1e-6
+    assert list(fast.columns) == names and fast.index.equals(Q.index)
+
+
+def test_explanations_are_additive_to_the_score(tiny_bundle, tiny_features):
+    X = tiny_features
+    contrib, base = tree_shap(tiny_bundle, X)
+    assert (contrib.abs().sum(axis=1) > 0).all(), "the stand-in model should explain something"
+    long = explanations_frame(X[["dwelling_id", "client_id"]], X, contrib)
+    assert list(long.columns) == ["dwelling_id", "client_id", "feature", "value", "contribution"]
+    assert len(long) == len(X) * len(FEATURE_NAMES)
+    assert long["feature"].iloc[: len(FEATURE_NAMES)].tolist() == list(FEATURE_NAMES)
+    total = long.groupby(["dwelling_id", "client_id"], sort=False)["contribution"].sum().to_numpy()
+    np.testing.assert_allclose(base + total, tiny_bundle.score(X), atol=1e-6, rtol=0)
+    row = long[(long["dwelling_id"] == "D002") & (long["client_id"] == "0002") & (long["feature"] == "floors_without_lift")]
+    assert row["value"].item() == 3.0
+
+
+def _one_pair(**values) -> pd.DataFrame:
+    X = pd.DataFrame([dict.fromkeys(FEATURE_NAMES, 0.0)])
+    for k, v in values.items():
+        X.loc[0, k] = v
+    return X
+
+
+def _contrib(**values) -> pd.DataFrame:
+    c = pd.DataFrame([dict.fromkeys(FEATURE_NAMES, 0.0)])
+    for k, v in values.items():
+        c.loc[0, k] = v
+    return c
+
+
+CONTEXT = pd.DataFrame({"care_provider": ["Kompas Zorg"], "district": ["Oost"], "network_district": ["West"]})
+
+
+def test_reasons_in_english_and_dutch():
+    X = _one_pair(distance_to_care_km=3.2, support_hours_per_week=8, support_x_distance=25.6, rent_to_income=0.38,
+                  zrm_finances=2, rent_cap_headroom_eur=-52.4, floors_without_lift=3)
+    c = _contrib(support_x_distance=-0.4, rent_cap_headroom_eur=0.21, floors_without_lift=-0.15, rent_to_income=0.004)
+    en = reasons(X, c, context=CONTEXT, lang="en", params=PARAMS_EXPLAIN).iloc[0]
+    assert en == ("3.2 km from Kompas Zorg for someone with 8 support hours a week (−0.40); "
+                  "rent €52 over the passend-toewijzen rent cap (+0.21); 3 floors of stairs without a lift (−0.15)")
+    nl = reasons(X, c, context=CONTEXT, lang="nl", params=PARAMS_EXPLAIN).iloc[0]
+    assert nl == ("3,2 km van Kompas Zorg bij 8 uur begeleiding per week (−0,40); "
+                  "huur € 52 boven de huurgrens van passend toewijzen (+0,21); 3 verdiepingen traplopen zonder lift (−0,15)")
+
+
+def test_reasons_respect_count_and_minimum():
+    X = _one_pair(rooms=2, rent_eur=610, units_in_complex=40, network_in_district=0)
+    c = _contrib(rooms=0.3, rent_eur=-0.2, units_in_complex=0.1, network_in_district=-0.05)
+    one = reasons(X, c, context=CONTEXT, params=ExplainParams(top_reasons=1)).iloc[0]
+    assert one == "2 rooms (+0.30)"
+    four = reasons(X, c, context=CONTEXT, params=ExplainParams(top_reasons=4)).iloc[0]
+    assert four.endswith("own network lives in West, not here (−0.05)") and four.count(";") == 3
+    tiny = reasons(X, c * 0.001, params=PARAMS_EXPLAIN).iloc[0]
+    assert tiny == "no single factor stands out"
+    assert reasons(X, c * 0.001, lang="nl", params=PARAMS_EXPLAIN).iloc[0] == "geen factor springt eruit"
+
+
+def test_special_category_values_are_not_shown():
+    X = _one_pair(zrm_justice=1, zrm_addiction=2, addiction_x_vulnerable=0.3, vulnerable_household_share=0.1,
+                  stairs_x_physical=9, floors_without_lift=3, zrm_physical_health=2)
+    c = _contrib(zrm_justice=-0.5, addiction_x_vulnerable=-0.4, stairs_x_physical=-0.3)
+    for lang in ("en", "nl"):
+        text = reasons(X, c, lang=lang, params=PARAMS_EXPLAIN).iloc[0]
+        assert "1/5" not in text and "2/5" not in text
+    assert reasons(X, c, params=PARAMS_EXPLAIN).iloc[0] == (
+        "justice (ZRM, special category: score not shown) (−0.50); "
+        "10% vulnerable households in the neighbourhood, given addiction (ZRM, not shown) (−0.40); "
+        "3 floors of stairs without a lift, given physical health (ZRM, not shown) (−0.30)")
+    # A feature declared special in params but without its own wording is named without its value.
+    special = ExplainParams(special_category=("rent_eur",))
+    assert reasons(_one_pair(rent_eur=610), _contrib(rent_eur=0.2), params=special).iloc[0] == "rent (not shown) (+0.20)"
+
+
+@pytest.mark.parametrize("value", [0.0, 1.0, 3.0])
+def test_every_feature_has_wording_in_both_languages(value):
+    assert set(TEMPLATES) == set(FEATURE_NAMES)
+    X = _one_pair(**dict.fromkeys(FEATURE_NAMES, value))
+    for name in FEATURE_NAMES:
+        c = _contrib(**{name: 0.5})
+        en = reasons(X, c, context=CONTEXT, lang="en", params=ExplainParams(special_category=())).iloc[0]
+        nl = reasons(X, c, context=CONTEXT, lang="nl", params=ExplainParams(special_category=())).iloc[0]
+        assert en.endswith("(+0.50)") and nl.endswith("(+0,50)"), name
+        assert not re.search(r"\bnan\b", en + " " + nl, flags=re.IGNORECASE), name
+        assert len(en) > 10 and len(nl) > 10, name
+
+
+def test_differences_between_two_candidates():
+    first = pd.Series({"a": 0.5, "b": -0.1, "c": 0.0})
+    other = pd.Series({"a": 0.1, "b": -0.1, "c": 0.2})
+    assert differences(first, other, 3) == [("a", pytest.approx(-0.4)), ("c", pytest.approx(0.2))]
+
+
+def test_signed_and_languages():
+    assert signed(-0.404) == "−0.40" and signed(0.2) == "+0.20" and signed(-0.001) == "+0.00"
+    assert signed(-1.5, lang="nl") == "−1,50"
+    assert check_lang("nl") == "nl"
+    with pytest.raises(ValueError, match="en, nl"):
+        check_lang("de")
+
+
+def test_params_section():
+    cfg = section(PARAMS, "explain", ExplainParams)
+    assert cfg.top_reasons == 3 and "zrm_justice" in cfg.special_category
+    assert set(cfg.special_category) <= set(FEATURE_NAMES)
