@@ -1,0 +1,143 @@
+"""What the model's plan would have done at the held-out meetings, next to what the meeting did.
+
+For every held-out meeting, every (vacancy, candidate) pair is scored as of that
+meeting; the eligibility rules (`models.eligibility.apply_eligibility`) and the
+one-to-one plan (`models.assignment.plan_assignment`, benefit = calibrated
+P(sustained), params.yaml `eligibility` and `assignment`), exactly as `recommend`
+applies them, give the model's proposal. Per candidate-meeting the frame
+holds the historical decision (`placed`, the home they got and its P(sustained)
+by the model) and the plan's (`planned`, the home it proposes and its P), plus
+the client's best single eligible home.
+
+Made worse off (Kube, Das & Fowler 2019: an optimal allocation can leave many
+individually worse off), with tolerance `tol` on P(sustained):
+- `displaced`: the meeting placed the client, the plan gives them no home at that meeting;
+- `lower_chance`: both place the client, the plan's home has P lower by more than `tol`;
+- `worse_off` = displaced or lower_chance;
+- `below_best`: the home given (by the plan, or by the meeting for `below_best_actual`)
+  has P lower by more than `tol` than the client's best eligible home at that meeting.
+Expected outcomes are the model's own estimates: the comparison is only as good
+as the model's calibration and its support for homes nobody like the client got.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features.config import section
+from features.labels import KNOWN, build_labels
+from features.load import Dataset
+from features.pairs import all_meeting_pairs, build_pair_features
+from features.rules import PassendToewijzen
+from models.assignment import AssignmentParams, plan_assignment
+from models.bundle import ModelBundle
+from models.eligibility import EligibilityParams, apply_eligibility
+from models.fairness import PipelineParams
+
+DECISION_COLUMNS = [
+    "meeting_date", "client_id", "placed", "planned", "actual_dwelling_id", "planned_dwelling_id",
+    "p_actual", "p_plan", "p_best", "n_eligible", "actual_eligible", "displaced", "lower_chance", "worse_off",
+    "below_best", "below_best_actual", "outcome_known", "outcome",
+]
+PLANNED_COLUMNS = ["meeting_date", "dwelling_id", "client_id", "probability", "support_count"]
+
+
+@dataclass(frozen=True)
+class PlanParams:
+    """The meeting's eligibility rules and plan settings, exactly as `recommend` applies them."""
+
+    eligibility: EligibilityParams
+    assignment: AssignmentParams
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> "PlanParams":
+        """params.yaml `eligibility` and `assignment`."""
+        return cls(section(dict(config), "eligibility", EligibilityParams), section(dict(config), "assignment", AssignmentParams))
+
+
+def _eligible_mask(ds: Dataset, pairs: pd.DataFrame, plan: PlanParams, rules: PassendToewijzen) -> np.ndarray:
+    eligible, _ = apply_eligibility(ds, pairs, plan.eligibility, rules)
+    return pairs.index.isin(eligible.index)
+
+
+def _plan(ds: Dataset, options: pd.DataFrame, plan: PlanParams) -> pd.DataFrame:
+    a = plan.assignment
+    complexes = ds.dwellings.set_index("dwelling_id")["complex_id"]
+    with_complex = options.assign(p_sustained=options["probability"], complex_id=options["dwelling_id"].map(complexes).to_numpy())
+    return plan_assignment(with_complex, benefit="p_sustained", complex_cap=a.complex_cap, min_benefit=a.min_benefit,
+                           time_limit_seconds=a.time_limit_seconds)
+
+
+def _meeting_decisions(ds: Dataset, bundle: ModelBundle, meeting: pd.Timestamp, placements: pd.DataFrame,
+                       *, pipeline: PipelineParams, plan_params: PlanParams, tol: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    pairs = all_meeting_pairs(ds, [meeting])
+    cand = ds.candidates.loc[ds.candidates["meeting_date"] == meeting, ["meeting_date", "client_id"]]
+    out = cand.sort_values("client_id", kind="stable").reset_index(drop=True)
+    out["client_id"] = out["client_id"].astype(str)
+    if pairs.empty:
+        X = pairs.assign(probability=pd.Series(dtype=float), eligible=pd.Series(dtype=bool))
+        planned = X.iloc[:0]
+    else:
+        X = build_pair_features(ds, pairs, params=pipeline.features, rules=pipeline.rules)
+        X["probability"] = bundle.proba(X)
+        X["eligible"] = _eligible_mask(ds, X, plan_params, pipeline.rules)
+        options = X[X["eligible"]]
+        planned = _plan(ds, options, plan_params) if len(options) else options.iloc[:0]
+    X = X.assign(dwelling_id=X["dwelling_id"].astype(str), client_id=X["client_id"].astype(str))
+    keyed = X.set_index(["dwelling_id", "client_id"])
+
+    actual = placements[placements["meeting_date"] == meeting].set_index("client_id")
+    out["placed"] = out["client_id"].isin(actual.index).astype(int)
+    out["actual_dwelling_id"] = out["client_id"].map(actual["dwelling_id"])
+    idx = pd.MultiIndex.from_arrays([out["actual_dwelling_id"].fillna(""), out["client_id"]])
+    out["p_actual"] = keyed["probability"].reindex(idx).to_numpy()
+    eligible_actual = pd.Series(keyed["eligible"].reindex(idx).to_numpy(dtype=object), index=out.index)
+    out["actual_eligible"] = eligible_actual.where(out["placed"] == 1).astype("boolean")
+
+    plan = planned.assign(client_id=planned["client_id"].astype(str), dwelling_id=planned["dwelling_id"].astype(str)).set_index("client_id")
+    out["planned"] = out["client_id"].isin(plan.index).astype(int)
+    out["planned_dwelling_id"] = out["client_id"].map(plan["dwelling_id"])
+    out["p_plan"] = out["client_id"].map(plan["probability"])
+    eligible = X[X["eligible"]]
+    out["p_best"] = out["client_id"].map(eligible.groupby("client_id")["probability"].max())
+    out["n_eligible"] = out["client_id"].map(eligible.groupby("client_id").size()).fillna(0).astype(int)
+
+    placed, in_plan = out["placed"] == 1, out["planned"] == 1
+    out["displaced"] = np.where(placed, (~in_plan).astype(float), np.nan)
+    lower = in_plan & (out["p_plan"] < out["p_actual"] - tol)
+    out["lower_chance"] = np.where(placed, lower.astype(float), np.nan)
+    out["worse_off"] = np.where(placed, ((~in_plan) | lower).astype(float), np.nan)
+    out["below_best"] = np.where(in_plan, (out["p_plan"] < out["p_best"] - tol).astype(float), np.nan)
+    out["below_best_actual"] = np.where(placed, (out["p_actual"] < out["p_best"] - tol).astype(float), np.nan)
+    out["outcome_known"] = (placed & out["client_id"].map(actual["status"]).eq(KNOWN)).astype(int)
+    out["outcome"] = out["client_id"].map(actual["sustained"]).astype(float).where(out["outcome_known"] == 1)
+    planned_rows = X.merge(plan.reset_index()[["dwelling_id", "client_id"]], on=["dwelling_id", "client_id"], how="inner")
+    planned_rows["support_count"] = bundle.support_counts(planned_rows) if len(planned_rows) else np.zeros(0, dtype=int)
+    return out[DECISION_COLUMNS], planned_rows[PLANNED_COLUMNS]
+
+
+def candidate_decisions(ds: Dataset, bundle: ModelBundle, meetings: pd.DatetimeIndex, *, pipeline: PipelineParams,
+                        plan_params: PlanParams, tol: float, progress: Callable[[str], None] | None = None,
+                        ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per (meeting, candidate) at `meetings`: the meeting's decision and the plan's, with expected outcomes.
+
+    Returns (decisions, planned pairs with their P and support count). One meeting
+    at a time, so memory stays bounded by the largest meeting.
+    """
+    labels = build_labels(ds, pipeline.labels)
+    placements = labels.assign(client_id=labels["client_id"].astype(str), dwelling_id=labels["dwelling_id"].astype(str))
+    decisions, plans = [], []
+    for i, meeting in enumerate(meetings):
+        d, p = _meeting_decisions(ds, bundle, meeting, placements, pipeline=pipeline, plan_params=plan_params, tol=tol)
+        decisions.append(d)
+        plans.append(p)
+        if progress is not None and (i + 1) % 10 == 0:
+            progress(f"plan vs meeting: {i + 1}/{len(meetings)} meetings")
+    if not decisions:
+        return pd.DataFrame(columns=DECISION_COLUMNS), pd.DataFrame(columns=PLANNED_COLUMNS)
+    return pd.concat(decisions, ignore_index=True), pd.concat(plans, ignore_index=True)
