@@ -1,0 +1,132 @@
+"""`matchwijs audit`: the fairness audit of a model on its held-out meetings, for auditors.
+
+Writes into OUT (only once everything is complete): the contract's
+audit_predictions.csv, fairness.csv and audit.html, plus audit_decisions.csv,
+fairness_gate.csv, the SHAP and proxy tables, audit_summary.json and
+model_card.md. Exit code 0 = gate passed, 3 = gate failed (the report is
+written first), 1 = a problem with the input (nothing written).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from features.errors import UserError
+
+EXIT_GATE_FAILED = 3
+# Aggregates only go to MLflow: the row-level files carry protected attributes per client.
+MLFLOW_FILES = ("audit.html", "model_card.md", "fairness.csv", "fairness_gate.csv", "audit_summary.json")
+
+
+def _echo_err(text: str) -> None:
+    typer.echo(text, err=True)
+
+
+def _resolve_model(model: Optional[str], params: Optional[Path]):
+    from models.bundle import ModelBundle
+
+    try:
+        from models.tracking import resolve_bundle
+    except ModuleNotFoundError as exc:
+        if exc.name != "models.tracking":
+            raise
+        if model is None:
+            raise UserError("no model given: pass --model PATH to a model folder (no model registry is installed)") from None
+        return ModelBundle.load(model)
+    return resolve_bundle(model, params_path=params)
+
+
+def _publish(tmp: Path, out: Path, names: tuple[str, ...]) -> None:
+    """Move the finished files from `tmp` into `out`; stale audit files in `out` are removed, others kept."""
+    if not out.exists():
+        tmp.rename(out)
+        return
+    fresh = {p.name for p in tmp.iterdir()}
+    for name in names:
+        if name not in fresh and (out / name).is_file():
+            (out / name).unlink()
+    for path in tmp.iterdir():
+        os.replace(path, out / path.name)
+    tmp.rmdir()
+
+
+def _log_to_mlflow(bundle, out: Path, params: Optional[Path]) -> str | None:
+    """Add the report and model card to the model's MLflow run; returns a warning or None."""
+    run_id = (bundle.metadata or {}).get("mlflow_run_id")
+    if not run_id:
+        return None
+    try:
+        from models import tracking
+    except ModuleNotFoundError:
+        return "the model has an MLflow run but no tracking module is installed: report not logged"
+    try:
+        store = tracking.store_dir(tracking.mlflow_params(params))
+        if not (store / tracking.DB_FILE).is_file():
+            return f"no MLflow store at {store}: report not logged to run {run_id}"
+        for name in MLFLOW_FILES:
+            if (out / name).is_file():
+                tracking.log_artifacts_to_run(store, run_id, {"audit": out / name})
+    except Exception as exc:  # noqa: BLE001 - the audit stands without MLflow; say why it was not logged
+        return f"could not log the report to MLflow run {run_id}: {exc}"
+    return None
+
+
+def audit(
+    data: Path = typer.Option(..., "--data", help="Dataset folder that follows the data contract, with client_protected."),
+    out: Path = typer.Option(..., "--out", help="Folder for the audit files (created; audit files in it are replaced)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Model folder, registered version N or models:/NAME/N (default: the current default model)."),
+    params: Optional[Path] = typer.Option(None, "--params", help="params.yaml to use (default: ./params.yaml, else the project's own)."),
+) -> None:
+    """Fairness audit of the model on its held-out meetings: group metrics, the human baseline, who is made worse off, SHAP, proxies, the gate.
+
+    Exit code 3 when the fairness gate fails (after writing the report).
+    """
+    from features.config import load_params, section
+    from features.load import load_dataset
+    from models.fairness import ERR_NO_PROTECTED, FairnessParams
+    from reports.audit import OUTPUT_FILES, AuditParams, build_audit, write_audit
+
+    cfg = load_params(params)
+    fairness_params = section(cfg, "fairness", FairnessParams)
+    audit_params = section(cfg, "audit", AuditParams)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} exists and is not a folder")
+    ds = load_dataset(data)
+    if ds.client_protected is None:
+        raise UserError(ERR_NO_PROTECTED)
+    bundle = _resolve_model(model, params)
+    _echo_err(f"audit: {ds.summary()}")
+
+    result = build_audit(ds, bundle, fairness=fairness_params, audit=audit_params, config=cfg,
+                         progress=lambda msg: _echo_err(f"audit: {msg}"))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; OUT gets the usual permissions
+    try:
+        write_audit(result, tmp, bundle=bundle)
+        _publish(tmp, out, OUTPUT_FILES)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    warning = _log_to_mlflow(bundle, out, params)
+    if warning:
+        _echo_err(f"audit: warning: {warning}")
+
+    gate = result.fairness.gate
+    typer.echo(f"wrote {out}: {len(result.fairness.predictions)} held-out placements, "
+               f"{len(result.fairness.decisions)} candidate-meetings; fairness gate {'PASSED' if gate.passed else 'FAILED'}")
+    for text in gate.warnings:
+        _echo_err(f"audit: warning: {text}")
+    if not gate.passed:
+        _echo_err(f"audit: the fairness gate FAILED ({len(gate.failures)} check(s)); see {out / 'audit.html'}:")
+        for text in gate.failures:
+            _echo_err(f"  - {text}")
+        raise typer.Exit(EXIT_GATE_FAILED)

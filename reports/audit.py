@@ -1,0 +1,492 @@
+"""The fairness audit as files: row-level CSVs, the group table, SHAP and proxy tables, audit.html.
+
+`build_audit` computes everything (group metrics and gate via `models.fairness`,
+SHAP and proxy analysis via `models.proxy`); `write_audit` writes it into a folder.
+Nothing here imports MLflow: the command (`pipelines/audit.py`) logs the files.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features.labels import build_labels
+from features.load import Dataset
+from features.pairs import FEATURE_INFO, build_pair_features
+from models.bundle import ModelBundle
+from models.fairness import (
+    CANDIDATES,
+    HUMAN,
+    METRICS,
+    MODEL,
+    PLACEMENTS,
+    PLAN,
+    FairnessAudit,
+    INTERSECTION_SEP,
+    FairnessParams,
+    attribute_frame,
+    run_fairness,
+)
+from models.proxy import ProbeParams, global_importance, proxy_probe, proxy_summary, shap_by_group, shap_flags
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+# Output files (CONTRACT.md names the first three).
+PREDICTIONS_FILE = "audit_predictions.csv"
+FAIRNESS_FILE = "fairness.csv"
+HTML_FILE = "audit.html"
+DECISIONS_FILE = "audit_decisions.csv"
+GATE_FILE = "fairness_gate.csv"
+SHAP_IMPORTANCE_FILE = "shap_importance.csv"
+SHAP_GROUPS_FILE = "shap_by_group.csv"
+SHAP_FLAGS_FILE = "shap_flags.csv"
+PROXY_AUC_FILE = "proxy_auc.csv"
+PROXY_IMPORTANCE_FILE = "proxy_importance.csv"
+SUMMARY_FILE = "audit_summary.json"
+MODEL_CARD_FILE = "model_card.md"
+OUTPUT_FILES = (PREDICTIONS_FILE, FAIRNESS_FILE, HTML_FILE, DECISIONS_FILE, GATE_FILE, SHAP_IMPORTANCE_FILE,
+                SHAP_GROUPS_FILE, SHAP_FLAGS_FILE, PROXY_AUC_FILE, PROXY_IMPORTANCE_FILE, SUMMARY_FILE, MODEL_CARD_FILE)
+
+CONTRACT_PREDICTION_COLUMNS = ["placement_id", "client_id", "score", "prediction", "outcome", "gender", "age_band",
+                               "migration_background"]
+
+
+@dataclass(frozen=True)
+class AuditParams:
+    """params.yaml `audit:`."""
+
+    shap_top_features: int
+    shap_flag_top: int
+    proxy: ProbeParams
+
+
+@dataclass
+class AuditResult:
+    """Everything the audit files are written from."""
+
+    fairness: FairnessAudit
+    shap_importance: pd.Series
+    shap_groups: pd.DataFrame
+    shap_flags: pd.DataFrame
+    proxy_auc: pd.DataFrame
+    proxy_importance: pd.DataFrame
+    proxy_rows: int
+    model: dict  # what identifies the model: version, run, period, threshold, objective, metrics
+    data: dict  # what identifies the data: name, as_of, summary
+    fairness_params: FairnessParams
+    audit_params: AuditParams
+
+    @property
+    def passed(self) -> bool:
+        return self.fairness.gate.passed
+
+
+def _model_info(bundle: ModelBundle) -> dict:
+    meta = dict(bundle.metadata or {})
+    return {
+        "version": meta.get("model_version") or meta.get("mlflow_run_id") or "(unregistered bundle)",
+        "mlflow_run_id": meta.get("mlflow_run_id"),
+        "objective": bundle.objective,
+        "threshold": float(bundle.threshold),
+        "n_features": len(bundle.feature_names),
+        "metadata": meta,
+    }
+
+
+def build_audit(ds: Dataset, bundle: ModelBundle, *, fairness: FairnessParams, audit: AuditParams,
+                config: Mapping[str, Any], progress: Callable[[str], None] | None = None) -> AuditResult:
+    """Run the whole audit in memory: group metrics and gate, SHAP by group, proxy probes."""
+    say = progress or (lambda _msg: None)
+    fa = run_fairness(ds, bundle, params=fairness, config=config, progress=say)
+    say("SHAP contributions of the held-out placements")
+    contrib, _ = bundle.contributions(fa.features)
+    attrs = fa.predictions[[c for c in fairness.all_attributes(tuple(fa.predictions.columns)) if c in fa.predictions]]
+    importance = global_importance(contrib)
+    groups = shap_by_group(contrib, attrs, min_group_size=fairness.min_group_size)
+    flags = shap_flags(groups, top=audit.shap_flag_top)
+
+    say("proxy probes: can the model's features predict the protected attributes?")
+    labels = build_labels(ds, fa.pipeline.labels)
+    rows = labels[["meeting_date", "dwelling_id", "client_id"]].sort_values(["meeting_date", "client_id"], kind="stable").reset_index(drop=True)
+    X_all = build_pair_features(ds, rows, params=fa.pipeline.features, rules=fa.pipeline.rules)
+    prot = attribute_frame(ds, rows, params=fairness)
+    auc, imp = proxy_probe(X_all[list(bundle.feature_names)], prot, rows["client_id"].astype(str).to_numpy(),
+                           params=audit.proxy, min_class_size=fairness.min_group_size)
+    if len(flags) and len(imp):
+        best = imp.groupby(["attribute", "feature"])["importance"].max().rename("proxy_importance")
+        flags = flags.join(best, on=["attribute", "feature"])
+    data = {"name": ds.name or ds.path.name, "path": str(ds.path), "as_of": f"{ds.as_of:%Y-%m-%d}", "summary": ds.summary()}
+    return AuditResult(fa, importance, groups, flags, auc, imp, len(rows), _model_info(bundle), data, fairness, audit)
+
+
+# ---------------------------------------------------------------------------------------------
+# Files.
+
+
+def _dates(frame: pd.DataFrame) -> pd.DataFrame:
+    out = frame.copy()
+    for col in out.columns:
+        if pd.api.types.is_datetime64_any_dtype(out[col]):
+            out[col] = out[col].dt.strftime("%Y-%m-%d")
+    return out
+
+
+def predictions_frame(result: AuditResult) -> pd.DataFrame:
+    """audit_predictions.csv: the contract's columns first, then the rest."""
+    pred = result.fairness.predictions
+    rest = [c for c in pred.columns if c not in CONTRACT_PREDICTION_COLUMNS]
+    return _dates(pred[CONTRACT_PREDICTION_COLUMNS + rest])
+
+
+def summary(result: AuditResult) -> dict:
+    """audit_summary.json: verdict, failures, warnings, sizes, model and data identity."""
+    fa = result.fairness
+    dec = fa.decisions
+    return {
+        "gate_passed": fa.gate.passed,
+        "failures": fa.gate.failures,
+        "warnings": fa.gate.warnings,
+        "held_out_start": f"{fa.period.start:%Y-%m-%d}",
+        "held_out_end": f"{fa.period.end:%Y-%m-%d}" if fa.period.end is not None else None,
+        "held_out_meetings": len(fa.meetings),
+        "held_out_placements": len(fa.predictions),
+        "candidate_meetings": len(dec),
+        "placed_by_meeting": int(dec["placed"].sum()) if len(dec) else 0,
+        "placed_by_plan": int(dec["planned"].sum()) if len(dec) else 0,
+        "worse_off_share": _share(dec, "worse_off", "placed"),
+        "displaced_share": _share(dec, "displaced", "placed"),
+        "below_best_share_plan": _share(dec, "below_best", "planned"),
+        "below_best_share_meeting": _share(dec, "below_best_actual", "placed"),
+        "eligibility_rules": list(fa.plan_params.eligibility.rules),
+        "complex_cap": fa.plan_params.assignment.complex_cap,
+        "proxy_flags": [f"{r.attribute}={r.group} (AUC {r.auc:.2f})" for r in result.proxy_auc.itertuples() if r.flagged],
+        "model_version": result.model["version"],
+        "mlflow_run_id": result.model["mlflow_run_id"],
+        "data": result.data,
+    }
+
+
+def _share(frame: pd.DataFrame, column: str, within: str) -> float | None:
+    rows = frame[frame[within] == 1] if len(frame) else frame
+    return float(rows[column].mean()) if len(rows) else None
+
+
+def write_audit(result: AuditResult, folder: Path, *, bundle: ModelBundle) -> list[Path]:
+    """Write every audit file into `folder` (which must exist); returns the paths written."""
+    from reports.model_card import render_model_card
+
+    fa = result.fairness
+    folder = Path(folder)
+    written = []
+
+    def csv(frame: pd.DataFrame, name: str, **kw) -> None:
+        path = folder / name
+        frame.to_csv(path, index=False, **kw)
+        written.append(path)
+
+    csv(predictions_frame(result), PREDICTIONS_FILE)
+    csv(_dates(fa.decisions), DECISIONS_FILE)
+    csv(fa.metrics, FAIRNESS_FILE)
+    csv(fa.gate.table, GATE_FILE)
+    csv(result.shap_importance.rename_axis("feature").reset_index(), SHAP_IMPORTANCE_FILE)
+    csv(result.shap_groups, SHAP_GROUPS_FILE)
+    csv(result.shap_flags, SHAP_FLAGS_FILE)
+    csv(result.proxy_auc, PROXY_AUC_FILE)
+    csv(result.proxy_importance, PROXY_IMPORTANCE_FILE)
+    (folder / SUMMARY_FILE).write_text(json.dumps(summary(result), indent=2, default=str) + "\n", encoding="utf-8")
+    written.append(folder / SUMMARY_FILE)
+    (folder / HTML_FILE).write_text(render_html(result), encoding="utf-8")
+    written.append(folder / HTML_FILE)
+    (folder / MODEL_CARD_FILE).write_text(render_model_card(result, bundle=bundle), encoding="utf-8")
+    written.append(folder / MODEL_CARD_FILE)
+    return written
+
+
+# ---------------------------------------------------------------------------------------------
+# Figures (matplotlib, inline PNG) and the HTML report.
+
+
+def _png(fig, *, tight: bool = True) -> str:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    if tight:
+        fig.tight_layout(rect=(0, 0, 1, 0.95))
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _grid(n: int, width: float = 4.4, height: float = 3.3):
+    plt = _plt()
+    cols = min(2, max(n, 1))
+    rows = int(np.ceil(max(n, 1) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    return fig, axes.flat
+
+
+def _part(m: pd.DataFrame, source: str, metric: str, attribute: str) -> pd.DataFrame:
+    return m[(m["source"] == source) & (m["metric"] == metric) & (m["attribute"] == attribute)]
+
+
+def figure_selection(m: pd.DataFrame, attributes: list[str]) -> str | None:
+    """Selection rate per group: the meeting (human) next to the model's plan, with ±1 SE."""
+    attrs = [a for a in attributes if not _part(m, HUMAN, "selection_rate", a).empty]
+    if not attrs:
+        return None
+    fig, axes = _grid(len(attrs))
+    for ax, attr in zip(axes, attrs):
+        h, p = _part(m, HUMAN, "selection_rate", attr), _part(m, PLAN, "selection_rate", attr)
+        x = np.arange(len(h))
+        ax.bar(x - 0.2, h["value"], 0.4, yerr=h["se"], label="meeting (human)", color="#999999")
+        ax.bar(x + 0.2, p.set_index("group")["value"].reindex(h["group"]), 0.4,
+               yerr=p.set_index("group")["se"].reindex(h["group"]), label="model's plan", color="#2b6cb0")
+        ax.set_xticks(x, [f"{g}{'' if j else '*'}" for g, j in zip(h["group"], h["judgeable"])], rotation=30, ha="right", fontsize=7)
+        ax.set_title(attr, fontsize=9)
+        ax.tick_params(axis="y", labelsize=7)
+    axes[0].legend(fontsize=7)
+    fig.suptitle("Selection rate per candidate-meeting (* = too small to judge)", fontsize=10)
+    return _png(fig)
+
+
+def figure_model_rates(m: pd.DataFrame, attributes: list[str]) -> str | None:
+    """The model's selection rate, TPR and FPR per group on held-out placements, with ±1 SE."""
+    attrs = [a for a in attributes if not _part(m, MODEL, "selection_rate", a).empty]
+    if not attrs:
+        return None
+    fig, axes = _grid(len(attrs))
+    styles = {"selection_rate": ("o", "#2b6cb0"), "true_positive_rate": ("s", "#2f855a"), "false_positive_rate": ("^", "#c53030")}
+    for ax, attr in zip(axes, attrs):
+        groups = _part(m, MODEL, "selection_rate", attr)["group"].tolist()
+        for k, (metric, (marker, color)) in enumerate(styles.items()):
+            part = _part(m, MODEL, metric, attr).set_index("group").reindex(groups)
+            ax.errorbar(np.arange(len(groups)) + (k - 1) * 0.15, part["value"], yerr=part["se"], fmt=marker, color=color,
+                        label=metric.replace("_", " "), markersize=4, capsize=2)
+        ax.set_xticks(np.arange(len(groups)), groups, rotation=30, ha="right", fontsize=7)
+        ax.set_ylim(0, 1)
+        ax.set_title(attr, fontsize=9)
+        ax.tick_params(axis="y", labelsize=7)
+    axes[0].legend(fontsize=7)
+    fig.suptitle("The model's calls on held-out placements", fontsize=10)
+    return _png(fig)
+
+
+def figure_calibration(m: pd.DataFrame, attributes: list[str]) -> str | None:
+    """Mean predicted P vs observed success per group (calibration within groups)."""
+    attrs = [a for a in attributes if not _part(m, MODEL, "mean_probability", a).empty]
+    if not attrs:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.2, 5))
+    for attr in attrs:
+        p = _part(m, MODEL, "mean_probability", attr).set_index("group")
+        o = _part(m, MODEL, "success_rate", attr).set_index("group").reindex(p.index)
+        ax.errorbar(p["value"], o["value"], yerr=o["se"], fmt="o", markersize=4, capsize=2, label=attr)
+        for g in p.index:
+            ax.annotate(g, (p.at[g, "value"], o.at[g, "value"]), fontsize=6, alpha=0.7)
+    shown = m[m["metric"].isin(["mean_probability", "success_rate"]) & (m["source"] == MODEL) & m["attribute"].isin(attrs)]["value"]
+    lo, hi = max(float(shown.min()) - 0.05, 0.0), min(float(shown.max()) + 0.05, 1.0)
+    ax.plot([lo, hi], [lo, hi], linestyle="--", color="grey", linewidth=1, label="perfect calibration")
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.set_xlabel("mean predicted P(sustained)")
+    ax.set_ylabel("observed share sustained (±1 SE)")
+    ax.legend(fontsize=7)
+    ax.set_title("Calibration within groups", fontsize=10)
+    return _png(fig)
+
+
+def figure_worse_off(m: pd.DataFrame, attributes: list[str]) -> str | None:
+    """Share made worse off by the plan, per group."""
+    attrs = [a for a in attributes if not _part(m, PLAN, "worse_off_share", a).empty]
+    if not attrs:
+        return None
+    fig, axes = _grid(len(attrs))
+    for ax, attr in zip(axes, attrs):
+        w = _part(m, PLAN, "worse_off_share", attr)
+        d = _part(m, PLAN, "displaced_share", attr).set_index("group").reindex(w["group"])
+        x = np.arange(len(w))
+        ax.bar(x, w["value"], 0.6, color="#dd6b20", label="worse off (displaced or lower P)")
+        ax.bar(x, d["value"], 0.3, color="#7b341e", label="of which: no home at that meeting")
+        ax.set_xticks(x, w["group"], rotation=30, ha="right", fontsize=7)
+        ax.set_ylim(0, 1)
+        ax.set_title(attr, fontsize=9)
+        ax.tick_params(axis="y", labelsize=7)
+    axes[0].legend(fontsize=7)
+    fig.suptitle("Of the clients the meeting placed: made worse off by the plan", fontsize=10)
+    return _png(fig)
+
+
+def figure_shap_global(importance: pd.Series, top: int) -> str:
+    plt = _plt()
+    imp = importance.head(top)[::-1]
+    fig, ax = plt.subplots(figsize=(6.5, 0.28 * len(imp) + 1.0))
+    ax.barh(imp.index, imp.to_numpy(), color="#2b6cb0")
+    ax.set_xlabel("mean |SHAP contribution| (score units)")
+    ax.tick_params(axis="y", labelsize=7)
+    ax.set_title("Global importance on held-out placements", fontsize=10)
+    return _png(fig)
+
+
+def figure_shap_groups(groups: pd.DataFrame, importance: pd.Series, attributes: list[str], top: int) -> str | None:
+    """Heatmaps: mean signed contribution of the top features per group."""
+    attrs = [a for a in attributes if a in set(groups["attribute"])]
+    if not attrs:
+        return None
+    plt = _plt()
+    feats = list(importance.head(top).index)
+    fig, axes = plt.subplots(1, len(attrs), figsize=(2.2 + 1.1 * sum(groups.loc[groups["attribute"] == a, "group"].nunique() for a in attrs),
+                                                     0.3 * len(feats) + 1.6), squeeze=False)
+    shown = groups[groups["feature"].isin(feats) & groups["attribute"].isin(attrs)]
+    vmax = float(shown["mean_contribution"].abs().max() or 1.0)
+    for k, (ax, attr) in enumerate(zip(axes.flat, attrs)):
+        table = groups[(groups["attribute"] == attr) & groups["feature"].isin(feats)].pivot(index="feature", columns="group", values="mean_contribution").reindex(feats)
+        im = ax.imshow(table.to_numpy(dtype=float), cmap="RdBu", vmin=-vmax, vmax=vmax, aspect="auto")
+        ax.set_xticks(np.arange(table.shape[1]), table.columns, rotation=30, ha="right", fontsize=7)
+        ax.set_yticks(np.arange(len(feats)), feats if k == 0 else [""] * len(feats), fontsize=7)
+        ax.set_title(attr, fontsize=9)
+    fig.colorbar(im, ax=list(axes.flat), shrink=0.6, label="mean contribution")
+    fig.suptitle("Mean SHAP contribution by group (red lowers, blue raises the score)", fontsize=10)
+    return _png(fig, tight=False)
+
+
+def figure_proxy(auc: pd.DataFrame, flag: float) -> str | None:
+    judged = auc.dropna(subset=["auc"])
+    if judged.empty:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.5, 0.3 * len(judged) + 1.2))
+    labels = [f"{a} = {g}" for a, g in zip(judged["attribute"], judged["group"])]
+    ax.barh(labels[::-1], judged["auc"].to_numpy()[::-1], color=["#c53030" if f else "#2b6cb0" for f in judged["flagged"][::-1]])
+    ax.axvline(0.5, color="grey", linewidth=1)
+    ax.axvline(flag, color="#c53030", linestyle="--", linewidth=1, label=f"flag at {flag:.2f}")
+    ax.set_xlim(0.4, 1.0)
+    ax.set_xlabel("cross-validated ROC-AUC of a probe predicting the attribute from the model's features")
+    ax.tick_params(axis="y", labelsize=7)
+    ax.legend(fontsize=7)
+    return _png(fig)
+
+
+def figure_support(predictions: pd.DataFrame, planned: pd.DataFrame, low: int) -> str:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 3))
+    top = int(max(predictions["support_count"].max() if len(predictions) else 1, planned["support_count"].max() if len(planned) else 1, 1))
+    bins = np.unique(np.linspace(0, top + 1, 30).astype(int))
+    ax.hist(predictions["support_count"], bins=bins, alpha=0.6, label="held-out placements (what the meeting did)", color="#999999")
+    if len(planned):
+        ax.hist(planned["support_count"], bins=bins, alpha=0.6, label="the plan's proposals", color="#2b6cb0")
+    ax.axvline(low, color="#c53030", linestyle="--", linewidth=1, label=f"little support (< {low})")
+    ax.set_xlabel("similar training placements within the support radius")
+    ax.set_ylabel("pairs")
+    ax.legend(fontsize=7)
+    return _png(fig)
+
+
+def _table(frame: pd.DataFrame, digits: int = 3) -> str:
+    return frame.to_html(index=False, classes="t", na_rep="—", border=0, float_format=lambda v: f"{v:.{digits}f}")
+
+
+def _wide(m: pd.DataFrame, source: str, population: str, attribute: str, metrics: list[str]) -> pd.DataFrame:
+    part = m[(m["source"] == source) & (m["population"] == population) & (m["attribute"] == attribute) & m["metric"].isin(metrics)]
+    if part.empty:
+        return part
+    values = part.pivot(index="group", columns="metric", values="value").reindex(columns=[x for x in metrics if x in set(part["metric"])])
+    support = part.pivot(index="group", columns="metric", values="support").max(axis=1)
+    n = part.groupby("group")["n"].max()
+    judge = part.groupby("group")["judgeable"].all()
+    out = values.assign(n=n, largest_denominator=support, all_judgeable=judge).reset_index()
+    out["group"] = [g if j else f"{g} (too small)" for g, j in zip(out["group"], out["all_judgeable"])]
+    return out.drop(columns=["all_judgeable"])
+
+
+def _comparison(m: pd.DataFrame, attribute: str) -> pd.DataFrame:
+    """Human vs plan on the candidates: selection rate, expected success, below-best share, side by side."""
+    rows = []
+    for metric in ("selection_rate", "expected_success", "below_best_share"):
+        h, p = _part(m, HUMAN, metric, attribute).set_index("group"), _part(m, PLAN, metric, attribute).set_index("group")
+        if h.empty or p.empty:
+            continue
+        for g in h.index:
+            rows.append({"metric": metric, "group": g, "human": h.at[g, "value"], "plan": p["value"].get(g, np.nan),
+                         "human_ratio_to_best": h.at[g, "ratio"], "plan_ratio_to_best": p["ratio"].get(g, np.nan),
+                         "clients": int(h.at[g, "support"]), "judgeable": bool(h.at[g, "judgeable"] and p["judgeable"].get(g, False))})
+    return pd.DataFrame(rows)
+
+
+def render_html(result: AuditResult) -> str:
+    """audit.html: self-contained (inline CSS, inline PNG figures, no external resources)."""
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+    fa = result.fairness
+    m = fa.metrics
+    fp, ap = result.fairness_params, result.audit_params
+    gated = list(fp.gate.attributes)
+    client_attrs = [a for a in fp.all_attributes(tuple(fa.decisions.columns)) if a in set(m.loc[m["population"] == CANDIDATES, "attribute"])]
+    placement_attrs = [a for a in fp.all_attributes(tuple(fa.predictions.columns))]
+    model_metrics = [x.name for x in METRICS if x.source == MODEL]
+    sections = []
+    for attr in placement_attrs:
+        sections.append({
+            "attribute": attr,
+            "gated": attr in gated,
+            "model": _table(_wide(m, MODEL, PLACEMENTS, attr, model_metrics)),
+            "comparison": _table(_comparison(m, attr)) if attr in client_attrs else "",
+            "worse": _table(_wide(m, PLAN, CANDIDATES, attr, ["worse_off_share", "displaced_share", "below_best_share"])) if attr in client_attrs else "",
+        })
+    dec = fa.decisions
+    s = summary(result)
+    proxy = proxy_summary(result.proxy_auc, result.proxy_importance, top=ap.proxy.top_features)
+    flags = result.shap_flags.copy()
+    flags["reads_as"] = flags["feature"].map(lambda f: FEATURE_INFO[f].en if f in FEATURE_INFO else f)
+    support_placed = fa.predictions["support_count"]
+    support_plan = fa.planned["support_count"] if len(fa.planned) else pd.Series(dtype=float)
+    support = pd.DataFrame([
+        {"pairs": "held-out placements (meeting's choices)", "n": len(support_placed), "median_support": float(support_placed.median()) if len(support_placed) else np.nan,
+         "share_little_support": float((support_placed < fp.low_support).mean()) if len(support_placed) else np.nan},
+        {"pairs": "the plan's proposals", "n": len(support_plan), "median_support": float(support_plan.median()) if len(support_plan) else np.nan,
+         "share_little_support": float((support_plan < fp.low_support).mean()) if len(support_plan) else np.nan},
+    ])
+    figures = {
+        "selection": figure_selection(m, [a for a in client_attrs if a in gated] or client_attrs),
+        "model_rates": figure_model_rates(m, gated),
+        "calibration": figure_calibration(m, [a for a in gated if INTERSECTION_SEP not in a]),
+        "worse_off": figure_worse_off(m, [a for a in client_attrs if a in gated] or client_attrs),
+        "shap_global": figure_shap_global(result.shap_importance, ap.shap_top_features),
+        "shap_groups": figure_shap_groups(result.shap_groups, result.shap_importance, list(ap.proxy.attributes), ap.shap_top_features),
+        "proxy": figure_proxy(result.proxy_auc, ap.proxy.flag_auc),
+        "support": figure_support(fa.predictions, fa.planned, fp.low_support),
+    }
+    definitions = pd.DataFrame([{"source": x.source, "population": x.population, "metric": x.name, "meaning": x.meaning,
+                                 "denominator": x.support} for x in METRICS])
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]))
+    return env.get_template("audit.html.j2").render(
+        result=result, s=s, fa=fa, fp=fp, ap=ap, sections=sections, figures=figures,
+        gate_table=_table(fa.gate.table),
+        proxy_table=_table(proxy.drop(columns=["n"])),
+        flags_table=_table(flags),
+        importance_table=_table(result.shap_importance.head(ap.shap_top_features).rename_axis("feature").reset_index()
+                                .assign(reads_as=lambda f: f["feature"].map(lambda x: FEATURE_INFO[x].en if x in FEATURE_INFO else x))),
+        support_table=_table(support),
+        definitions_table=_table(definitions),
+        meta=result.model["metadata"],
+        n_candidates=len(dec), n_clients=int(dec["client_id"].nunique()) if len(dec) else 0,
+    )

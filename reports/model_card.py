@@ -1,0 +1,74 @@
+"""The model card (model_card.md), generated from an audit run and the model's metadata."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from models.bundle import ModelBundle
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+def _pct(value) -> str:
+    return "—" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{100 * value:.1f}%"
+
+
+def _num(value) -> str:
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        return "—" if np.isnan(value) else f"{value:.4g}"
+    return str(value)
+
+
+def _composition(pred: pd.DataFrame, attributes: list[str]) -> list[str]:
+    lines = []
+    for attr in attributes:
+        if attr not in pred:
+            continue
+        counts = pred[attr].value_counts().sort_index()
+        lines.append(f"{attr}: " + ", ".join(f"{g} {n} ({n / len(pred):.0%})" for g, n in counts.items()))
+    return lines
+
+
+def render_model_card(result, *, bundle: ModelBundle) -> str:
+    """model_card.md from an `reports.audit.AuditResult` and the bundle it audited."""
+    from jinja2 import Environment, FileSystemLoader
+
+    from reports.audit import summary
+
+    fa = result.fairness
+    fp = result.fairness_params
+    s = summary(result)
+    meta = dict(bundle.metadata or {})
+    metrics = meta.get("metrics") or {}
+    if isinstance(metrics, dict):
+        metrics = {k: _num(v) for k, v in metrics.items() if not isinstance(v, dict)}
+    placed = fa.predictions["support_count"]
+    plan = fa.planned["support_count"] if len(fa.planned) else pd.Series(dtype=float)
+    support = {
+        "placed_median": _num(float(placed.median())) if len(placed) else "—",
+        "placed_low": _pct(float((placed < fp.low_support).mean())) if len(placed) else "—",
+        "plan_median": _num(float(plan.median())) if len(plan) else "—",
+        "plan_low": _pct(float((plan < fp.low_support).mean())) if len(plan) else "—",
+    }
+    gate_rows = [{k: _num(v) if k in ("value", "threshold", "passed") else v for k, v in r.items()}
+                 for r in fa.gate.table.to_dict("records")]
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=False, trim_blocks=True, lstrip_blocks=True,
+                      keep_trailing_newline=True)
+    return env.get_template("model_card.md.j2").render(
+        model=result.model, meta=meta, data=result.data, metrics=metrics,
+        gate_passed=fa.gate.passed, failures=fa.gate.failures, warnings=fa.gate.warnings,
+        labels=fa.pipeline.labels, support=support, low_support=fp.low_support,
+        n_placements=len(fa.predictions), n_meetings=len(fa.meetings), n_candidate_meetings=len(fa.decisions),
+        composition=_composition(fa.predictions, ["gender", "age_band", "migration_background", "household_type"]),
+        gate_attributes=list(fp.gate.attributes), min_group_size=fp.min_group_size, gate_rows=gate_rows,
+        worse_off=_pct(s["worse_off_share"]), displaced=_pct(s["displaced_share"]), below_best=_pct(s["below_best_share_plan"]),
+        proxy_flags=s["proxy_flags"], flag_auc=result.audit_params.proxy.flag_auc,
+        rules=list(fa.plan_params.eligibility.rules), complex_cap=fa.plan_params.assignment.complex_cap,
+    )

@@ -1,0 +1,263 @@
+"""`matchwijs audit` end to end on generated data: the files, recomputing fairness.csv, a biased model, MLflow."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from fairlearn.metrics import MetricFrame, false_positive_rate, selection_rate, true_positive_rate
+from sklearn.metrics import brier_score_loss
+from typer.testing import CliRunner
+
+from features.config import section
+from features.load import load_dataset
+from models.experiment import placement_rows
+from models.fairness import FairnessParams, fairness_gate
+from models.ranker import TrainParams, temporal_split, train_bundle
+from pipelines.cli import app
+from reports.audit import AuditParams, build_audit
+from tests.conftest import tiny_tables, write_dataset
+from tests.helpers import FEATURE_PARAMS, LABEL_PARAMS, PARAMS, RULES
+
+FAIRNESS = section(PARAMS, "fairness", FairnessParams)
+AUDIT = section(PARAMS, "audit", AuditParams)
+CONTRACT_FILES = ("audit_predictions.csv", "fairness.csv", "audit.html")
+
+
+def train_small(data: Path):
+    """The project's ranker on a dataset, holding out its last 52 meetings with known outcomes."""
+    ds = load_dataset(data)
+    rows = placement_rows(ds, features=FEATURE_PARAMS, labels=LABEL_PARAMS, rules=RULES)
+    tp = dataclasses.replace(section(PARAMS, "train", TrainParams), test_weeks=52, calibration_weeks=12)
+    return train_bundle(rows, temporal_split(rows["meeting_date"], tp), tp,
+                        metadata={"params": {k: PARAMS[k] for k in ("features", "labels", "train")}})
+
+
+def biased_copy(src: Path, dst: Path, *, group: str = "female", fail_share: float = 0.7, seed: int = 5) -> Path:
+    """A copy of a dataset in which one gender's tenancies mostly fail, and a model feature gives that group away.
+
+    Every client of the group gets support_hours_per_week 14.5 (a value no one else has), and
+    `fail_share` of the group's tenancies without an end get an eviction 60 days after the start:
+    history that is biased against the group, with a proxy a model can learn it from.
+    """
+    shutil.copytree(src, dst)
+
+    def read(name: str) -> pd.DataFrame:
+        return pd.read_csv(dst / f"{name}.csv", dtype=str, keep_default_na=False)
+
+    prot, clients, pl, ends, reports = (read(n) for n in ("client_protected", "clients", "placements", "tenancy_ends", "nuisance_reports"))
+    members = set(prot.loc[prot["gender"] == group, "client_id"])
+    clients["support_hours_per_week"] = np.where(clients["client_id"].isin(members), "14.5", clients["support_hours_per_week"])
+    as_of = load_dataset(src).as_of
+    open_ = pl[pl["client_id"].isin(members) & ~pl["placement_id"].isin(ends["placement_id"])]
+    end = pd.to_datetime(open_["tenancy_start"]) + pd.Timedelta(days=60)
+    draw = np.random.default_rng(seed).random(len(open_)) < fail_share
+    evicted = open_[(end <= as_of).to_numpy() & draw]
+    new_end = (pd.to_datetime(evicted["tenancy_start"]) + pd.Timedelta(days=60)).dt.strftime("%Y-%m-%d")
+    ends = pd.concat([ends, pd.DataFrame({"placement_id": evicted["placement_id"], "end_date": new_end, "reason": "eviction"})])
+    cut = reports["placement_id"].map(dict(zip(evicted["placement_id"], new_end)))
+    reports = reports[~(cut.notna() & (reports["report_date"] > cut.fillna("")))]
+    for name, frame in (("clients", clients), ("tenancy_ends", ends), ("nuisance_reports", reports)):
+        frame.to_csv(dst / f"{name}.csv", index=False)
+    return dst
+
+
+@pytest.fixture(scope="module")
+def audited(small_synthetic, tmp_path_factory):
+    """The default model on the small generated data, audited through the command line."""
+    data = small_synthetic[0]
+    root = tmp_path_factory.mktemp("audit")
+    train_small(data).save(root / "model")
+    out = root / "out"
+    result = CliRunner().invoke(app, ["audit", "--data", str(data), "--out", str(out), "--model", str(root / "model")])
+    return result, out, root
+
+
+def test_audit_writes_the_contract_files_and_names_the_failing_metrics(audited):
+    result, out, root = audited
+    assert result.exit_code in (0, 3), result.output
+    for name in CONTRACT_FILES + ("audit_decisions.csv", "fairness_gate.csv", "model_card.md", "audit_summary.json"):
+        assert (out / name).is_file(), name
+    assert not [p for p in root.iterdir() if p.name.startswith(".out.tmp-")]  # written aside, then moved in
+    summary = json.loads((out / "audit_summary.json").read_text())
+    gate = pd.read_csv(out / "fairness_gate.csv")
+    assert summary["gate_passed"] == bool(gate["passed"].all())
+    assert (result.exit_code == 0) == summary["gate_passed"]
+    if result.exit_code == 3:  # the failures are named, one line each
+        assert "fairness gate FAILED" in result.output
+        for failure in summary["failures"]:
+            assert failure in result.output
+    pred = pd.read_csv(out / "audit_predictions.csv", dtype={"client_id": str, "placement_id": str})
+    assert list(pred.columns[:8]) == ["placement_id", "client_id", "score", "prediction", "outcome", "gender", "age_band", "migration_background"]
+    assert pred["placement_id"].is_unique and set(pred["outcome"]) <= {0, 1} and set(pred["prediction"]) <= {0, 1}
+    fair = pd.read_csv(out / "fairness.csv")
+    assert {"attribute", "group", "metric", "value", "n"} <= set(fair.columns)
+    model_metrics = set(fair.loc[fair["source"] == "model", "metric"])
+    assert {"selection_rate", "true_positive_rate", "false_positive_rate", "mean_score", "success_rate"} <= model_metrics
+    assert {"human", "plan"} <= set(fair["source"])
+
+
+def test_audit_html_is_self_contained(audited):
+    _, out, _ = audited
+    html = (out / "audit.html").read_text(encoding="utf-8")
+    assert "<style>" in html and html.count('src="data:image/png;base64,') >= 5
+    assert not re.search(r'(src|href)\s*=\s*"(?!data:|#)', html)  # no external resource of any kind
+    assert "<script" not in html and "<link" not in html
+    assert "Who is made worse off" in html and "Proxy analysis" in html and "human baseline" in html.lower()
+
+
+def test_model_card_covers_what_auditors_ask_for(audited):
+    _, out, _ = audited
+    card = (out / "model_card.md").read_text(encoding="utf-8")
+    for heading in ("## Intended use", "## Non-uses", "## Data and population", "## Labels and their known biases",
+                    "## Evaluation", "## Fairness", "## Limitations", "## Human oversight", "## How to stop"):
+        assert heading in card
+    assert "Never automatic allocation" in card and "Not a blacklist" in card
+    assert "neighbours reporting" in card and "Selection bias" in card
+
+
+def _metric_rows(frame: pd.DataFrame, attribute: str, y_true, y_pred, func) -> pd.Series:
+    mf = MetricFrame(metrics=func, y_true=np.asarray(y_true, dtype=float), y_pred=np.asarray(y_pred, dtype=float),
+                     sensitive_features=frame[attribute].astype(str).rename(attribute))
+    return mf.by_group.astype(float)
+
+
+def _mean_pred(y_true, y_pred):
+    return float(np.mean(y_pred))
+
+
+def _mean_true(y_true, y_pred):
+    return float(np.mean(y_true))
+
+
+def _recompute(pred: pd.DataFrame, dec: pd.DataFrame, source: str, metric: str, attribute: str) -> tuple[pd.Series, pd.Series]:
+    """(value by group, denominator by group), recomputed from the row-level CSVs with fairlearn."""
+    if source == "model":
+        f = pred
+        y, p = f["outcome"], f["prediction"]
+        funcs = {
+            "selection_rate": (y, p, lambda a, b: selection_rate(a, b, pos_label=1)),
+            "true_positive_rate": (y, p, lambda a, b: true_positive_rate(a, b, pos_label=1)),
+            "false_positive_rate": (y, p, lambda a, b: false_positive_rate(a, b, pos_label=1)),
+            "mean_score": (y, f["score"], _mean_pred),
+            "mean_probability": (y, f["probability"], _mean_pred),
+            "success_rate": (y, y, _mean_true),
+            "calibration_error": (y, f["probability"], lambda a, b: float(np.mean(b) - np.mean(a))),
+            "brier_score": (y, f["probability"], lambda a, b: brier_score_loss(a.astype(int), b)),
+            "low_support_share": (y, f["low_support"], _mean_pred),
+        }
+        yt, yp, func = funcs[metric]
+        denominator = {"true_positive_rate": f[y == 1], "false_positive_rate": f[y == 0]}.get(metric, f)
+        values = _metric_rows(f, attribute, yt, yp, func)
+        return values, denominator.groupby(denominator[attribute].astype(str)).size()
+    within, column = {
+        ("human", "selection_rate"): (None, "placed"),
+        ("human", "expected_success"): ("placed", "p_actual"),
+        ("human", "success_rate"): ("outcome_known", "outcome"),
+        ("human", "below_best_share"): ("placed", "below_best_actual"),
+        ("plan", "selection_rate"): (None, "planned"),
+        ("plan", "expected_success"): ("planned", "p_plan"),
+        ("plan", "worse_off_share"): ("placed", "worse_off"),
+        ("plan", "displaced_share"): ("placed", "displaced"),
+        ("plan", "below_best_share"): ("planned", "below_best"),
+    }[(source, metric)]
+    f = dec if within is None else dec[dec[within] == 1]
+    values = _metric_rows(f, attribute, f[column], f[column], _mean_pred)
+    return values, f.groupby(f[attribute].astype(str))["client_id"].nunique()
+
+
+def test_every_number_in_fairness_csv_recomputes_from_the_row_level_files(audited):
+    _, out, _ = audited
+    fair = pd.read_csv(out / "fairness.csv", dtype={"group": str})
+    text = {c: str for c in (*fair["attribute"].unique(), "client_id", "placement_id", "dwelling_id")}
+    pred = pd.read_csv(out / "audit_predictions.csv", dtype=text)
+    dec = pd.read_csv(out / "audit_decisions.csv", dtype=text)
+    checked = 0
+    for (source, population, metric, attribute), part in fair.groupby(["source", "population", "metric", "attribute"]):
+        frame = pred if population == "placements" else dec
+        values, denominator = _recompute(pred, dec, source, metric, attribute)
+        sizes = frame.groupby(frame[attribute].astype(str)).size()
+        for row in part.itertuples():
+            expected = values.get(row.group, np.nan) if denominator.get(row.group, 0) > 0 else np.nan
+            assert (np.isnan(row.value) and np.isnan(expected)) or row.value == pytest.approx(expected, rel=1e-9, abs=1e-12), (
+                source, metric, attribute, row.group, row.value, expected)
+            assert row.n == sizes[row.group] and row.support == denominator.get(row.group, 0)
+            checked += 1
+        # Gaps: against the reference group's value.
+        ref = part.dropna(subset=["reference_group"])
+        if len(ref):
+            best = part.set_index("group").loc[ref["reference_group"].iloc[0], "value"]
+            assert np.allclose(ref["difference"], ref["value"] - best, equal_nan=True)
+    assert checked == len(fair)
+
+
+def test_a_biased_model_fails_the_gate_and_its_proxy_is_found(small_synthetic, tmp_path):
+    data = small_synthetic[0]
+    fair = fairness_gate(load_dataset(data), train_small(data), params=FAIRNESS, config=PARAMS)
+    biased_dir = biased_copy(data, tmp_path / "biased")
+    ds = load_dataset(biased_dir)
+    result = build_audit(ds, train_small(biased_dir), fairness=FAIRNESS, audit=AUDIT, config=PARAMS)
+    gate = result.fairness.gate
+    assert not gate.passed
+    assert any(f.startswith("model.selection_rate by gender: difference") for f in gate.failures), gate.failures
+    assert any(f.startswith("plan vs human selection_rate by gender") for f in gate.failures), gate.failures
+    # The same check passes for the model trained on the unbiased history.
+    check = fair.table.set_index(["attribute", "check", "metric"]).loc[("gender", "max_difference", "selection_rate")]
+    assert bool(check["passed"]) and check["value"] < FAIRNESS.gate.max_difference["model.selection_rate"]
+    # The probe finds the proxy, and names the feature that carries it.
+    auc = result.proxy_auc.set_index(["attribute", "group"])
+    assert auc.loc[("gender", "female"), "flagged"] and auc.loc[("gender", "female"), "auc"] > 0.9
+    top = result.proxy_importance.query("attribute == 'gender' and group == 'female'").iloc[0]
+    assert top["feature"] in ("support_hours_per_week", "support_x_distance")
+    flags = result.shap_flags.query("attribute == 'gender'")
+    assert "support_hours_per_week" in set(flags["feature"])
+
+
+def test_no_client_protected_is_a_clear_error_and_writes_nothing(tmp_path, audited):
+    _, _, root = audited
+    tables = tiny_tables()
+    del tables["client_protected"]
+    data = write_dataset(tmp_path / "np", tables)
+    result = CliRunner().invoke(app, ["audit", "--data", str(data), "--out", str(tmp_path / "out"), "--model", str(root / "model")])
+    assert result.exit_code == 1
+    assert "no client_protected table" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_model_without_held_out_period_is_a_clear_error(tmp_path, tiny_dir, audited):
+    _, _, root = audited
+    model = tmp_path / "model"
+    shutil.copytree(root / "model", model)
+    meta = json.loads((model / "bundle.json").read_text())
+    meta["metadata"].pop("test_start")
+    (model / "bundle.json").write_text(json.dumps(meta))
+    result = CliRunner().invoke(app, ["audit", "--data", str(tiny_dir), "--out", str(tmp_path / "out"), "--model", str(model)])
+    assert result.exit_code == 1 and "test_start" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_report_is_logged_to_the_models_mlflow_run(audited, tmp_path, monkeypatch):
+    from models import tracking
+    from models.bundle import ModelBundle
+    from pipelines.audit import _log_to_mlflow
+
+    monkeypatch.setenv(tracking.ENV_STORE, str(tmp_path / "store"))
+    mp = tracking.mlflow_params()
+    store = tracking.store_dir(mp)
+    run_id, _ = tracking.log_run(store, mp, run_name="audit-test", run_params={}, metrics={}, tags={}, artifacts={})
+    _, out, root = audited
+    bundle = ModelBundle.load(root / "model")
+    bundle.metadata["mlflow_run_id"] = run_id
+    assert _log_to_mlflow(bundle, out, None) is None
+    logged = {Path(a.path).name for a in tracking._mlflow(store).MlflowClient().list_artifacts(run_id, "audit")}
+    assert {"audit.html", "model_card.md", "fairness.csv", "fairness_gate.csv"} <= logged
+    assert "audit_predictions.csv" not in logged  # row-level protected attributes stay out of MLflow
+    # Without a store the audit still stands, and says why nothing was logged.
+    monkeypatch.setenv(tracking.ENV_STORE, str(tmp_path / "nowhere"))
+    assert "no MLflow store" in _log_to_mlflow(bundle, out, None)
