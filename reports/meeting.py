@@ -32,7 +32,7 @@ TEXT: dict[str, dict[str, str]] = {
                   "from the plan, record the decision and the reason (override log), so the choice can be explained later.",
         "meta": "Data: {dataset}, extract date {as_of}. Model: {model}. Made {made}.",
         "summary": "{vacancies} homes, {candidates} candidates; {eligible} eligible pairs, {excluded} excluded by the rules. "
-                   "The plan places {placed} clients.",
+                   "The plan places {placed} clients. {low} suggestions have low support (fewer than {below} similar past placements).",
         "legend_title": "How to read this sheet",
         "legend": [
             "<b>Score</b>: the model's score for this client in this home. Compare scores only within one home.",
@@ -41,7 +41,7 @@ TEXT: dict[str, dict[str, str]] = {
             "<span class=\"low\">Low support</span> means the suggestion is an extrapolation: weigh it with extra care.",
             "<b>Reasons</b> and bars: what raised (+) or lowered (−) the score most, in score units. "
             "The bars show each candidate's largest contributions on one scale per home. "
-            "<i>Behind #1 mainly on</i> names the features whose contributions differ most from the first candidate's (this one minus #1).",
+            "<i>Compared with #1</i> names the features whose contributions differ most from the first candidate's (this one minus #1).",
             "<b>Plan</b>: one home per client and one client per home, maximising the expected number of sustained tenancies. "
             "It can give a client a home that is not their own best; the table at the end shows who.",
         ],
@@ -58,7 +58,7 @@ TEXT: dict[str, dict[str, str]] = {
         "head": ["#", "Client", "Score", "Chance", "Support", "Reasons", "Largest contributions"],
         "low_support": "low support",
         "more": "{n} more eligible candidates in recommendations.csv.",
-        "contrast": "Behind #1 mainly on",
+        "contrast": "Compared with #1",
         "plan_line": "Plan: client {client} (rank {rank}, chance {chance}).",
         "plan_line_none": "Plan: no client proposed for this home.",
         "no_eligible": "No eligible candidate for this home: every candidate is excluded by a rule (see below). The meeting must look for other options.",
@@ -80,7 +80,7 @@ TEXT: dict[str, dict[str, str]] = {
                   "leg dan het besluit en de reden vast (afwijkingslog), zodat de keuze later uit te leggen is.",
         "meta": "Gegevens: {dataset}, peildatum {as_of}. Model: {model}. Gemaakt {made}.",
         "summary": "{vacancies} woningen, {candidates} kandidaten; {eligible} passende paren, {excluded} uitgesloten door de regels. "
-                   "Het plan plaatst {placed} cliënten.",
+                   "Het plan plaatst {placed} cliënten. {low} suggesties hebben weinig steun (minder dan {below} vergelijkbare eerdere plaatsingen).",
         "legend_title": "Zo leest u dit overzicht",
         "legend": [
             "<b>Score</b>: de score van het model voor deze cliënt in deze woning. Vergelijk scores alleen binnen één woning.",
@@ -89,7 +89,7 @@ TEXT: dict[str, dict[str, str]] = {
             "<span class=\"low\">Weinig steun</span> betekent dat de suggestie een extrapolatie is: weeg haar extra zorgvuldig.",
             "<b>Redenen</b> en balken: wat de score het meest verhoogde (+) of verlaagde (−), in score-eenheden. "
             "De balken tonen per kandidaat de grootste bijdragen, op één schaal per woning. "
-            "<i>Achter #1 vooral door</i> noemt de kenmerken waarvan de bijdrage het meest verschilt van die van de eerste kandidaat (deze min #1).",
+            "<i>Vergeleken met #1</i> noemt de kenmerken waarvan de bijdrage het meest verschilt van die van de eerste kandidaat (deze min #1).",
             "<b>Plan</b>: één woning per cliënt en één cliënt per woning, zodat zo veel mogelijk huurperiodes standhouden. "
             "Een cliënt kan een woning krijgen die niet de eigen beste is; de tabel aan het eind laat zien wie.",
         ],
@@ -106,7 +106,7 @@ TEXT: dict[str, dict[str, str]] = {
         "head": ["#", "Cliënt", "Score", "Kans", "Steun", "Redenen", "Grootste bijdragen"],
         "low_support": "weinig steun",
         "more": "Nog {n} passende kandidaten in recommendations.csv.",
-        "contrast": "Achter #1 vooral door",
+        "contrast": "Vergeleken met #1",
         "plan_line": "Plan: cliënt {client} (rang {rank}, kans {chance}).",
         "plan_line_none": "Plan: geen cliënt voorgesteld voor deze woning.",
         "no_eligible": "Geen passende kandidaat voor deze woning: elke kandidaat valt af door een regel (zie hieronder). Het overleg moet andere opties zoeken.",
@@ -297,6 +297,7 @@ def render_meeting(sheet: MeetingSheet, *, lang: str = "en", params: ExplainPara
     summary = t["summary"].format(
         vacancies=len(sheet.homes), candidates=sheet.n_candidates, eligible=len(sheet.recommendations),
         excluded=len(sheet.excluded), placed=len(sheet.assignment),
+        low=int(sheet.recommendations["low_support"].sum()), below=params.low_support_below,
     )
     meta = t["meta"].format(
         dataset=sheet.dataset or "-", as_of=f"{sheet.as_of:%Y-%m-%d}" if sheet.as_of is not None else "-",

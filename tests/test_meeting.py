@@ -50,7 +50,7 @@ def test_every_vacancy_is_on_the_sheet(setup):
     assert "1 home(s) without any eligible candidate: D002" in html
     d001 = html.split('id="home-D001"')[1].split("</section>")[0]
     assert d001.count('<tr class="planned">') == 1 and d001.count("<svg") == 3
-    assert "Plan: client" in d001 and "Behind #1 mainly on" in d001
+    assert "Plan: client" in d001 and "Compared with #1: " in d001
 
 
 def test_sheet_is_self_contained_and_prints(setup):

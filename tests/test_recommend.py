@@ -211,3 +211,15 @@ def test_bigger_meeting_plan_is_optimal_and_ranks_are_consistent(tmp_path):
     assert set(plan["better_or_worse_off"]) <= {"as_good", "worse_off"}
     assert (plan["p_change"] <= 1e-12).all()
     assert recs["planned"].sum() == len(plan)
+
+
+def test_meeting_where_every_pair_is_excluded(tiny, tmp_path):
+    _, _, ds, cfg, bundle = tiny
+    strict = dataclasses.replace(cfg, eligibility=dataclasses.replace(cfg.eligibility, min_rooms_by_household_size=(9,)))
+    outputs = meeting_outputs(ds, pd.Timestamp("2023-01-02"), bundle, strict)
+    assert outputs.recommendations.empty and outputs.explanations.empty and outputs.assignment.empty
+    assert len(outputs.excluded) == 6 and set(outputs.excluded["rule"]) == {"rooms", "passend_toewijzen"}
+    assert "2 home(s) without any eligible candidate: D001, D002" in outputs.warnings
+    out = write_outputs(outputs, tmp_path / "out")
+    for name, cols in CONTRACT.items():
+        assert list(pd.read_csv(out / name).columns[: len(cols)]) == cols, name
