@@ -414,6 +414,7 @@ def _wide(m: pd.DataFrame, source: str, population: str, attribute: str, metrics
     n = part.groupby("group")["n"].max()
     judge = part.groupby("group")["judgeable"].all()
     out = values.assign(n=n, largest_denominator=support, all_judgeable=judge).reset_index()
+    out.columns.name = None
     out["group"] = [g if j else f"{g} (too small)" for g, j in zip(out["group"], out["all_judgeable"])]
     return out.drop(columns=["all_judgeable"])
 

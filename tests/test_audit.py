@@ -261,3 +261,18 @@ def test_report_is_logged_to_the_models_mlflow_run(audited, tmp_path, monkeypatc
     # Without a store the audit still stands, and says why nothing was logged.
     monkeypatch.setenv(tracking.ENV_STORE, str(tmp_path / "nowhere"))
     assert "no MLflow store" in _log_to_mlflow(bundle, out, None)
+
+
+def test_publish_replaces_audit_files_and_keeps_others(tmp_path):
+    from pipelines.audit import _publish
+
+    out, tmp = tmp_path / "out", tmp_path / ".out.tmp-1"
+    out.mkdir()
+    tmp.mkdir()
+    (out / "notes.txt").write_text("mine")
+    (out / "shap_flags.csv").write_text("stale")
+    (out / "fairness.csv").write_text("old")
+    (tmp / "fairness.csv").write_text("new")
+    _publish(tmp, out, ("fairness.csv", "shap_flags.csv"))
+    assert (out / "fairness.csv").read_text() == "new" and (out / "notes.txt").read_text() == "mine"
+    assert not (out / "shap_flags.csv").exists() and not tmp.exists()

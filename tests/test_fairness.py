@@ -8,6 +8,8 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from features.config import section
 from features.errors import UserError
@@ -293,3 +295,40 @@ def test_candidate_decisions_on_the_tiny_dataset(tiny_dir):
     assert (dec.loc[in_plan, "n_eligible"] >= 1).all()
     assert dec.loc[("2023-01-02", "0003"), "outcome_known"] == 0
     assert dec.loc[("2023-01-02", "0002"), "outcome"] == 0  # evicted within the horizon
+
+
+# ---------------------------------------------------------------------------------------------
+# Properties: the gate's statistic is fairlearn's between-groups difference over judgeable groups.
+
+
+@st.composite
+def _placements(draw):
+    n = draw(st.integers(min_value=4, max_value=60))
+    groups = draw(st.lists(st.sampled_from(["female", "male", "x"]), min_size=n, max_size=n))
+    outcome = draw(st.lists(st.integers(0, 1), min_size=n, max_size=n))
+    prediction = draw(st.lists(st.integers(0, 1), min_size=n, max_size=n))
+    proba = draw(st.lists(st.floats(0.01, 0.99), min_size=n, max_size=n))
+    return pd.DataFrame({"client_id": [f"C{i}" for i in range(n)], "gender": groups, "outcome": outcome,
+                         "prediction": prediction, "probability": proba, "score": proba, "low_support": prediction})
+
+
+@given(frame=_placements(), min_size=st.integers(1, 10))
+@settings(max_examples=25, deadline=None)
+def test_gate_difference_is_fairlearns_between_groups_difference(frame, min_size):
+    from fairlearn.metrics import MetricFrame, selection_rate, true_positive_rate
+
+    params = params_with(min_group_size=min_size, max_difference={"model.selection_rate": 0.5, "model.true_positive_rate": 0.5})
+    table = group_metrics({PLACEMENTS: frame}, params=params)
+    checks = judge(table, params=params).table.set_index("metric")
+    for metric, func, denominator in (("selection_rate", selection_rate, frame),
+                                      ("true_positive_rate", true_positive_rate, frame[frame["outcome"] == 1])):
+        sizes = denominator.groupby("gender").size()
+        judged = sizes[sizes >= min_size].index
+        rows = frame[frame["gender"].isin(judged)]
+        if len(judged) < 2:
+            assert np.isnan(checks.at[metric, "value"]) and not checks.at[metric, "passed"]
+            continue
+        mf = MetricFrame(metrics=func, y_true=rows["outcome"], y_pred=rows["prediction"], sensitive_features=rows["gender"])
+        assert checks.at[metric, "value"] == pytest.approx(mf.difference(method="between_groups"))
+        part = table[(table["metric"] == metric) & table["judgeable"]]
+        assert (part["difference"] <= 1e-12).all() and part["value"].between(0, 1).all()
