@@ -432,11 +432,11 @@ _DWELLING_TYPE_WORDS = {
     "studio": ("a studio", "een studio"),
 }
 
-_ZRM_SPECIAL = {
-    "zrm_mental_health": ("mental health (ZRM, special category: score not shown)", "geestelijke gezondheid (ZRM, bijzonder persoonsgegeven: score niet getoond)"),
-    "zrm_physical_health": ("physical health (ZRM, special category: score not shown)", "lichamelijke gezondheid (ZRM, bijzonder persoonsgegeven: score niet getoond)"),
-    "zrm_addiction": ("addiction (ZRM, special category: score not shown)", "verslaving (ZRM, bijzonder persoonsgegeven: score niet getoond)"),
-    "zrm_justice": ("justice (ZRM, special category: score not shown)", "justitie (ZRM, bijzonder persoonsgegeven: score niet getoond)"),
+_ZRM_SPECIAL = {  # special-category data: named, never with its score (the sheet's footer says why)
+    "zrm_mental_health": ("mental health (ZRM, score not shown)", "geestelijke gezondheid (ZRM, score niet getoond)"),
+    "zrm_physical_health": ("physical health (ZRM, score not shown)", "lichamelijke gezondheid (ZRM, score niet getoond)"),
+    "zrm_addiction": ("addiction (ZRM, score not shown)", "verslaving (ZRM, score niet getoond)"),
+    "zrm_justice": ("justice (ZRM, score not shown)", "justitie (ZRM, score niet getoond)"),
 }
 
 

@@ -157,9 +157,9 @@ def _pct(v: float, lang: str) -> str:
     return f"{_num(100 * v, lang)}%"
 
 
-def contribution_svg(items: list[tuple[str, float]], *, scale: float, lang: str = "en", width: int = 380, bar_height: int = 11) -> str:
+def contribution_svg(items: list[tuple[str, float]], *, scale: float, lang: str = "en", width: int = 310, bar_height: int = 11) -> str:
     """A horizontal bar chart of contributions as inline SVG (positive right in blue, negative left in orange)."""
-    label_w, value_w = 190, 40
+    label_w, value_w = 160, 36
     plot_w = width - label_w - value_w
     mid = label_w + plot_w / 2
     scale = scale if scale > 0 else 1.0
@@ -173,7 +173,7 @@ def contribution_svg(items: list[tuple[str, float]], *, scale: float, lang: str 
         w = min(abs(value) / scale, 1.0) * (plot_w / 2)
         x = mid if value >= 0 else mid - w
         cls = "pos" if value >= 0 else "neg"
-        short = label if len(label) <= 38 else label[:37] + "…"
+        short = label if len(label) <= 31 else label[:30] + "…"
         parts.append(f'<g><title>{escape(label)}: {escape(signed(value, lang=lang))}</title>'
                      f'<text x="{label_w - 4}" y="{y + bar_height - 2}" text-anchor="end">{escape(short)}</text>'
                      f'<rect class="{cls}" x="{x:.1f}" y="{y + 1}" width="{max(w, 0.8):.1f}" height="{bar_height - 1}"/>'

@@ -139,7 +139,7 @@ def test_special_category_values_are_not_shown():
         text = reasons(X, c, lang=lang, params=PARAMS_EXPLAIN).iloc[0]
         assert "1/5" not in text and "2/5" not in text
     assert reasons(X, c, params=PARAMS_EXPLAIN).iloc[0] == (
-        "justice (ZRM, special category: score not shown) (−0.50); "
+        "justice (ZRM, score not shown) (−0.50); "
         "10% vulnerable households in the neighbourhood, given addiction (ZRM, not shown) (−0.40); "
         "3 floors of stairs without a lift, given physical health (ZRM, not shown) (−0.30)")
     # A feature declared special in params but without its own wording is named without its value.

@@ -92,8 +92,8 @@ def test_contribution_svg():
     svg = contribution_svg([("rent", 0.3), ("distance to the care provider given the support hours", -0.15)], scale=0.3)
     assert svg.count('class="pos"') == 1 and svg.count('class="neg"') == 1
     assert "−0.15" in svg and "…" in svg and "<title>distance to the care provider given the support hours: −0.15</title>" in svg
-    # the largest bar spans half the plot width, (380 - 190 - 40) / 2 = 75; half of that for half the value
-    assert 'width="75.0"' in svg and 'width="37.5"' in svg
+    # the largest bar spans half the plot width, (310 - 160 - 36) / 2 = 57; half of that for half the value
+    assert 'width="57.0"' in svg and 'width="28.5"' in svg
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="no Chromium installed")
