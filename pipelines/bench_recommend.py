@@ -5,7 +5,7 @@
 `bench_recommend()` returns the numbers as a dict (for pipelines/bench.py). The
 dataset is a random, contract-valid meeting with a year of placement history
 (`synthetic_meeting_tables`), and the model a stand-in LightGBM of the trainer's
-default size (300 trees × 15 leaves) fitted on that history (`stand_in_bundle`),
+default size (params.yaml train.lgbm) fitted on that history (`stand_in_bundle`),
 so the benchmark does not depend on the generator or the trainer.
 """
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -192,14 +193,37 @@ def history_bundle(ds, cfg, *, n_trees: int = 300, num_leaves: int = 15, seed: i
     return stand_in_bundle(X, n_trees=n_trees, num_leaves=num_leaves, seed=seed)
 
 
-def bench_recommend(*, n_vacancies: int = 50, n_candidates: int = 400, n_trees: int = 300, num_leaves: int = 15,
-                    repeats: int = 3, cli: bool = True, seed: int = 0, lang: str = "en") -> dict:
-    """Time `recommend` on a synthetic meeting; return seconds per stage, totals and peak memory."""
+def trainer_model_size(params: dict | None = None) -> tuple[int, int]:
+    """(trees, leaves) of the trainer's default model (params.yaml train.lgbm), else (300, 15)."""
+    from features.config import load_params
+
+    lgbm = ((params if params is not None else load_params()).get("train") or {}).get("lgbm") or {}
+    return int(lgbm.get("num_boost_round", 300)), int(lgbm.get("num_leaves", 15))
+
+
+def bench_recommend(workdir: str | Path | None = None, *, n_vacancies: int = 50, n_candidates: int = 400,
+                    n_trees: int | None = None, num_leaves: int | None = None, repeats: int = 3, cli: bool = True,
+                    seed: int = 0, lang: str = "en") -> dict:
+    """Time `recommend` on a synthetic meeting; return seconds per stage, totals and peak memory.
+
+    Args:
+        workdir: folder for the dataset, model and outputs (default: a new temporary folder).
+        n_trees, num_leaves: size of the stand-in model (default: the trainer's, params.yaml train.lgbm).
+    """
     from features.load import load_dataset
     from pipelines.recommend import load_config, meeting_outputs, parse_meeting_date, write_outputs
 
     cfg = load_config()
-    work = Path(tempfile.mkdtemp(prefix="matchwijs-bench-"))
+    default_trees, default_leaves = trainer_model_size()
+    n_trees = default_trees if n_trees is None else n_trees
+    num_leaves = default_leaves if num_leaves is None else num_leaves
+    if workdir is None:
+        work = Path(tempfile.mkdtemp(prefix="matchwijs-bench-"))
+    else:
+        work = Path(workdir)
+        if work.exists():
+            shutil.rmtree(work)
+        work.mkdir(parents=True)
     tables, meeting, as_of = synthetic_meeting_tables(n_vacancies=n_vacancies, n_candidates=n_candidates, seed=seed)
     data = write_tables(work / "data", tables, as_of=as_of)
     t0 = time.perf_counter()
@@ -271,12 +295,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--vacancies", type=int, default=50)
     parser.add_argument("--candidates", type=int, default=400)
-    parser.add_argument("--trees", type=int, default=300)
-    parser.add_argument("--leaves", type=int, default=15)
+    parser.add_argument("--trees", type=int, default=None, help="default: the trainer's (params.yaml train.lgbm)")
+    parser.add_argument("--leaves", type=int, default=None, help="default: the trainer's (params.yaml train.lgbm)")
+    parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-cli", action="store_true", help="skip timing the command line end to end")
     args = parser.parse_args(argv)
-    result = bench_recommend(n_vacancies=args.vacancies, n_candidates=args.candidates, n_trees=args.trees,
+    result = bench_recommend(args.workdir, n_vacancies=args.vacancies, n_candidates=args.candidates, n_trees=args.trees,
                              num_leaves=args.leaves, repeats=args.repeats, cli=not args.no_cli)
     print(json.dumps(result, indent=2))
 
