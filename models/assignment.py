@@ -38,6 +38,7 @@ class AssignmentParams:
     complex_cap: int | None = None  # at most this many placements per building complex per meeting
     min_benefit: float = 0.0  # pairs with benefit at or below this are never planned
     time_limit_seconds: float = 60.0
+    pool_factor: float | None = None  # plan only among the pool_factor × homes longest-waiting clients (models/priority.py)
 
 
 def plan_assignment(

@@ -2,9 +2,10 @@
 
 For every held-out meeting, every (vacancy, candidate) pair is scored as of that
 meeting; the eligibility rules (`models.eligibility.apply_eligibility`) and the
-one-to-one plan (`models.assignment.plan_assignment`, benefit = calibrated
-P(sustained), params.yaml `eligibility` and `assignment`), exactly as `recommend`
-applies them, give the model's proposal. Per candidate-meeting the frame
+one-to-one plan (`models.priority.plan_meeting`: the priority pool of the
+longest-waiting eligible clients, then `models.assignment.plan_assignment` with
+benefit = calibrated P(sustained); params.yaml `eligibility` and `assignment`),
+exactly as `recommend` applies them, give the model's proposal. Per candidate-meeting the frame
 holds the historical decision (`placed`, the home they got and its P(sustained)
 by the model) and the plan's (`planned`, the home it proposes and its P), plus
 the client's best single eligible home.
@@ -34,10 +35,11 @@ from features.labels import KNOWN, build_labels
 from features.load import Dataset
 from features.pairs import all_meeting_pairs, build_pair_features
 from features.rules import PassendToewijzen
-from models.assignment import AssignmentParams, plan_assignment
+from models.assignment import AssignmentParams
 from models.bundle import ModelBundle
 from models.eligibility import EligibilityParams, apply_eligibility
 from models.fairness import PipelineParams
+from models.priority import plan_meeting
 
 DECISION_COLUMNS = [
     "meeting_date", "client_id", "placed", "planned", "actual_dwelling_id", "planned_dwelling_id",
@@ -69,8 +71,7 @@ def _plan(ds: Dataset, options: pd.DataFrame, plan: PlanParams) -> pd.DataFrame:
     a = plan.assignment
     complexes = ds.dwellings.set_index("dwelling_id")["complex_id"]
     with_complex = options.assign(p_sustained=options["probability"], complex_id=options["dwelling_id"].map(complexes).to_numpy())
-    return plan_assignment(with_complex, benefit="p_sustained", complex_cap=a.complex_cap, min_benefit=a.min_benefit,
-                           time_limit_seconds=a.time_limit_seconds)
+    return plan_meeting(ds, with_complex, a, benefit="p_sustained")
 
 
 def _meeting_decisions(ds: Dataset, bundle: ModelBundle, meeting: pd.Timestamp, placements: pd.DataFrame,

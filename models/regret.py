@@ -8,7 +8,9 @@ policy is judged by the *true* chance of a sustained tenancy of what it chooses:
   eligible candidates), and the client the historical meeting actually placed;
 - the meeting-wide plan: the one-to-one plan on the model's calibrated chances,
   the oracle's plan on the true chances, random plans (mean of `random_draws`
-  seeded draws), and the historical placements.
+  seeded draws), each within the same priority pool of longest-waiting
+  candidates (models/priority.py, params `assignment.pool_factor`), and the
+  historical placements (the meeting chose freely).
 
 `captured_gain = (model − random) / (oracle − random)`, over all held-out meetings.
 Only eligible pairs are considered (the same rules as `recommend`).
@@ -28,9 +30,10 @@ from features.errors import UserError
 from features.load import Dataset
 from features.pairs import FeatureParams, build_pair_features
 from features.rules import PassendToewijzen
-from models.assignment import AssignmentParams, plan_assignment
+from models.assignment import AssignmentParams
 from models.bundle import ModelBundle
 from models.eligibility import EligibilityParams, apply_eligibility
+from models.priority import plan_meeting
 
 TRUTH_FILE = "truth.parquet"
 KEYS = ["meeting_date", "dwelling_id", "client_id"]
@@ -76,7 +79,7 @@ def oracle_comparison(ds: Dataset, bundle: ModelBundle, truth_dir: str | Path, *
     fp = section(params, "features", FeatureParams)
     rules = section(params, "passend_toewijzen", PassendToewijzen)
     elig = section(params, "eligibility", EligibilityParams)
-    cap = section(params, "assignment", AssignmentParams).complex_cap
+    assignment = section(params, "assignment", AssignmentParams)
     truth = read_truth(truth_dir)
     test_start = pd.Timestamp(bundle.metadata["test_start"])
     test_end = pd.Timestamp(bundle.metadata["test_end"])
@@ -101,23 +104,25 @@ def oracle_comparison(ds: Dataset, bundle: ModelBundle, truth_dir: str | Path, *
         top_model = m.loc[by_home["model_p"].idxmax(), "true_p"].mean()
         top_oracle = by_home["true_p"].max().mean()
         top_random = by_home["true_p"].mean().mean()
+        top_baselines = {f"top1_{name}": m.loc[by_home[f"{name}_score"].idxmax(), "true_p"].mean() for name in baselines}
         hist = m[m["placed"].astype(bool)]
         top_hist = hist["true_p"].mean() if len(hist) else np.nan
+        # Plans choose within the priority pool (longest waiting); the historical meeting chose freely.
         plans = {
-            "model": plan_assignment(m.assign(benefit=m["model_p"]), benefit="benefit", complex_cap=cap),
-            "oracle": plan_assignment(m.assign(benefit=m["true_p"]), benefit="benefit", complex_cap=cap),
-            **{name: plan_assignment(m.assign(benefit=m[f"{name}_score"]), benefit="benefit", complex_cap=cap) for name in baselines},
+            "model": plan_meeting(ds, m, assignment, benefit="model_p"),
+            "oracle": plan_meeting(ds, m, assignment, benefit="true_p"),
+            **{name: plan_meeting(ds, m, assignment, benefit=f"{name}_score") for name in baselines},
         }
         random_totals = []
         for _ in range(oracle.random_draws):
-            draw = plan_assignment(m.assign(benefit=rng.random(len(m))), benefit="benefit", complex_cap=cap)
+            draw = plan_meeting(ds, m.assign(benefit=rng.random(len(m))), assignment, benefit="benefit")
             random_totals.append((draw["true_p"].sum(), len(draw)))
         rows.append({
             "meeting_date": meeting,
             "vacancies_with_candidates": by_home.ngroups,
             "historical_placements": len(hist),
             "top1_model": top_model, "top1_oracle": top_oracle, "top1_random": top_random, "top1_historical": top_hist,
-            **{f"top1_{name}": m.loc[by_home[f"{name}_score"].idxmax(), "true_p"].mean() for name in baselines},
+            **top_baselines,
             **{f"plan_{name}_total": plan["true_p"].sum() for name, plan in plans.items()},
             **{f"plan_{name}_n": len(plan) for name, plan in plans.items()},
             "plan_random_total": float(np.mean([t for t, _ in random_totals])),

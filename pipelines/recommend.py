@@ -9,6 +9,7 @@ all five files are complete.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import enum
 import os
@@ -43,9 +44,6 @@ EXCLUDED_COLUMNS = ["dwelling_id", "client_id", "rule", "failed_rules", "detail"
 
 ERR_DATE_FORMAT = "--meeting {value!r} is not a date; expected YYYY-MM-DD"
 ERR_NO_MEETING = "no {what} at meeting {date}. {nearest}"
-ERR_NO_MODEL = ("no model: pass --model PATH to a model folder (written by ModelBundle.save), "
-                "or run `matchwijs train --data DIR` first to register a default model")
-ERR_MODEL_PATH = "--model {model}: not a model folder, and no model registry is available to resolve it (run `matchwijs train` first)"
 ERR_OUT_IS_FILE = "--out {out} exists and is not a folder"
 
 
@@ -111,6 +109,14 @@ def parse_meeting_date(value: str) -> pd.Timestamp:
         raise UserError(ERR_DATE_FORMAT.format(value=value)) from None
 
 
+def latest_meeting(ds: Dataset) -> pd.Timestamp:
+    """The latest meeting date that has both vacancies and candidates."""
+    both = set(ds.vacancies["meeting_date"]) & set(ds.candidates["meeting_date"])
+    if not both:
+        raise UserError("the dataset has no meeting with both vacancies and candidates")
+    return max(both)
+
+
 def check_meeting(ds: Dataset, meeting_date: pd.Timestamp) -> None:
     """UserError naming the date and the nearest usable meeting dates when the meeting has no vacancies or candidates."""
     import pandas as pd
@@ -137,21 +143,10 @@ def check_meeting(ds: Dataset, meeting_date: pd.Timestamp) -> None:
 
 
 def resolve_model(model: str | None, params_path: str | Path | None = None) -> ModelBundle:
-    """The ModelBundle to use: a folder given with --model, else the registry's (`models.tracking.resolve_bundle`)."""
-    from models.bundle import ModelBundle
+    """The ModelBundle to use: a folder or registered version given with --model, else the default (champion) model."""
+    from models.tracking import resolve_bundle
 
-    if model is not None and Path(model).is_dir():
-        return ModelBundle.load(model)
-    try:
-        from models.tracking import resolve_bundle
-    except ImportError:
-        resolve_bundle = None
-    if resolve_bundle is None:
-        raise UserError(ERR_NO_MODEL if model is None else ERR_MODEL_PATH.format(model=model))
-    try:
-        return resolve_bundle(model, params_path=params_path)
-    except TypeError:  # an older resolver without params_path
-        return resolve_bundle(model)
+    return resolve_bundle(model, params_path=params_path)
 
 
 def _homes(ds: Dataset, dwelling_ids) -> pd.DataFrame:
@@ -194,7 +189,8 @@ def meeting_outputs(ds: Dataset, meeting_date: pd.Timestamp, bundle: ModelBundle
     import pandas as pd
 
     from features.pairs import build_pair_features, meeting_pairs
-    from models.assignment import client_outcomes, plan_assignment
+    from models.assignment import client_outcomes
+    from models.priority import plan_meeting
     from models.eligibility import apply_eligibility, unverified_amounts
     from models.explain import explanations_frame, reasons, tree_shap
     from reports.meeting import MeetingSheet, render_meeting
@@ -242,8 +238,7 @@ def meeting_outputs(ds: Dataset, meeting_date: pd.Timestamp, bundle: ModelBundle
     cap = cfg.assignment.complex_cap if complex_cap is None else complex_cap
     complexes = ds.dwellings.set_index("dwelling_id")["complex_id"]
     with_complex = recs.assign(complex_id=recs["dwelling_id"].map(complexes).to_numpy())
-    plan = plan_assignment(with_complex, benefit="p_sustained", complex_cap=cap, min_benefit=cfg.assignment.min_benefit,
-                           time_limit_seconds=cfg.assignment.time_limit_seconds)
+    plan = plan_meeting(ds, with_complex, dataclasses.replace(cfg.assignment, complex_cap=cap), benefit="p_sustained")
     outcomes = client_outcomes(with_complex, plan, benefit="p_sustained")
     per_client = outcomes.set_index("client_id")
     plan["best_dwelling_id"] = plan["client_id"].map(per_client["best_dwelling_id"])
@@ -324,7 +319,7 @@ def write_outputs(outputs: MeetingOutputs, out: str | Path) -> Path:
 
 def recommend(
     data: Path = typer.Option(..., "--data", help="Dataset folder that follows the data contract (see README)."),
-    meeting: str = typer.Option(..., "--meeting", help="Meeting date YYYY-MM-DD: a date with vacancies and candidates in the dataset."),
+    meeting: str = typer.Option(..., "--meeting", help="Meeting date YYYY-MM-DD with vacancies and candidates in the dataset, or `latest`."),
     out: Path = typer.Option(..., "--out", help="Folder for recommendations.csv, explanations.csv, assignment.csv, excluded.csv, meeting.html."),
     model: Optional[str] = typer.Option(None, "--model", help="Model folder or registered version (default: the registered default model)."),
     lang: Lang = typer.Option(Lang.en, "--lang", help="Language of reasons and the meeting sheet."),
@@ -335,8 +330,8 @@ def recommend(
     from features.load import load_dataset
 
     cfg = load_config(params)
-    meeting_date = parse_meeting_date(meeting)
     ds = load_dataset(data)
+    meeting_date = latest_meeting(ds) if meeting.strip().lower() == "latest" else parse_meeting_date(meeting)
     check_meeting(ds, meeting_date)
     bundle = resolve_model(model, params)
     outputs = meeting_outputs(ds, meeting_date, bundle, cfg, lang=lang.value, complex_cap=complex_cap)

@@ -56,6 +56,7 @@ def train(
     compare: bool = typer.Option(False, "--compare", help="Also fit params train.compare_objectives as nested runs and compare them."),
     metrics_out: Optional[Path] = typer.Option(None, "--metrics-out", help="Also write the held-out metrics as JSON here (for DVC)."),
     eval_out: Optional[Path] = typer.Option(None, "--eval-out", help="Also write evaluation tables and figures into this folder."),
+    bundle_out: Optional[Path] = typer.Option(None, "--bundle-out", help="Also write the trained model folder here (promoted or not; usable with --model)."),
     params: Optional[Path] = typer.Option(None, "--params", help="params.yaml to use (default: ./params.yaml, else the project's own)."),
 ) -> None:
     """Build features and labels, train the ranker, evaluate it on the latest meetings, track it in MLflow.
@@ -195,6 +196,10 @@ def train(
         metrics_out.write_text(json.dumps(summary, indent=2, sort_keys=True, default=float) + "\n", encoding="utf-8")
     if eval_out is not None:
         _copy_eval(result, oracle, eval_out)
+    if bundle_out is not None:
+        bundle.metadata.update({"model_version": f"{mp.registered_model}/{version}", "mlflow_run_id": parent_id,
+                                "promoted": promote})
+        _replace_folder(bundle_out, bundle.save)
 
     typer.echo(table.drop(columns=["n_placements"], errors="ignore").round(4).to_string())
     if oracle is not None:
@@ -212,6 +217,23 @@ def pd_series(values, index):
     import pandas as pd
 
     return pd.Series(values, index=list(index), dtype=float)
+
+
+def _replace_folder(folder: Path, write) -> None:
+    """Write into a temporary sibling, then swap it in: never a half-written folder."""
+    import shutil
+
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    try:
+        write(tmp)
+        if folder.exists():
+            shutil.rmtree(folder)
+        tmp.rename(folder)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
 
 
 def _copy_eval(result, oracle, folder: Path) -> None:

@@ -70,7 +70,10 @@ def test_train_tracks_and_promotes_only_when_not_worse(small_synthetic, tmp_path
     """First model becomes the default; a clearly worse one stays a candidate; an equal one is promoted."""
     monkeypatch.setenv("MATCHWIJS_MLFLOW_DIR", str(tmp_path / "store"))
     data, truth = small_synthetic
-    good = params_file(tmp_path, train=SHORT_SPLIT)
+    # The fairness gate is opened wide here: this test is about the metric comparison
+    # (the gate's own refusal is tested below and in tests/test_fairness.py).
+    open_gate = {**PARAMS["fairness"]["gate"], "max_difference": {}, "max_ratio_drop": {}, "fail_when_unjudgeable": False}
+    good = params_file(tmp_path, train=SHORT_SPLIT, fairness={"gate": open_gate})
     runner = CliRunner()
     first = runner.invoke(app, ["train", "--data", str(data), "--params", str(good), "--metrics-out", str(tmp_path / "m1.json")])
     assert first.exit_code == 0, first.output
@@ -78,7 +81,8 @@ def test_train_tracks_and_promotes_only_when_not_worse(small_synthetic, tmp_path
     assert m1["promoted"] is True and m1["model_version"] == "1"
 
     (tmp_path / "bad").mkdir()
-    bad = params_file(tmp_path / "bad", train={**SHORT_SPLIT, "lgbm": {**PARAMS["train"]["lgbm"], "num_boost_round": 1, "num_leaves": 2}})
+    bad = params_file(tmp_path / "bad", train={**SHORT_SPLIT, "lgbm": {**PARAMS["train"]["lgbm"], "num_boost_round": 1, "num_leaves": 2}},
+                      fairness={"gate": open_gate})
     second = runner.invoke(app, ["train", "--data", str(data), "--params", str(bad), "--metrics-out", str(tmp_path / "m2.json")])
     assert second.exit_code == 0, second.output
     m2 = json.loads((tmp_path / "m2.json").read_text())
@@ -93,6 +97,21 @@ def test_train_tracks_and_promotes_only_when_not_worse(small_synthetic, tmp_path
     champion = resolve_bundle(None, params_path=good)
     assert champion.metadata["model_version"].endswith("/3")
     assert champion.metadata["data_sha256"] == m1.get("data_sha256", champion.metadata["data_sha256"])
+
+
+def test_failing_fairness_gate_blocks_promotion(small_synthetic, tmp_path, monkeypatch):
+    monkeypatch.setenv("MATCHWIJS_MLFLOW_DIR", str(tmp_path / "store"))
+    strict = {**PARAMS["fairness"]["gate"], "max_difference": {"model.selection_rate": 0.0}}
+    params = params_file(tmp_path, train=SHORT_SPLIT, fairness={"gate": strict})
+    result = CliRunner().invoke(app, ["train", "--data", str(small_synthetic[0]), "--params", str(params),
+                                      "--metrics-out", str(tmp_path / "m.json"), "--bundle-out", str(tmp_path / "model")])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "m.json").read_text())
+    assert summary["promoted"] is False and summary["fairness_gate_passed"] is False
+    assert "the fairness gate failed" in result.output
+    from models.bundle import ModelBundle
+
+    assert ModelBundle.load(tmp_path / "model").metadata["promoted"] is False  # written, clearly marked
 
 
 def test_train_reports_bad_data_without_traceback(tmp_path, tiny_dir):
