@@ -167,6 +167,7 @@ def summary(result: AuditResult) -> dict:
         "below_best_share_meeting": _share(dec, "below_best_actual", "placed"),
         "eligibility_rules": list(fa.plan_params.eligibility.rules),
         "complex_cap": fa.plan_params.assignment.complex_cap,
+        "pool_factor": getattr(fa.plan_params.assignment, "pool_factor", None),
         "proxy_flags": [f"{r.attribute}={r.group} (AUC {r.auc:.2f})" for r in result.proxy_auc.itertuples() if r.flagged],
         "model_version": result.model["version"],
         "mlflow_run_id": result.model["mlflow_run_id"],

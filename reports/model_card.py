@@ -71,4 +71,5 @@ def render_model_card(result, *, bundle: ModelBundle) -> str:
         worse_off=_pct(s["worse_off_share"]), displaced=_pct(s["displaced_share"]), below_best=_pct(s["below_best_share_plan"]),
         proxy_flags=s["proxy_flags"], flag_auc=result.audit_params.proxy.flag_auc,
         rules=list(fa.plan_params.eligibility.rules), complex_cap=fa.plan_params.assignment.complex_cap,
+        pool_factor=getattr(fa.plan_params.assignment, "pool_factor", None),
     )
