@@ -24,7 +24,7 @@ def waiting_weeks(ds: Dataset, pairs: pd.DataFrame) -> pd.Series:
     """Weeks each pair's client has been a candidate at its meeting (since the first meeting they appear at)."""
     first = ds.candidates.groupby("client_id")["meeting_date"].min()
     since = pairs["client_id"].map(first)
-    return ((pairs["meeting_date"] - since).dt.days / 7.0).fillna(0.0)
+    return ((pd.to_datetime(pairs["meeting_date"]) - since).dt.days / 7.0).fillna(0.0)
 
 
 def priority_pool(eligible: pd.DataFrame, waiting: pd.Series, pool_factor: float | None) -> pd.DataFrame:

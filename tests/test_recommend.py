@@ -76,7 +76,10 @@ def test_cli_end_to_end_on_the_tiny_dataset(tiny, tmp_path):
 
     plan = frames["assignment.csv"]
     assert plan["dwelling_id"].is_unique and plan["client_id"].is_unique and len(plan) == 1
-    assert plan.iloc[0]["client_id"] == recs.loc[recs["rank"] == 1, "client_id"].iloc[0]
+    # The plan chooses within the priority pool: 2 × 1 home = the two longest-waiting clients (all
+    # wait 0 weeks at the first meeting, so ties go by client id: 0001 and 0002), the better of them.
+    pool = recs[recs["client_id"].isin(["0001", "0002"])]
+    assert plan.iloc[0]["client_id"] == pool.loc[pool["score"].idxmax(), "client_id"]
     excluded = frames["excluded.csv"]
     assert sorted(excluded["client_id"]) == ["0001", "0002", "0003"] and set(excluded["rule"]) == {"passend_toewijzen"}
     html = (out / "meeting.html").read_text(encoding="utf-8")
@@ -170,25 +173,14 @@ def test_protected_attributes_are_never_read(tiny):
     assert len(outputs.recommendations) == 3
 
 
-def test_model_resolution(tiny, monkeypatch):
+def test_model_resolution(tiny, tmp_path, monkeypatch):
     _, model, *_ = tiny
     assert resolve_model(str(model)).feature_names == tuple(FEATURE_NAMES)
-    monkeypatch.setitem(sys.modules, "models.tracking", None)  # as before the trainer existed
-    with pytest.raises(UserError, match="pass --model PATH"):
+    monkeypatch.setenv("MATCHWIJS_MLFLOW_DIR", str(tmp_path / "no-store"))
+    with pytest.raises(UserError, match="no trained model"):
         resolve_model(None)
-    with pytest.raises(UserError, match="not a model folder"):
+    with pytest.raises(UserError, match="no trained model"):
         resolve_model("/nowhere/model")
-
-
-def test_resolver_is_used_for_the_default_model(tiny, monkeypatch):
-    _, _, _, _, bundle = tiny
-    import types
-
-    calls = []
-    fake = types.ModuleType("models.tracking")
-    fake.resolve_bundle = lambda model, *, params_path=None: calls.append((model, params_path)) or bundle
-    monkeypatch.setitem(sys.modules, "models.tracking", fake)
-    assert resolve_model(None, "p.yaml") is bundle and calls == [(None, "p.yaml")]
 
 
 def test_bigger_meeting_plan_is_optimal_and_ranks_are_consistent(tmp_path):
@@ -203,10 +195,14 @@ def test_bigger_meeting_plan_is_optimal_and_ranks_are_consistent(tmp_path):
     assert (recs.groupby("dwelling_id")["rank"].apply(lambda r: sorted(r) == list(range(1, len(r) + 1)))).all()
     assert plan["dwelling_id"].is_unique and plan["client_id"].is_unique
     assert plan.groupby("complex_id").size().max() <= 1
-    # the plan is the integer program's optimum on the eligible pairs
+    # the plan is the integer program's optimum on the eligible pairs of the priority pool
+    from models.priority import priority_pool, waiting_weeks
+
     complexes = ds.dwellings.set_index("dwelling_id")["complex_id"]
     pairs = recs.assign(complex_id=recs["dwelling_id"].map(complexes))
-    best = plan_assignment(pairs, complex_cap=1, solver="milp")
+    pool = priority_pool(pairs, waiting_weeks(ds, pairs), cfg.assignment.pool_factor)
+    assert set(plan["client_id"]) <= set(pool["client_id"])
+    best = plan_assignment(pool, complex_cap=1, solver="milp")
     assert plan["p_sustained"].sum() == pytest.approx(best["p_sustained"].sum(), abs=1e-9)
     assert set(plan["better_or_worse_off"]) <= {"as_good", "worse_off"}
     assert (plan["p_change"] <= 1e-12).all()
