@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 import json
 import subprocess
 import tempfile
@@ -165,6 +166,8 @@ def train(
             figures.gain_figure(oracle.table["plan_true_p_sustained"], ev / "oracle_comparison.png")
         if gate is not None:
             gate.table.to_csv(ev / "fairness_gate.csv", index=False)
+        if eval_out is not None:
+            _replace_folder(eval_out, lambda folder: shutil.copytree(ev, folder, dirs_exist_ok=True))
 
         tags = {"data_sha256": data_hash, "as_of": f"{ds.as_of:%Y-%m-%d}", "code_version": bundle.metadata["code_version"],
                 "objective": tp.objective, "fairness_gate": "none" if gate is None else ("passed" if gate.passed else "failed")}
@@ -194,8 +197,6 @@ def train(
     if metrics_out is not None:
         metrics_out.parent.mkdir(parents=True, exist_ok=True)
         metrics_out.write_text(json.dumps(summary, indent=2, sort_keys=True, default=float) + "\n", encoding="utf-8")
-    if eval_out is not None:
-        _copy_eval(result, oracle, eval_out)
     if bundle_out is not None:
         bundle.metadata.update({"model_version": f"{mp.registered_model}/{version}", "mlflow_run_id": parent_id,
                                 "promoted": promote})
@@ -221,8 +222,6 @@ def pd_series(values, index):
 
 def _replace_folder(folder: Path, write) -> None:
     """Write into a temporary sibling, then swap it in: never a half-written folder."""
-    import shutil
-
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
@@ -234,10 +233,3 @@ def _replace_folder(folder: Path, write) -> None:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
-
-
-def _copy_eval(result, oracle, folder: Path) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    result.metrics.to_csv(folder / "metrics.csv")
-    if oracle is not None:
-        oracle.table.to_csv(folder / "oracle_comparison.csv")
