@@ -18,6 +18,7 @@ from features.load import Dataset
 from features.rules import PassendToewijzen
 
 PAIR_KEYS = ["meeting_date", "dwelling_id", "client_id"]
+EARTH_RADIUS_KM = 6371.0088  # mean Earth radius (IUGG)
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,7 @@ def haversine_km(lat1, lon1, lat2, lon2) -> np.ndarray:
     """Great-circle distance in km between arrays of WGS84 points."""
     lat1, lon1, lat2, lon2 = (np.radians(np.asarray(v, dtype=float)) for v in (lat1, lon1, lat2, lon2))
     a = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
-    return 6371.0 * 2 * np.arcsin(np.sqrt(a))
+    return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
 
 
 def window_count(event_key: pd.Series, event_date: pd.Series, query_key: pd.Series, query_date: pd.Series, days: int) -> np.ndarray:

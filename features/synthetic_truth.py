@@ -22,9 +22,9 @@ import pandas as pd
 
 from features.config import ConfigError
 from features.contract import ZRM_DOMAINS
+from features.pairs import haversine_km  # noqa: F401 - re-exported for the generator
 
 FORMULA_VERSION = "matchwijs-truth-1"
-EARTH_RADIUS_KM = 6371.0088
 ERR_UNKNOWN_DOMAIN = "params: generate.truth.failure.client: unknown ZRM domain(s) {names}; use the zrm_* column names"
 
 # Columns the truth formula reads (besides the ZRM domains named in the coefficients).
@@ -213,13 +213,6 @@ def true_nuisance_rate(frame: Mapping, coefs: TruthCoefs) -> np.ndarray:
         + n.concentration * _concentration(frame, s)
     )
     return np.exp(log_rate)
-
-
-def haversine_km(lat1, lon1, lat2, lon2) -> np.ndarray:
-    """Great-circle distance in km between WGS84 points (array-likes broadcast)."""
-    lat1, lon1, lat2, lon2 = (np.radians(np.asarray(x, dtype=float)) for x in (lat1, lon1, lat2, lon2))
-    a = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
-    return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
 
 
 def complex_concentration(

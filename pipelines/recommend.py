@@ -279,7 +279,10 @@ def meeting_outputs(ds: Dataset, meeting_date: pd.Timestamp, bundle: ModelBundle
 
 def _model_label(bundle: ModelBundle) -> str:
     meta = bundle.metadata or {}
-    return str(meta.get("model_version") or meta.get("name") or f"{bundle.objective} model")
+    label = str(meta.get("model_version") or meta.get("name") or f"{bundle.objective} model")
+    if meta.get("promoted") is False:
+        label += " (a candidate model: not promoted to default, see the training run)"
+    return label
 
 
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:
