@@ -54,7 +54,7 @@ def run_experiment(rows: pd.DataFrame, *, train: TrainParams, baselines: Baselin
     split = temporal_split(rows["meeting_date"], train)
     part = split.part(rows["meeting_date"])
     test = rows[part == "test"].copy()
-    history = rows[part != "test"]
+    fit_rows = rows[part == "fit"]  # the baselines learn from exactly the rows the trees are fitted on
     bundles: dict[str, ModelBundle] = {}
     metrics: dict[str, dict] = {}
     reliability: dict[str, pd.DataFrame] = {}
@@ -71,7 +71,7 @@ def run_experiment(rows: pd.DataFrame, *, train: TrainParams, baselines: Baselin
     metrics["baseline_random"] = placement_metrics(test, "score_random", train.label_gain)
     test["score_profile_fit"] = profile_fit_scores(test, baselines)
     metrics["baseline_profile_fit"] = placement_metrics(test, "score_profile_fit", train.label_gain)
-    clf = fit_pointwise_classifier(history, history["sustained"], baselines, train.seed)
+    clf = fit_pointwise_classifier(fit_rows, fit_rows["sustained"], baselines, train.seed)
     test["p_classifier"] = classifier_proba(clf, test)
     test["score_classifier"] = np.log(test["p_classifier"] / (1 - test["p_classifier"]).clip(lower=1e-12))
     metrics["baseline_classifier"] = placement_metrics(test, "score_classifier", train.label_gain, "p_classifier")
