@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from features.errors import UserError
 from features.labels import KNOWN, LabelParams, build_labels
 from features.load import Dataset
 from features.pairs import FeatureParams, build_pair_features
@@ -86,3 +87,31 @@ def score_with(bundle: ModelBundle, test: pd.DataFrame, label_gain: tuple[float,
     scored = test.assign(_s=bundle.score(test))
     scored["_p"] = bundle.proba(scores=scored["_s"].to_numpy())
     return placement_metrics(scored, "_s", label_gain, "_p")
+
+
+def grid_search(rows: pd.DataFrame, *, train: TrainParams, grid: tuple[dict, ...], metric: str,
+                progress=lambda msg: None) -> pd.DataFrame:
+    """Fit each LightGBM variant of `grid` on the fit weeks and score it on the calibration weeks.
+
+    The held-out test weeks are never touched, so choosing the best variant does not
+    leak into the reported evaluation. Returns one row per variant: its overrides
+    (as columns) and the validation metric, best first (ties: grid order).
+    """
+    import dataclasses
+
+    split = temporal_split(rows["meeting_date"], train)
+    part = split.part(rows["meeting_date"])
+    validation = rows[part == "calibration"].copy()
+    results = []
+    for i, overrides in enumerate(grid):
+        unknown = set(overrides) - {f.name for f in dataclasses.fields(train.lgbm)}
+        if unknown:
+            raise UserError(f"params: train.search.grid[{i}] names unknown LightGBM settings: {', '.join(sorted(unknown))}")
+        variant = dataclasses.replace(train, lgbm=dataclasses.replace(train.lgbm, **overrides))
+        bundle = train_bundle(rows, split, variant)
+        validation["_s"] = bundle.score(validation)
+        value = placement_metrics(validation, "_s", train.label_gain)[metric]
+        progress(f"search {i + 1}/{len(grid)}: {overrides} -> validation {metric} {value:.4f}")
+        results.append({"variant": i, **overrides, f"validation_{metric}": value})
+    table = pd.DataFrame(results)
+    return table.sort_values([f"validation_{metric}", "variant"], ascending=[False, True], kind="stable").reset_index(drop=True)

@@ -42,6 +42,14 @@ class LgbmParams:
 
 
 @dataclass(frozen=True)
+class SearchParams:
+    """`train --search`: LightGBM variants (overrides of `lgbm`) compared on the calibration weeks."""
+
+    metric: str
+    grid: tuple[dict, ...]
+
+
+@dataclass(frozen=True)
 class TrainParams:
     """What `train` fits and how the meetings are split in time."""
 
@@ -54,6 +62,7 @@ class TrainParams:
     success_threshold: float
     support_radius: float
     lgbm: LgbmParams
+    search: SearchParams
 
     def __post_init__(self) -> None:
         for obj in (self.objective, *self.compare_objectives):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import shutil
 import json
@@ -55,6 +56,7 @@ def train(
     data: Path = typer.Option(..., "--data", help="Dataset folder that follows the data contract."),
     truth: Optional[Path] = typer.Option(None, "--truth", help="Ground-truth folder of a synthetic dataset: adds the comparison with the oracle."),
     compare: bool = typer.Option(False, "--compare", help="Also fit params train.compare_objectives as nested runs and compare them."),
+    search: bool = typer.Option(False, "--search", help="First compare the LightGBM variants of params train.search on the calibration weeks (nested runs) and train the best."),
     metrics_out: Optional[Path] = typer.Option(None, "--metrics-out", help="Also write the held-out metrics as JSON here (for DVC)."),
     eval_out: Optional[Path] = typer.Option(None, "--eval-out", help="Also write evaluation tables and figures into this folder."),
     bundle_out: Optional[Path] = typer.Option(None, "--bundle-out", help="Also write the trained model folder here (promoted or not; usable with --model)."),
@@ -88,6 +90,14 @@ def train(
     _progress(ds.summary())
     rows = placement_rows(ds, features=fp, labels=lp, rules=rules)
     _progress(f"{len(rows)} placements with a known outcome ({rows['sustained'].mean():.1%} sustained), {len(FEATURE_NAMES)} features")
+    searched = None
+    if search:
+        from models.experiment import grid_search
+
+        searched = grid_search(rows, train=tp, grid=tp.search.grid, metric=tp.search.metric, progress=_progress)
+        best = {k: v for k, v in tp.search.grid[int(searched.loc[0, "variant"])].items()}
+        _progress(f"search: best variant {best}")
+        tp = dataclasses.replace(tp, lgbm=dataclasses.replace(tp.lgbm, **best))
     objectives = tuple(dict.fromkeys((tp.objective, *(tp.compare_objectives if compare else ()))))
     result = run_experiment(rows, train=tp, baselines=bp, objectives=objectives, progress=_progress)
     bundle = result.bundles[tp.objective]
@@ -133,6 +143,11 @@ def train(
         metrics.update({f"oracle.{k}": v for k, v in oracle.summary.items()})
     run_params = _flatten("", {k: cfg[k] for k in ("features", "labels", "train", "baselines") if k in cfg}, {})
     run_params.update({"data.path": str(Path(data).resolve()), "data.sha256": data_hash, "data.as_of": f"{ds.as_of:%Y-%m-%d}"})
+    run_params.update({f"train.lgbm.{k}": v for k, v in dataclasses.asdict(tp.lgbm).items()})  # as trained (after --search)
+    run_params.pop("train.search.grid", None)  # the variants are logged as nested runs
+    from models.fairness import assert_no_protected
+
+    assert_no_protected(run_params)
     bundle.metadata.update({
         "data_sha256": data_hash,
         "as_of": f"{ds.as_of:%Y-%m-%d}",
@@ -176,6 +191,12 @@ def train(
             store, mp, run_name=f"train-{tp.objective}", run_params=run_params, metrics=metrics, tags=tags,
             artifacts={"bundle": tmp / "bundle", "evaluation": ev},
         )
+        if searched is not None:
+            for _, row in searched.iterrows():
+                variant = {k: v for k, v in row.items() if pd_notna(v) and not k.startswith("validation_") and k != "variant"}
+                tracking.log_run(store, mp, run_name=f"search-{int(row['variant'])}", run_params={**variant, "objective": tp.objective},
+                                 metrics={f"validation_{tp.search.metric}": float(row[f"validation_{tp.search.metric}"])},
+                                 tags={"search": "lgbm"}, artifacts={}, parent_run_id=parent_id)
         if compare:
             for objective, other in result.bundles.items():
                 tracking.log_run(store, mp, run_name=f"objective-{objective}", run_params={"objective": objective},
@@ -212,6 +233,12 @@ def train(
     else:
         typer.echo(f"{label} stays a candidate, the default model is unchanged: " + " and ".join(why))
     _progress(f"done in {time.perf_counter() - started:.1f} s; see `mlflow ui --backend-store-uri {tracking.tracking_uri(store)}`")
+
+
+def pd_notna(value) -> bool:
+    import pandas as pd
+
+    return bool(pd.notna(value))
 
 
 def pd_series(values, index):

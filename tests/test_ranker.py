@@ -120,3 +120,22 @@ def test_train_reports_bad_data_without_traceback(tmp_path, tiny_dir):
     assert result.exit_code == 1
     assert "clients.care_provider: required column is missing" in result.output
     assert "Traceback" not in result.output
+
+
+def test_grid_search_judges_on_calibration_weeks_only(small_rows):
+    from models.experiment import grid_search
+
+    tp = dataclasses.replace(section(PARAMS, "train", TrainParams), **SHORT_SPLIT)
+    grid = ({"num_leaves": 2, "num_boost_round": 50}, {"num_leaves": 2, "num_boost_round": 1})
+    table = grid_search(small_rows, train=tp, grid=grid, metric="roc_auc_failure")
+    assert sorted(table["variant"]) == [0, 1]
+    assert table["validation_roc_auc_failure"].is_monotonic_decreasing
+    # Changing the test weeks' outcomes cannot change the search: it never looks at them.
+    split = temporal_split(small_rows["meeting_date"], tp)
+    flipped = small_rows.copy()
+    test = split.part(flipped["meeting_date"]) == "test"
+    flipped.loc[test, "sustained"] = 1 - flipped.loc[test, "sustained"]
+    again = grid_search(flipped, train=tp, grid=grid, metric="roc_auc_failure")
+    pd.testing.assert_frame_equal(table, again)
+    with pytest.raises(Exception, match="unknown LightGBM settings"):
+        grid_search(small_rows, train=tp, grid=({"leaves": 3},), metric="roc_auc_failure")
