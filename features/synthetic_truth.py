@@ -23,6 +23,7 @@ import pandas as pd
 from features.config import ConfigError
 from features.contract import ZRM_DOMAINS
 from features.pairs import haversine_km  # noqa: F401 - re-exported for the generator
+from features.rules import YearAmounts as PassendToewijzen  # one year of amounts, shared with the project's rules
 
 FORMULA_VERSION = "matchwijs-truth-1"
 ERR_UNKNOWN_DOMAIN = "params: generate.truth.failure.client: unknown ZRM domain(s) {names}; use the zrm_* column names"
@@ -106,17 +107,6 @@ class TruthCoefs:
         unknown = sorted(set(self.failure.client) - set(ZRM_DOMAINS))
         if unknown:
             raise ConfigError(ERR_UNKNOWN_DOMAIN.format(names=", ".join(unknown)))
-
-
-@dataclass(frozen=True)
-class PassendToewijzen:
-    """One year of the passend-toewijzen amounts (income per year, rent per month)."""
-
-    income_threshold_single: float
-    income_threshold_multi: float
-    rent_cap_small: float  # households below `large_household_from` persons
-    rent_cap_large: float
-    verified: bool = True
 
 
 @dataclass(frozen=True)

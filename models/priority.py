@@ -45,14 +45,17 @@ def priority_pool(eligible: pd.DataFrame, waiting: pd.Series, pool_factor: float
     return eligible[eligible["client_id"].isin(chosen).to_numpy(np.bool_)]
 
 
-def plan_meeting(ds: Dataset, pairs: pd.DataFrame, params, *, benefit: str = "p_sustained") -> pd.DataFrame:
+def plan_meeting(ds: Dataset, pairs: pd.DataFrame, params, *, benefit: str = "p_sustained",
+                 waiting: pd.Series | None = None) -> pd.DataFrame:
     """The meeting's one-to-one plan: the priority pool first (params.pool_factor), then the best fit within it.
 
     `pairs` are the eligible pairs of one meeting with a `benefit` column (and
-    `complex_id` when params.complex_cap is set); `params` is `AssignmentParams`.
+    `complex_id` when params.complex_cap is set); `params` is `AssignmentParams`;
+    `waiting` (aligned with `pairs`) saves recomputing waiting weeks for repeated plans.
     """
     from models.assignment import plan_assignment
 
-    pooled = priority_pool(pairs, waiting_weeks(ds, pairs), params.pool_factor)
+    waiting = waiting_weeks(ds, pairs) if waiting is None else waiting
+    pooled = priority_pool(pairs, waiting, params.pool_factor)
     return plan_assignment(pooled, benefit=benefit, complex_cap=params.complex_cap, min_benefit=params.min_benefit,
                            time_limit_seconds=params.time_limit_seconds)

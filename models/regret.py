@@ -33,7 +33,7 @@ from features.rules import PassendToewijzen
 from models.assignment import AssignmentParams
 from models.bundle import ModelBundle
 from models.eligibility import EligibilityParams, apply_eligibility
-from models.priority import plan_meeting
+from models.priority import plan_meeting, waiting_weeks
 
 TRUTH_FILE = "truth.parquet"
 KEYS = ["meeting_date", "dwelling_id", "client_id"]
@@ -108,14 +108,15 @@ def oracle_comparison(ds: Dataset, bundle: ModelBundle, truth_dir: str | Path, *
         hist = m[m["placed"].astype(bool)]
         top_hist = hist["true_p"].mean() if len(hist) else np.nan
         # Plans choose within the priority pool (longest waiting); the historical meeting chose freely.
+        wait = waiting_weeks(ds, m)
         plans = {
-            "model": plan_meeting(ds, m, assignment, benefit="model_p"),
-            "oracle": plan_meeting(ds, m, assignment, benefit="true_p"),
-            **{name: plan_meeting(ds, m, assignment, benefit=f"{name}_score") for name in baselines},
+            "model": plan_meeting(ds, m, assignment, benefit="model_p", waiting=wait),
+            "oracle": plan_meeting(ds, m, assignment, benefit="true_p", waiting=wait),
+            **{name: plan_meeting(ds, m, assignment, benefit=f"{name}_score", waiting=wait) for name in baselines},
         }
         random_totals = []
         for _ in range(oracle.random_draws):
-            draw = plan_meeting(ds, m.assign(benefit=rng.random(len(m))), assignment, benefit="benefit")
+            draw = plan_meeting(ds, m.assign(benefit=rng.random(len(m))), assignment, benefit="benefit", waiting=wait)
             random_totals.append((draw["true_p"].sum(), len(draw)))
         rows.append({
             "meeting_date": meeting,

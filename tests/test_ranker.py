@@ -139,3 +139,22 @@ def test_grid_search_judges_on_calibration_weeks_only(small_rows):
     pd.testing.assert_frame_equal(table, again)
     with pytest.raises(Exception, match="unknown LightGBM settings"):
         grid_search(small_rows, train=tp, grid=({"leaves": 3},), metric="roc_auc_failure")
+
+
+def test_oracle_comparison_is_bounded_by_the_oracle(small_synthetic, small_rows):
+    """Per meeting, no policy beats the oracle's plan total or its top-1; captured gains are shares."""
+    from features.load import load_dataset
+    from models.regret import OracleParams, oracle_comparison
+
+    ds = load_dataset(small_synthetic[0])
+    tp = dataclasses.replace(section(PARAMS, "train", TrainParams), **SHORT_SPLIT)
+    bundle = train_bundle(small_rows, temporal_split(small_rows["meeting_date"], tp), tp)
+    result = oracle_comparison(ds, bundle, small_synthetic[1], params=PARAMS, oracle=OracleParams(random_draws=2, seed=1),
+                               baselines={"zrm": lambda X: X["zrm_mean"].to_numpy()})
+    per = result.per_meeting
+    assert len(per) > 0
+    for policy in ("model", "random", "zrm"):
+        assert (per[f"plan_oracle_total"] >= per[f"plan_{policy}_total"] - 1e-9).all(), policy
+        assert (per["top1_oracle"] >= per[f"top1_{policy}"] - 1e-9).all(), policy
+    assert result.table.loc["oracle", "plan_placements"] == result.table.loc["model", "plan_placements"]
+    assert result.summary["plan_captured_gain"] <= 1.0 + 1e-9
