@@ -115,20 +115,24 @@ class ModelBundle:
     def load(cls, folder: str | Path) -> "ModelBundle":
         """Read a bundle folder written by `save`."""
         folder = Path(folder)
-        if not (folder / BOOSTER_FILE).is_file() or not (folder / META_FILE).is_file():
-            raise UserError(f"{folder} is not a matchwijs model folder (expected {BOOSTER_FILE} and {META_FILE})")
-        meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
-        return cls(
-            booster=lgb.Booster(model_file=str(folder / BOOSTER_FILE)),
-            feature_names=tuple(meta["feature_names"]),
-            objective=meta["objective"],
-            calibration=meta["calibration"],
-            threshold=float(meta["threshold"]),
-            support_reference=pd.read_parquet(folder / SUPPORT_FILE),
-            support_scale={k: tuple(v) for k, v in meta["support_scale"].items()},
-            support_radius=float(meta["support_radius"]),
-            metadata=meta.get("metadata", {}),
-        )
+        missing = [f for f in (BOOSTER_FILE, META_FILE, SUPPORT_FILE) if not (folder / f).is_file()]
+        if missing:
+            raise UserError(f"{folder} is not a complete matchwijs model folder: missing {', '.join(missing)}")
+        try:
+            meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
+            return cls(
+                booster=lgb.Booster(model_file=str(folder / BOOSTER_FILE)),
+                feature_names=tuple(meta["feature_names"]),
+                objective=meta["objective"],
+                calibration=meta["calibration"],
+                threshold=float(meta["threshold"]),
+                support_reference=pd.read_parquet(folder / SUPPORT_FILE),
+                support_scale={k: tuple(v) for k, v in meta["support_scale"].items()},
+                support_radius=float(meta["support_radius"]),
+                metadata=meta.get("metadata", {}),
+            )
+        except (ValueError, KeyError, TypeError, OSError, lgb.basic.LightGBMError) as exc:  # JSONDecodeError is a ValueError
+            raise UserError(f"{folder}: the model folder is damaged and cannot be read ({type(exc).__name__}: {exc})") from None
 
 
 def support_scale_of(X: pd.DataFrame) -> dict:

@@ -22,11 +22,12 @@ from models.ranker import Split, TrainParams, temporal_split, train_bundle
 
 
 def placement_rows(ds: Dataset, *, features: FeatureParams, labels: LabelParams, rules: PassendToewijzen) -> pd.DataFrame:
-    """Placements with a known outcome: pair features as of their meeting, plus `sustained` and `grade`."""
+    """Placements with a known outcome: pair features as of their meeting, `sustained`, `grade`, and `outcome_known_on`."""
     lab = build_labels(ds, labels)
     known = lab[lab["status"] == KNOWN]
     feats = build_pair_features(ds, known[["meeting_date", "dwelling_id", "client_id"]], params=features, rules=rules)
     rows = feats.join(known[["placement_id", "sustained", "grade"]])
+    rows["outcome_known_on"] = known["tenancy_start"] + pd.Timedelta(days=labels.horizon_days)
     return rows.sort_values(["meeting_date", "dwelling_id", "client_id"], kind="stable").reset_index(drop=True)
 
 
@@ -52,8 +53,8 @@ class ExperimentResult:
 def run_experiment(rows: pd.DataFrame, *, train: TrainParams, baselines: BaselineParams, objectives: tuple[str, ...],
                    progress=lambda msg: None) -> ExperimentResult:
     """Train each objective, score baselines, evaluate all on the held-out meetings."""
-    split = temporal_split(rows["meeting_date"], train)
-    part = split.part(rows["meeting_date"])
+    split = temporal_split(rows, train)
+    part = split.part(rows)
     test = rows[part == "test"].copy()
     fit_rows = rows[part == "fit"]  # the baselines learn from exactly the rows the trees are fitted on
     bundles: dict[str, ModelBundle] = {}
@@ -99,8 +100,8 @@ def grid_search(rows: pd.DataFrame, *, train: TrainParams, grid: tuple[dict, ...
     """
     import dataclasses
 
-    split = temporal_split(rows["meeting_date"], train)
-    part = split.part(rows["meeting_date"])
+    split = temporal_split(rows, train)
+    part = split.part(rows)
     validation = rows[part == "calibration"].copy()
     results = []
     for i, overrides in enumerate(grid):

@@ -24,6 +24,9 @@ from features.pairs import FEATURE_NAMES
 from models.bundle import SUPPORT_FEATURES, ModelBundle, standardise, support_scale_of
 
 OBJECTIVES = ("lambdarank", "rank_xendcg", "binary")
+# Held-out metrics every scorer gets (models/evaluate.py placement_metrics); calibrated models add CALIBRATION_METRICS.
+RANKING_METRICS = ("roc_auc_failure", "pr_auc_failure", "ndcg_at_5", "ndcg_at_10")
+CALIBRATION_METRICS = ("brier", "ece")
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,12 @@ class SearchParams:
 
     metric: str
     grid: tuple[dict, ...]
+
+    def __post_init__(self) -> None:
+        if self.metric not in RANKING_METRICS:
+            raise UserError(f"params: train.search.metric {self.metric!r} is not one of {', '.join(RANKING_METRICS)}")
+        if not self.grid:
+            raise UserError("params: train.search.grid is empty: list at least one LightGBM variant")
 
 
 @dataclass(frozen=True)
@@ -72,37 +81,55 @@ class TrainParams:
 
 @dataclass(frozen=True)
 class Split:
-    """Meeting-date boundaries of the temporal split (each start inclusive)."""
+    """Meeting-date boundaries of the temporal split (each start inclusive).
+
+    Training and calibration only use placements whose outcome was known before the
+    first test meeting (`outcome_known_on < test_start`): a model deployed at
+    `test_start` could not have learned from later outcomes. Placements between the
+    last such meeting and the test weeks form the `gap` and are not used.
+    """
 
     train_start: pd.Timestamp
     calibration_start: pd.Timestamp
+    history_end: pd.Timestamp  # last meeting of the fit/calibration weeks
     test_start: pd.Timestamp
     test_end: pd.Timestamp
 
-    def part(self, dates: pd.Series) -> pd.Series:
-        """'fit', 'calibration' or 'test' for each meeting date."""
+    def part(self, rows: pd.DataFrame) -> pd.Series:
+        """'fit', 'calibration', 'gap' or 'test' for each row (needs meeting_date and outcome_known_on)."""
+        dates, known_on = rows["meeting_date"], rows["outcome_known_on"]
         return pd.Series(
-            np.select([dates >= self.test_start, dates >= self.calibration_start], ["test", "calibration"], "fit"),
-            index=dates.index,
+            np.select(
+                [dates >= self.test_start, (known_on >= self.test_start) | (dates > self.history_end), dates >= self.calibration_start],
+                ["test", "gap", "calibration"],
+                "fit",
+            ),
+            index=rows.index,
         )
 
 
-def temporal_split(known_meetings: pd.Series, params: TrainParams) -> Split:
-    """Hold out the latest `test_weeks` of meetings with known outcomes; calibrate on the weeks before."""
-    dates = pd.DatetimeIndex(sorted(known_meetings.unique()))
+def temporal_split(rows: pd.DataFrame, params: TrainParams) -> Split:
+    """Hold out the latest `test_weeks` of meetings with known outcomes; learn only from outcomes known before them.
+
+    `rows` needs meeting_date and outcome_known_on (tenancy start + horizon).
+    """
+    dates = pd.DatetimeIndex(sorted(rows["meeting_date"].unique()))
     if len(dates) == 0:
         raise UserError("no placement has a known outcome yet (all are right-censored or excluded): nothing to train on")
     test_end = dates.max()
     test_start = test_end - pd.Timedelta(weeks=params.test_weeks) + pd.Timedelta(days=1)
-    calibration_start = test_start - pd.Timedelta(weeks=params.calibration_weeks)
+    usable = rows.loc[(rows["outcome_known_on"] < test_start) & (rows["meeting_date"] < test_start), "meeting_date"]
+    history_end = usable.max() if len(usable) else dates.min() - pd.Timedelta(days=1)
+    calibration_start = history_end - pd.Timedelta(weeks=params.calibration_weeks) + pd.Timedelta(days=1)
     fit_meetings = dates[dates < calibration_start]
     if len(fit_meetings) < 10 or (dates >= test_start).sum() < 2:
         raise UserError(
             f"too little history with known outcomes for a temporal split: {len(dates)} meetings from "
-            f"{dates.min():%Y-%m-%d} to {test_end:%Y-%m-%d}; need at least 10 meetings before the "
-            f"{params.calibration_weeks}+{params.test_weeks} held-out weeks (params: train.test_weeks, train.calibration_weeks)"
+            f"{dates.min():%Y-%m-%d} to {test_end:%Y-%m-%d}; the model learns only from outcomes known before the "
+            f"{params.test_weeks} test weeks, calibrates on the last {params.calibration_weeks} weeks of those, and needs "
+            "at least 10 meetings before that (params: train.test_weeks, train.calibration_weeks)"
         )
-    return Split(dates.min(), calibration_start, test_start, test_end)
+    return Split(dates.min(), calibration_start, history_end, test_start, test_end)
 
 
 def query_groups(meeting_dates: pd.Series) -> np.ndarray:
@@ -172,18 +199,19 @@ def train_bundle(rows: pd.DataFrame, split: Split, params: TrainParams, objectiv
     """Fit on the 'fit' weeks, calibrate on the 'calibration' weeks; return the bundle (test weeks untouched)."""
     objective = objective or params.objective
     rows = sort_for_ranking(rows)  # input row order must not change the model or its calibration
-    part = split.part(rows["meeting_date"])
+    part = split.part(rows)
     fit_rows, cal_rows = rows[part == "fit"], rows[part == "calibration"]
     booster = fit_booster(fit_rows, params, objective)
     cal_scores = booster.predict(cal_rows[list(FEATURE_NAMES)].to_numpy(dtype=float), raw_score=True)
     calibration = fit_platt(cal_scores, cal_rows["sustained"].astype(int).to_numpy())
-    train_rows = rows[part != "test"]
+    train_rows = rows[part.isin(["fit", "calibration"])]
     scale = support_scale_of(train_rows)
     reference = pd.DataFrame(standardise(train_rows, scale), columns=list(SUPPORT_FEATURES))
     meta = {
         "objective": objective,
         "train_start": f"{split.train_start:%Y-%m-%d}",
         "calibration_start": f"{split.calibration_start:%Y-%m-%d}",
+        "train_end": f"{split.history_end:%Y-%m-%d}",
         "test_start": f"{split.test_start:%Y-%m-%d}",
         "test_end": f"{split.test_end:%Y-%m-%d}",
         "n_fit": int(len(fit_rows)),

@@ -42,6 +42,13 @@ class MlflowParams:
     promotion_metric: str
     higher_is_better: bool
 
+    def __post_init__(self) -> None:
+        from models.ranker import CALIBRATION_METRICS, RANKING_METRICS
+
+        known = RANKING_METRICS + CALIBRATION_METRICS
+        if self.promotion_metric not in known:
+            raise UserError(f"params: mlflow.promotion_metric {self.promotion_metric!r} is not one of {', '.join(known)}")
+
 
 def mlflow_params(params_path: str | Path | None = None) -> MlflowParams:
     """The `mlflow` section of params.yaml."""

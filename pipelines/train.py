@@ -154,7 +154,7 @@ def train(
         "dataset_name": ds.name,
         "code_version": code_version(),
         "metrics": headline,
-        "params": {k: cfg[k] for k in ("features", "labels", "train") if k in cfg},
+        "params": {**{k: cfg[k] for k in ("features", "labels") if k in cfg}, "train": dataclasses.asdict(tp)},
     })
     if oracle is not None:
         bundle.metadata["oracle"] = oracle.summary

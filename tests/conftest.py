@@ -111,7 +111,7 @@ def tiny_dir(tmp_path: Path) -> Path:
 
 
 def small_generate_params(**overrides):
-    """The project's generator params, shrunk for tests (3 years, about 12 homes a week)."""
+    """The project's generator params, shrunk for tests (4 years, about 12 homes a week)."""
     import dataclasses
 
     from features.config import load_params, section
@@ -119,7 +119,7 @@ def small_generate_params(**overrides):
 
     cfg = section(load_params(), "generate", GenerateParams)
     scale = 12 / cfg.weekly_vacancies
-    defaults = dict(years=3, weekly_vacancies=12, weekly_candidates=cfg.weekly_candidates * scale,
+    defaults = dict(years=4, weekly_vacancies=12, weekly_candidates=cfg.weekly_candidates * scale,
                     initial_queue=int(cfg.initial_queue * scale), truth_weeks=16)
     return dataclasses.replace(cfg, **{**defaults, **overrides})
 

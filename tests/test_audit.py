@@ -35,7 +35,7 @@ def train_small(data: Path):
     ds = load_dataset(data)
     rows = placement_rows(ds, features=FEATURE_PARAMS, labels=LABEL_PARAMS, rules=RULES)
     tp = dataclasses.replace(section(PARAMS, "train", TrainParams), test_weeks=52, calibration_weeks=12)
-    return train_bundle(rows, temporal_split(rows["meeting_date"], tp), tp,
+    return train_bundle(rows, temporal_split(rows, tp), tp,
                         metadata={"params": {k: PARAMS[k] for k in ("features", "labels", "train")}})
 
 

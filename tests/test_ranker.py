@@ -47,7 +47,7 @@ def small_rows(small_synthetic):
 
 def test_same_seed_same_model_and_seed_matters(small_rows):
     tp = dataclasses.replace(section(PARAMS, "train", TrainParams), **SHORT_SPLIT)
-    split = temporal_split(small_rows["meeting_date"], tp)
+    split = temporal_split(small_rows, tp)
     shuffled = small_rows.sample(frac=1.0, random_state=3)  # row order must not matter either
     a = train_bundle(small_rows, split, tp)
     b = train_bundle(shuffled, split, tp)
@@ -59,11 +59,15 @@ def test_same_seed_same_model_and_seed_matters(small_rows):
 
 def test_temporal_split_holds_out_latest_meetings(small_rows):
     tp = dataclasses.replace(section(PARAMS, "train", TrainParams), **SHORT_SPLIT)
-    split = temporal_split(small_rows["meeting_date"], tp)
-    part = split.part(small_rows["meeting_date"])
+    split = temporal_split(small_rows, tp)
+    part = split.part(small_rows)
     assert small_rows.loc[part == "fit", "meeting_date"].max() < small_rows.loc[part == "calibration", "meeting_date"].min()
     assert small_rows.loc[part == "calibration", "meeting_date"].max() < small_rows.loc[part == "test", "meeting_date"].min()
     assert split.test_end == small_rows["meeting_date"].max()
+    # Nothing the model learns from had its outcome known on or after the first test meeting.
+    learned = part.isin(["fit", "calibration"])
+    assert (small_rows.loc[learned, "outcome_known_on"] < split.test_start).all()
+    assert (part == "gap").any()
 
 
 def test_train_tracks_and_promotes_only_when_not_worse(small_synthetic, tmp_path, monkeypatch):
@@ -131,9 +135,9 @@ def test_grid_search_judges_on_calibration_weeks_only(small_rows):
     assert sorted(table["variant"]) == [0, 1]
     assert table["validation_roc_auc_failure"].is_monotonic_decreasing
     # Changing the test weeks' outcomes cannot change the search: it never looks at them.
-    split = temporal_split(small_rows["meeting_date"], tp)
+    split = temporal_split(small_rows, tp)
     flipped = small_rows.copy()
-    test = split.part(flipped["meeting_date"]) == "test"
+    test = split.part(flipped) == "test"
     flipped.loc[test, "sustained"] = 1 - flipped.loc[test, "sustained"]
     again = grid_search(flipped, train=tp, grid=grid, metric="roc_auc_failure")
     pd.testing.assert_frame_equal(table, again)
@@ -148,7 +152,7 @@ def test_oracle_comparison_is_bounded_by_the_oracle(small_synthetic, small_rows)
 
     ds = load_dataset(small_synthetic[0])
     tp = dataclasses.replace(section(PARAMS, "train", TrainParams), **SHORT_SPLIT)
-    bundle = train_bundle(small_rows, temporal_split(small_rows["meeting_date"], tp), tp)
+    bundle = train_bundle(small_rows, temporal_split(small_rows, tp), tp)
     result = oracle_comparison(ds, bundle, small_synthetic[1], params=PARAMS, oracle=OracleParams(random_draws=2, seed=1),
                                baselines={"zrm": lambda X: X["zrm_mean"].to_numpy()})
     per = result.per_meeting
@@ -158,3 +162,31 @@ def test_oracle_comparison_is_bounded_by_the_oracle(small_synthetic, small_rows)
         assert (per["top1_oracle"] >= per[f"top1_{policy}"] - 1e-9).all(), policy
     assert result.table.loc["oracle", "plan_placements"] == result.table.loc["model", "plan_placements"]
     assert result.summary["plan_captured_gain"] <= 1.0 + 1e-9
+
+
+def test_damaged_model_folder_is_a_user_error(tmp_path, small_rows):
+    from features.errors import UserError
+    from models.bundle import ModelBundle
+
+    tp = dataclasses.replace(section(PARAMS, "train", TrainParams), **SHORT_SPLIT)
+    folder = train_bundle(small_rows, temporal_split(small_rows, tp), tp).save(tmp_path / "m")
+    (folder / "bundle.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(UserError, match="damaged"):
+        ModelBundle.load(folder)
+    (folder / "support.parquet").unlink()
+    with pytest.raises(UserError, match="missing support.parquet"):
+        ModelBundle.load(folder)
+
+
+def test_unknown_metric_names_in_params_are_user_errors():
+    from features.config import build
+    from features.errors import UserError
+    from models.ranker import SearchParams
+    from models.tracking import MlflowParams
+
+    with pytest.raises(UserError, match="train.search.metric"):
+        build(SearchParams, {"metric": "auc", "grid": [{"num_leaves": 2}]}, "train.search")
+    with pytest.raises(UserError, match="grid is empty"):
+        build(SearchParams, {"metric": "roc_auc_failure", "grid": []}, "train.search")
+    with pytest.raises(UserError, match="promotion_metric"):
+        build(MlflowParams, {**PARAMS["mlflow"], "promotion_metric": "ndcg@10"}, "mlflow")
