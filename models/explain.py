@@ -26,7 +26,6 @@ from features.pairs import FEATURE_INFO
 from models.bundle import ModelBundle
 
 LANGS = ("en", "nl")
-EXPLANATION_COLUMNS = ["dwelling_id", "client_id", "feature", "value", "contribution"]
 MINUS = "\u2212"
 NO_REASON = {"en": "no single factor stands out", "nl": "geen factor springt eruit"}
 ERR_LANG = "language must be one of en, nl; got {lang!r}"

@@ -315,10 +315,6 @@ def pipeline_params(bundle: ModelBundle, config: Mapping[str, Any]) -> PipelineP
     )
 
 
-PREDICTION_COLUMNS = ["placement_id", "client_id", "dwelling_id", "meeting_date", "score", "probability",
-                      "prediction", "outcome", "support_count", "low_support"]
-
-
 def audit_predictions(ds: Dataset, bundle: ModelBundle, *, params: FairnessParams, pipeline: PipelineParams,
                       period: HeldOut) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Held-out placements with a known outcome: predictions and attributes, and their features.

@@ -186,8 +186,3 @@ def resolve_bundle(model: str | None, *, params_path: str | Path | None = None) 
     except mlflow.exceptions.MlflowException:
         raise UserError(f"registered model {params.registered_model!r} has no version {number} in {store}") from None
     return _load_version(mlflow, params.registered_model, version)
-
-
-def current_tracking_uri(params_path: str | Path | None = None) -> str:
-    """Tracking URI of the configured store (for `mlflow ui --backend-store-uri ...`)."""
-    return tracking_uri(store_dir(mlflow_params(params_path)))
