@@ -59,8 +59,20 @@ def _run_step(step: str, data: Path) -> dict:
 
 
 def _generate(folder: Path, factor: int) -> float:
+    """Generate the dataset in a child process (Linux keeps a process's peak RSS across fork and exec,
+    so generating in this process would inflate every later step's measured peak)."""
     if (folder / "dataset.yaml").is_file():
         return float("nan")
+    t0 = time.perf_counter()
+    code = f"from pathlib import Path; from pipelines.bench import generate_here; generate_here(Path({str(folder)!r}), {factor})"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"bench: generating {folder} failed:\n{proc.stderr[-3000:]}")
+    return time.perf_counter() - t0
+
+
+def generate_here(folder: Path, factor: int) -> None:
+    """The default synthetic dataset with `factor` times the weekly vacancies, candidates and initial queue."""
     from features.config import load_params, section
     from features.synthetic import GenerateParams, generate_dataset
     import dataclasses
@@ -68,9 +80,7 @@ def _generate(folder: Path, factor: int) -> float:
     cfg = section(load_params(), "generate", GenerateParams)
     cfg = dataclasses.replace(cfg, weekly_vacancies=cfg.weekly_vacancies * factor, weekly_candidates=cfg.weekly_candidates * factor,
                               initial_queue=cfg.initial_queue * factor)
-    t0 = time.perf_counter()
     generate_dataset(folder, cfg)
-    return time.perf_counter() - t0
 
 
 def machine() -> str:
