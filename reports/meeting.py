@@ -19,7 +19,7 @@ import pandas as pd
 from markupsafe import Markup
 
 from models.eligibility import RULE_LABELS
-from models.explain import ExplainParams, check_lang, differences, feature_label, signed
+from models.explain import ExplainParams, _eur, _num, _pct, check_lang, differences, feature_label, signed
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 TEMPLATE = "meeting.html.j2"
@@ -142,19 +142,6 @@ class MeetingSheet:
     as_of: pd.Timestamp | None = None
     model: str = ""
     made: str = ""
-
-
-def _num(v: float, lang: str, decimals: int = 0) -> str:
-    text = f"{v:,.{decimals}f}"
-    return text.replace(",", "_").replace(".", ",").replace("_", ".") if lang == "nl" else text
-
-
-def _eur(v: float, lang: str) -> str:
-    return f"€ {_num(v, lang)}" if lang == "nl" else f"€{_num(v, lang)}"
-
-
-def _pct(v: float, lang: str) -> str:
-    return f"{_num(100 * v, lang)}%"
 
 
 def contribution_svg(items: list[tuple[str, float]], *, scale: float, lang: str = "en", width: int = 310, bar_height: int = 11) -> str:
