@@ -5,7 +5,7 @@ and `audit` load. It holds no protected attribute.
 
 Folder layout:
     booster.txt        LightGBM's native text model
-    bundle.json        feature names, objective, calibration, threshold, metadata
+    bundle.json        feature names, objective, calibration, threshold, prior, metadata
     support.parquet    standardised key features of the training placements
 """
 
@@ -43,6 +43,38 @@ SUPPORT_FEATURES = (
 )
 
 
+@dataclass(frozen=True)
+class LinearPrior:
+    """A fixed linear score the trees are boosted from: score = intercept + sum(coef * feature).
+
+    Its SHAP values are exact and need no sampling: coef * (x - mean), with `mean` the
+    training mean of each feature, so the base value is intercept + sum(coef * mean).
+    """
+
+    coef: dict[str, float]
+    intercept: float
+    mean: dict[str, float]
+
+    def score(self, X: pd.DataFrame) -> np.ndarray:
+        out = np.full(len(X), self.intercept, dtype=float)
+        for feature, c in self.coef.items():
+            out += c * X[feature].to_numpy(dtype=float)
+        return out
+
+    def base_value(self) -> float:
+        return self.intercept + sum(c * self.mean[f] for f, c in self.coef.items())
+
+    def to_json(self) -> dict:
+        return {"coef": self.coef, "intercept": self.intercept, "mean": self.mean}
+
+    @classmethod
+    def from_json(cls, value: dict | None) -> "LinearPrior | None":
+        if value is None:
+            return None
+        return cls({k: float(v) for k, v in value["coef"].items()}, float(value["intercept"]),
+                   {k: float(v) for k, v in value["mean"].items()})
+
+
 @dataclass
 class ModelBundle:
     """A trained ranker with what is needed to score, calibrate, explain and judge support."""
@@ -56,6 +88,7 @@ class ModelBundle:
     support_scale: dict  # feature -> (mean, std) used to standardise
     support_radius: float
     metadata: dict = field(default_factory=dict)
+    prior: LinearPrior | None = None  # the trees' starting point (params train.prior_weights); None = trees only
 
     def _matrix(self, X: pd.DataFrame) -> np.ndarray:
         missing = [f for f in self.feature_names if f not in X.columns]
@@ -65,7 +98,8 @@ class ModelBundle:
 
     def score(self, X: pd.DataFrame) -> np.ndarray:
         """The model's raw score per pair (higher = better expected outcome; comparable within a meeting)."""
-        return self.booster.predict(self._matrix(X), raw_score=True)
+        raw = self.booster.predict(self._matrix(X), raw_score=True)
+        return raw if self.prior is None else raw + self.prior.score(X)
 
     def proba(self, X: pd.DataFrame | None = None, *, scores: np.ndarray | None = None) -> np.ndarray:
         """Calibrated chance of a sustained tenancy, from features or from already computed scores."""
@@ -75,11 +109,20 @@ class ModelBundle:
     def contributions(self, X: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
         """TreeSHAP contributions per feature (units of `score`) and the base value per row.
 
-        For every row, base_value + contributions.sum() == score (LightGBM pred_contrib).
+        For every row, base_value + contributions.sum() == score (LightGBM pred_contrib,
+        plus the prior's exact linear SHAP values).
         """
         contrib = self.booster.predict(self._matrix(X), pred_contrib=True)
         frame = pd.DataFrame(contrib[:, :-1], columns=list(self.feature_names), index=X.index)
-        return frame, contrib[:, -1]
+        return self.add_prior(frame, contrib[:, -1], X)
+
+    def add_prior(self, trees: pd.DataFrame, base: np.ndarray, X: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+        """Add the prior's SHAP values (coef * (x - mean)) and base value to the trees' own."""
+        if self.prior is None:
+            return trees, base
+        for feature, c in self.prior.coef.items():
+            trees[feature] = trees[feature].to_numpy() + c * (X[feature].to_numpy(dtype=float) - self.prior.mean[feature])
+        return trees, base + self.prior.base_value()
 
     def support_counts(self, X: pd.DataFrame) -> np.ndarray:
         """How many training placements lie within `support_radius` of each pair (standardised key features)."""
@@ -106,6 +149,7 @@ class ModelBundle:
             "threshold": self.threshold,
             "support_scale": {k: list(v) for k, v in self.support_scale.items()},
             "support_radius": self.support_radius,
+            "prior": None if self.prior is None else self.prior.to_json(),
             "metadata": self.metadata,
         }
         (folder / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True, default=str), encoding="utf-8")
@@ -130,6 +174,7 @@ class ModelBundle:
                 support_scale={k: tuple(v) for k, v in meta["support_scale"].items()},
                 support_radius=float(meta["support_radius"]),
                 metadata=meta.get("metadata", {}),
+                prior=LinearPrior.from_json(meta.get("prior")),
             )
         except (ValueError, KeyError, TypeError, OSError, lgb.basic.LightGBMError) as exc:  # JSONDecodeError is a ValueError
             raise UserError(f"{folder}: the model folder is damaged and cannot be read ({type(exc).__name__}: {exc})") from None

@@ -17,7 +17,7 @@ from features.pairs import FeatureParams, build_pair_features
 from features.rules import PassendToewijzen
 from models.baselines import BaselineParams, classifier_proba, fit_pointwise_classifier, profile_fit_scores, random_scores
 from models.bundle import ModelBundle
-from models.evaluate import placement_metrics, reliability_curve
+from models.evaluate import paired_bootstrap, placement_metrics, reliability_curve
 from models.ranker import Split, TrainParams, temporal_split, train_bundle
 
 
@@ -41,6 +41,7 @@ class ExperimentResult:
     metrics: pd.DataFrame  # one row per scorer
     reliability: dict[str, pd.DataFrame] = field(default_factory=dict)
     classifier: object = None  # the fitted pointwise baseline
+    versus: pd.DataFrame | None = None  # the default objective minus each baseline, bootstrapped over meetings
 
     def baseline_scorers(self, baselines: BaselineParams) -> dict:
         """Scorers of pair features for the oracle comparison: profile fit and the pointwise classifier."""
@@ -80,7 +81,12 @@ def run_experiment(rows: pd.DataFrame, *, train: TrainParams, baselines: Baselin
     reliability["baseline_classifier"] = reliability_curve(test["p_classifier"].to_numpy(), test["sustained"].astype(int).to_numpy())
     table = pd.DataFrame(metrics).T
     table.index.name = "scorer"
-    return ExperimentResult(split, bundles, test, table, reliability, clf)
+    versus = None
+    if train.objective in bundles:
+        progress(f"bootstrapping the held-out meetings ({train.bootstrap_resamples} resamples): {train.objective} against each baseline")
+        versus = paired_bootstrap(test, f"score_{train.objective}", {b: f"score_{b}" for b in ("profile_fit", "classifier", "random")},
+                                  train.label_gain, train.bootstrap_resamples, train.seed)
+    return ExperimentResult(split, bundles, test, table, reliability, clf, versus)
 
 
 def score_with(bundle: ModelBundle, test: pd.DataFrame, label_gain: tuple[float, ...]) -> dict:
@@ -95,7 +101,8 @@ def grid_search(rows: pd.DataFrame, *, train: TrainParams, grid: tuple[dict, ...
     """Fit each LightGBM variant of `grid` on the fit weeks and score it on the calibration weeks.
 
     The held-out test weeks are never touched, so choosing the best variant does not
-    leak into the reported evaluation. Returns one row per variant: its overrides
+    leak into the reported evaluation. Variants are never refitted on the calibration
+    weeks here: those are the validation rows. Returns one row per variant: its overrides
     (as columns) and the validation metric, best first (ties: grid order).
     """
     import dataclasses
@@ -108,7 +115,7 @@ def grid_search(rows: pd.DataFrame, *, train: TrainParams, grid: tuple[dict, ...
         unknown = set(overrides) - {f.name for f in dataclasses.fields(train.lgbm)}
         if unknown:
             raise UserError(f"params: train.search.grid[{i}] names unknown LightGBM settings: {', '.join(sorted(unknown))}")
-        variant = dataclasses.replace(train, lgbm=dataclasses.replace(train.lgbm, **overrides))
+        variant = dataclasses.replace(train, lgbm=dataclasses.replace(train.lgbm, **overrides), refit_on_calibration_weeks=False)
         bundle = train_bundle(rows, split, variant)
         validation["_s"] = bundle.score(validation)
         value = placement_metrics(validation, "_s", train.label_gain)[metric]

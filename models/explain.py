@@ -80,7 +80,7 @@ def tree_shap(bundle: ModelBundle, X: pd.DataFrame) -> tuple[pd.DataFrame, np.nd
         for j in (*np.unique(feat), M.shape[1]):
             outT[j] += contrib[:, j][inverse]
     frame = pd.DataFrame(outT[:-1].T, columns=list(bundle.feature_names), index=X.index)
-    return frame, outT[-1].copy()
+    return bundle.add_prior(frame, outT[-1].copy(), X)
 
 
 _NODES_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()

@@ -5,8 +5,18 @@ made there), ordered by date so LightGBM's `group` sizes line up with the rows.
 The objective is a parameter: `lambdarank` and `rank_xendcg` learn the graded
 label (0 failed … 3 sustained clean) within meetings, `binary` learns sustained
 vs failed pointwise. Scores are then mapped to a calibrated chance of a sustained
-tenancy by Platt scaling on the calibration weeks (the latest training weeks,
-not used for fitting the trees).
+tenancy by Platt scaling on the calibration weeks (the latest training weeks).
+
+Two choices make the most of the little outcome data a city has (a few hundred
+placements a year):
+- a prior (params `train.prior_weights`): the trees are boosted from a linear
+  rule of thumb (by default the profile-fit rule of `baselines`), rescaled to
+  log-odds by logistic regression on the training rows, so they learn
+  corrections to what caseworkers already know instead of starting from nothing;
+- a refit (params `train.refit_on_calibration_weeks`): Platt scaling is fitted on
+  the calibration weeks with trees that never saw them, then the trees are
+  refitted on fit + calibration weeks with the same settings and keep that
+  calibration.
 """
 
 from __future__ import annotations
@@ -21,7 +31,7 @@ from sklearn.linear_model import LogisticRegression
 from features.contract import ZRM_DOMAINS
 from features.errors import UserError
 from features.pairs import FEATURE_NAMES
-from models.bundle import SUPPORT_FEATURES, ModelBundle, standardise, support_scale_of
+from models.bundle import SUPPORT_FEATURES, LinearPrior, ModelBundle, standardise, support_scale_of
 
 OBJECTIVES = ("lambdarank", "rank_xendcg", "binary")
 # Held-out metrics every scorer gets (models/evaluate.py placement_metrics); calibrated models add CALIBRATION_METRICS.
@@ -70,6 +80,9 @@ class TrainParams:
     label_gain: tuple[float, ...]
     success_threshold: float
     support_radius: float
+    prior_weights: dict[str, float]  # feature -> weight of the linear prior the trees start from; empty = none
+    refit_on_calibration_weeks: bool  # refit the trees on fit + calibration weeks after Platt scaling
+    bootstrap_resamples: int  # resamples of held-out meetings for the model-vs-baseline intervals
     lgbm: LgbmParams
     search: SearchParams
 
@@ -77,6 +90,9 @@ class TrainParams:
         for obj in (self.objective, *self.compare_objectives):
             if obj not in OBJECTIVES:
                 raise UserError(f"params: train.objective {obj!r} is not one of {', '.join(OBJECTIVES)}")
+        unknown = sorted(set(self.prior_weights) - set(FEATURE_NAMES))
+        if unknown:
+            raise UserError(f"params: train.prior_weights names unknown features: {', '.join(unknown)}")
 
 
 @dataclass(frozen=True)
@@ -173,15 +189,37 @@ def _lgb_params(params: TrainParams, objective: str) -> dict:
     return out
 
 
-def fit_booster(rows: pd.DataFrame, params: TrainParams, objective: str) -> lgb.Booster:
-    """Fit LightGBM on placement rows (features + `grade` + `sustained`), sorted by meeting."""
+def fit_prior(rows: pd.DataFrame, weights: dict[str, float]) -> LinearPrior | None:
+    """The linear rule `weights` rescaled to log-odds of a sustained tenancy on `rows` (None without weights).
+
+    Only a slope and an intercept are learned (logistic regression of `sustained` on
+    the rule's score), so the rule keeps its relative weights and signs.
+    """
+    if not weights:
+        return None
+    rule = np.zeros(len(rows))
+    for feature, w in weights.items():
+        rule += w * rows[feature].to_numpy(dtype=float)
+    y = rows["sustained"].astype(int).to_numpy()
+    if len(np.unique(y)) < 2:
+        raise UserError("the training weeks hold only one outcome class: the prior cannot be scaled")
+    lr = LogisticRegression(C=1e6, max_iter=1000).fit(rule.reshape(-1, 1), y)
+    slope = float(lr.coef_[0, 0])
+    return LinearPrior(coef={f: slope * w for f, w in weights.items()}, intercept=float(lr.intercept_[0]),
+                       mean={f: float(rows[f].mean()) for f in weights})
+
+
+def fit_booster(rows: pd.DataFrame, params: TrainParams, objective: str, prior: LinearPrior | None = None) -> lgb.Booster:
+    """Fit LightGBM on placement rows (features + `grade` + `sustained`), sorted by meeting, boosted from `prior`."""
     rows = sort_for_ranking(rows)
     X = rows[list(FEATURE_NAMES)].to_numpy(dtype=float)
+    init = None if prior is None else prior.score(rows)
     if objective == "binary":
-        data = lgb.Dataset(X, label=rows["sustained"].astype(int).to_numpy(), feature_name=list(FEATURE_NAMES), free_raw_data=False)
+        data = lgb.Dataset(X, label=rows["sustained"].astype(int).to_numpy(), init_score=init,
+                           feature_name=list(FEATURE_NAMES), free_raw_data=False)
     else:
         data = lgb.Dataset(X, label=rows["grade"].astype(int).to_numpy(), group=query_groups(rows["meeting_date"]),
-                           feature_name=list(FEATURE_NAMES), free_raw_data=False)
+                           init_score=init, feature_name=list(FEATURE_NAMES), free_raw_data=False)
     return lgb.train(_lgb_params(params, objective), data, num_boost_round=params.lgbm.num_boost_round)
 
 
@@ -196,15 +234,21 @@ def fit_platt(scores: np.ndarray, sustained: np.ndarray) -> dict:
 
 def train_bundle(rows: pd.DataFrame, split: Split, params: TrainParams, objective: str | None = None,
                  metadata: dict | None = None) -> ModelBundle:
-    """Fit on the 'fit' weeks, calibrate on the 'calibration' weeks; return the bundle (test weeks untouched)."""
+    """Fit on the 'fit' weeks, calibrate on the 'calibration' weeks, optionally refit on both (test weeks untouched)."""
     objective = objective or params.objective
     rows = sort_for_ranking(rows)  # input row order must not change the model or its calibration
     part = split.part(rows)
     fit_rows, cal_rows = rows[part == "fit"], rows[part == "calibration"]
-    booster = fit_booster(fit_rows, params, objective)
-    cal_scores = booster.predict(cal_rows[list(FEATURE_NAMES)].to_numpy(dtype=float), raw_score=True)
-    calibration = fit_platt(cal_scores, cal_rows["sustained"].astype(int).to_numpy())
     train_rows = rows[part.isin(["fit", "calibration"])]
+    prior = fit_prior(fit_rows, params.prior_weights)
+    booster = fit_booster(fit_rows, params, objective, prior)
+    cal_scores = booster.predict(cal_rows[list(FEATURE_NAMES)].to_numpy(dtype=float), raw_score=True)
+    if prior is not None:
+        cal_scores = cal_scores + prior.score(cal_rows)
+    calibration = fit_platt(cal_scores, cal_rows["sustained"].astype(int).to_numpy())
+    if params.refit_on_calibration_weeks:
+        prior = fit_prior(train_rows, params.prior_weights)
+        booster = fit_booster(train_rows, params, objective, prior)
     scale = support_scale_of(train_rows)
     reference = pd.DataFrame(standardise(train_rows, scale), columns=list(SUPPORT_FEATURES))
     meta = {
@@ -216,6 +260,9 @@ def train_bundle(rows: pd.DataFrame, split: Split, params: TrainParams, objectiv
         "test_end": f"{split.test_end:%Y-%m-%d}",
         "n_fit": int(len(fit_rows)),
         "n_calibration": int(len(cal_rows)),
+        "n_trees_fitted_on": int(len(train_rows) if params.refit_on_calibration_weeks else len(fit_rows)),
+        "refit_on_calibration_weeks": bool(params.refit_on_calibration_weeks),
+        "prior": ", ".join(f"{w:+g} {f}" for f, w in params.prior_weights.items()) or "none",
         **(metadata or {}),
     }
     return ModelBundle(
@@ -228,4 +275,5 @@ def train_bundle(rows: pd.DataFrame, split: Split, params: TrainParams, objectiv
         support_scale=scale,
         support_radius=params.support_radius,
         metadata=meta,
+        prior=prior,
     )

@@ -158,3 +158,36 @@ def oracle_comparison(ds: Dataset, bundle: ModelBundle, truth_dir: str | Path, *
         if hist_span > 0 else float("nan")
     )
     return OracleComparison(table, per, summary)
+
+
+def bootstrap_against(per: pd.DataFrame, baselines: list[str], resamples: int, seed: int) -> pd.DataFrame:
+    """The model's plan and top suggestion against each baseline policy, bootstrapped over held-out meetings.
+
+    Metrics: `plan_captured_gain` (share of the random → oracle gain of the plan,
+    from totals over the drawn meetings) and `top1_true_p_sustained`. Same row format
+    as `models.evaluate.paired_bootstrap`.
+    """
+    from models.evaluate import difference_row
+
+    policies = ["model", *baselines]
+
+    def values(draw: np.ndarray) -> dict[tuple[str, str], float]:
+        d = per.iloc[draw]
+        plan = {p: d[f"plan_{p}_total"].sum() / d[f"plan_{p}_n"].sum() for p in [*policies, "oracle", "random"]}
+        span = plan["oracle"] - plan["random"]
+        out = {}
+        for p in policies:
+            out[p, "plan_captured_gain"] = (plan[p] - plan["random"]) / span if span > 0 else np.nan
+            out[p, "top1_true_p_sustained"] = d[f"top1_{p}"].mean()
+        return out
+
+    n = len(per)
+    observed = values(np.arange(n))
+    rng = np.random.default_rng(seed)
+    draws = [values(rng.integers(0, n, n)) for _ in range(resamples)]
+    rows = []
+    for name in baselines:
+        for metric in ("plan_captured_gain", "top1_true_p_sustained"):
+            diffs = np.array([d["model", metric] - d[name, metric] for d in draws], dtype=float)
+            rows.append(difference_row(name, metric, observed["model", metric], observed[name, metric], diffs))
+    return pd.DataFrame(rows)

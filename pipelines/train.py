@@ -110,6 +110,12 @@ def train(
         _progress(f"comparing with the oracle on the held-out meetings ({truth})")
         oracle = oracle_comparison(ds, bundle, truth, params=cfg, oracle=section(cfg, "oracle", OracleParams),
                                    baselines=result.baseline_scorers(bp), progress=_progress)
+    versus = result.versus
+    if oracle is not None and versus is not None:
+        from models.regret import bootstrap_against
+
+        policies = [*result.baseline_scorers(bp), "historical", "random"]
+        versus = pd_concat([versus, bootstrap_against(oracle.per_meeting, policies, tp.bootstrap_resamples, tp.seed)])
 
     gate = None
     try:
@@ -141,6 +147,9 @@ def train(
     metrics.update({f"test_{k}": v for k, v in headline.items()})
     if oracle is not None:
         metrics.update({f"oracle.{k}": v for k, v in oracle.summary.items()})
+    if versus is not None:
+        for _, row in versus.iterrows():
+            metrics.update({f"vs_{row['baseline']}.{row['metric']}.{k}": float(row[k]) for k in ("difference", "ci_low", "ci_high", "share_ahead")})
     run_params = _flatten("", {k: cfg[k] for k in ("features", "labels", "train", "baselines") if k in cfg}, {})
     run_params.update({"data.path": str(Path(data).resolve()), "data.sha256": data_hash, "data.as_of": f"{ds.as_of:%Y-%m-%d}"})
     run_params.update({f"train.lgbm.{k}": v for k, v in dataclasses.asdict(tp.lgbm).items()})  # as trained (after --search)
@@ -167,7 +176,8 @@ def train(
         table.to_csv(ev / "metrics.csv")
         importance = pd_series(bundle.booster.feature_importance("gain"), bundle.feature_names)
         importance.sort_values(ascending=False).to_csv(ev / "feature_importance.csv", header=["gain"])
-        figures.importance_figure(importance, ev / "feature_importance.png", "LightGBM feature importance (gain)")
+        title = "LightGBM feature importance (gain)" + (" of the trees, on top of the prior" if bundle.prior is not None else "")
+        figures.importance_figure(importance, ev / "feature_importance.png", title)
         sample = result.test.head(2000)
         contrib, _ = bundle.contributions(sample)
         figures.shap_summary_figure(contrib, sample, ev / "shap_summary.png")
@@ -179,6 +189,8 @@ def train(
             oracle.table.to_csv(ev / "oracle_comparison.csv")
             oracle.per_meeting.to_csv(ev / "oracle_per_meeting.csv", index=False)
             figures.gain_figure(oracle.table["plan_true_p_sustained"], ev / "oracle_comparison.png")
+        if versus is not None:
+            versus.to_csv(ev / "model_vs_baselines.csv", index=False)
         if gate is not None:
             gate.table.to_csv(ev / "fairness_gate.csv", index=False)
         if eval_out is not None:
@@ -226,6 +238,9 @@ def train(
     typer.echo(table.drop(columns=["n_placements"], errors="ignore").round(4).to_string())
     if oracle is not None:
         typer.echo(oracle.table.round(4).to_string())
+    if versus is not None:
+        typer.echo(f"model minus baseline, 95% interval over {tp.bootstrap_resamples} resamples of the held-out meetings:")
+        typer.echo(versus.round(4).to_string(index=False))
     label = f"{mp.registered_model} version {version}"
     if promote:
         typer.echo(f"{label} is now the default model (held-out {mp.promotion_metric} {new_metric:.4f}"
@@ -239,6 +254,12 @@ def pd_notna(value) -> bool:
     import pandas as pd
 
     return bool(pd.notna(value))
+
+
+def pd_concat(frames):
+    import pandas as pd
+
+    return pd.concat(frames, ignore_index=True)
 
 
 def pd_series(values, index):

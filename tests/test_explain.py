@@ -90,6 +90,31 @@ def test_explanations_are_additive_to_the_score(tiny_bundle, tiny_features):
     assert row["value"].item() == 3.0
 
 
+def test_prior_is_explained_exactly_and_survives_saving(tiny_bundle, tiny_features, tmp_path):
+    """With a linear prior, contributions stay additive; the prior's part is coef * (x - mean)."""
+    import dataclasses
+
+    from models.bundle import LinearPrior
+
+    X = tiny_features
+    prior = LinearPrior(coef={"zrm_mean": 0.8, "rent_to_income": -1.5}, intercept=0.3,
+                        mean={"zrm_mean": float(X["zrm_mean"].mean()), "rent_to_income": 0.25})
+    with_prior = dataclasses.replace(tiny_bundle, prior=prior)
+    contrib, base = tree_shap(with_prior, X)
+    slow, slow_base = with_prior.contributions(X)
+    np.testing.assert_allclose(contrib.to_numpy(), slow.to_numpy(), atol=1e-10)
+    np.testing.assert_allclose(base + contrib.sum(axis=1).to_numpy(), with_prior.score(X), atol=1e-6)
+    np.testing.assert_allclose(with_prior.score(X) - tiny_bundle.score(X),
+                               0.3 + 0.8 * X["zrm_mean"] - 1.5 * X["rent_to_income"], atol=1e-12)
+    trees_only, _ = tree_shap(tiny_bundle, X)
+    np.testing.assert_allclose(contrib["rent_to_income"] - trees_only["rent_to_income"], -1.5 * (X["rent_to_income"] - 0.25), atol=1e-12)
+    untouched = [f for f in FEATURE_NAMES if f not in prior.coef]
+    np.testing.assert_allclose(contrib[untouched].to_numpy(), trees_only[untouched].to_numpy(), atol=1e-12)
+    loaded = ModelBundle.load(with_prior.save(tmp_path / "m"))
+    assert loaded.prior == prior
+    np.testing.assert_allclose(loaded.score(X), with_prior.score(X), atol=1e-12)
+
+
 def _one_pair(**values) -> pd.DataFrame:
     X = pd.DataFrame([dict.fromkeys(FEATURE_NAMES, 0.0)])
     for k, v in values.items():

@@ -57,6 +57,83 @@ def test_same_seed_same_model_and_seed_matters(small_rows):
     assert c.booster.model_to_string() != a.booster.model_to_string()
 
 
+def test_prior_and_refit(small_rows):
+    """Trees start from the rule (same relative weights and signs); the refit keeps the held-out calibration."""
+    tp = dataclasses.replace(section(PARAMS, "train", TrainParams), **SHORT_SPLIT)
+    assert tp.prior_weights and tp.refit_on_calibration_weeks  # the defaults this test is about
+    split = temporal_split(small_rows, tp)
+    refit = train_bundle(small_rows, split, tp)
+    plain = train_bundle(small_rows, split, dataclasses.replace(tp, refit_on_calibration_weeks=False))
+    # Platt scaling comes from trees that never saw the calibration weeks, refitted or not.
+    assert refit.calibration == plain.calibration
+    md = refit.metadata
+    assert md["n_trees_fitted_on"] == md["n_fit"] + md["n_calibration"] and plain.metadata["n_trees_fitted_on"] == md["n_fit"]
+    assert refit.booster.model_to_string() != plain.booster.model_to_string()
+    slopes = np.array([refit.prior.coef[f] / w for f, w in tp.prior_weights.items()])
+    assert slopes[0] > 0 and np.allclose(slopes, slopes[0])
+    test = small_rows[split.part(small_rows) == "test"]
+    trees = refit.booster.predict(test[list(refit.feature_names)].to_numpy(dtype=float), raw_score=True)
+    np.testing.assert_allclose(refit.score(test), trees + refit.prior.score(test))
+    bare = train_bundle(small_rows, split, dataclasses.replace(tp, prior_weights={}))
+    assert bare.prior is None and bare.metadata["prior"] == "none"
+    np.testing.assert_allclose(bare.score(test), bare.booster.predict(test[list(bare.feature_names)].to_numpy(dtype=float), raw_score=True))
+
+
+def test_test_week_outcomes_never_reach_the_model(small_rows):
+    tp = dataclasses.replace(section(PARAMS, "train", TrainParams), **SHORT_SPLIT)
+    split = temporal_split(small_rows, tp)
+    flipped = small_rows.copy()
+    held_out = split.part(flipped).isin(["test", "gap"])
+    flipped.loc[held_out, "sustained"] = 1 - flipped.loc[held_out, "sustained"]
+    flipped.loc[held_out, "grade"] = 3 - flipped.loc[held_out, "grade"]
+    a, b = train_bundle(small_rows, split, tp), train_bundle(flipped, split, tp)
+    assert a.booster.model_to_string() == b.booster.model_to_string()
+    assert a.calibration == b.calibration and a.prior == b.prior
+
+
+def test_unknown_prior_feature_is_a_user_error():
+    from features.config import build
+    from features.errors import UserError
+
+    with pytest.raises(UserError, match="prior_weights names unknown features: zrm_total"):
+        build(TrainParams, {**PARAMS["train"], "prior_weights": {"zrm_total": 1.0}}, "train")
+
+
+def test_paired_bootstrap_literal_cases():
+    from models.evaluate import paired_bootstrap
+
+    meetings = np.repeat(pd.to_datetime(["2024-01-01", "2024-01-08", "2024-01-15", "2024-01-22"]), 4)
+    grade = np.array([3, 0, 2, 1] * 4)
+    frame = pd.DataFrame({"meeting_date": meetings, "grade": grade, "sustained": (grade > 0).astype(int),
+                          "perfect": grade.astype(float), "same": grade.astype(float), "reversed": -grade.astype(float)})
+    table = paired_bootstrap(frame, "perfect", {"same": "same", "reversed": "reversed"}, (0, 1, 3, 7), resamples=50, seed=1)
+    same = table[table["baseline"] == "same"]
+    assert (same["difference"] == 0).all() and (same["ci_low"] == 0).all() and (same["ci_high"] == 0).all()
+    assert (same["share_ahead"] == 0).all()  # a tie is never "ahead"
+    rev = table[table["baseline"] == "reversed"].set_index("metric")
+    assert rev.loc["roc_auc_failure", "model"] == 1.0 and rev.loc["roc_auc_failure", "baseline_value"] == 0.0
+    assert rev.loc["roc_auc_failure", "difference"] == 1.0
+    assert (rev["share_ahead"] == 1.0).all() and (rev["ci_low"] > 0).all()
+
+
+def test_bootstrap_against_by_hand():
+    from models.regret import bootstrap_against
+
+    per = pd.DataFrame({
+        "plan_model_total": [9.0, 8.0], "plan_model_n": [10, 10],
+        "plan_rule_total": [8.0, 8.0], "plan_rule_n": [10, 10],
+        "plan_oracle_total": [10.0, 9.0], "plan_oracle_n": [10, 10],
+        "plan_random_total": [7.0, 6.0], "plan_random_n": [10, 10],
+        "top1_model": [0.9, 0.8], "top1_rule": [0.9, 0.7],
+    })
+    table = bootstrap_against(per, ["rule"], resamples=20, seed=0).set_index("metric")
+    # plan shares: model (0.85 - 0.65) / (0.95 - 0.65) = 2/3, rule (0.80 - 0.65) / 0.30 = 1/2
+    assert table.loc["plan_captured_gain", "model"] == pytest.approx(2 / 3)
+    assert table.loc["plan_captured_gain", "baseline_value"] == pytest.approx(0.5)
+    assert table.loc["top1_true_p_sustained", "difference"] == pytest.approx(0.05)
+    assert table.loc["top1_true_p_sustained", "ci_low"] >= 0.0 - 1e-12
+
+
 def test_temporal_split_holds_out_latest_meetings(small_rows):
     tp = dataclasses.replace(section(PARAMS, "train", TrainParams), **SHORT_SPLIT)
     split = temporal_split(small_rows, tp)
@@ -85,7 +162,8 @@ def test_train_tracks_and_promotes_only_when_not_worse(small_synthetic, tmp_path
     assert m1["promoted"] is True and m1["model_version"] == "1"
 
     (tmp_path / "bad").mkdir()
-    bad = params_file(tmp_path / "bad", train={**SHORT_SPLIT, "lgbm": {**PARAMS["train"]["lgbm"], "num_boost_round": 1, "num_leaves": 2}},
+    bad = params_file(tmp_path / "bad", train={**SHORT_SPLIT, "prior_weights": {},
+                                               "lgbm": {**PARAMS["train"]["lgbm"], "num_boost_round": 1, "num_leaves": 2}},
                       fairness={"gate": open_gate})
     second = runner.invoke(app, ["train", "--data", str(data), "--params", str(bad), "--metrics-out", str(tmp_path / "m2.json")])
     assert second.exit_code == 0, second.output
