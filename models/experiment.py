@@ -82,7 +82,7 @@ def run_experiment(rows: pd.DataFrame, *, train: TrainParams, baselines: Baselin
     table = pd.DataFrame(metrics).T
     table.index.name = "scorer"
     versus = None
-    if train.objective in bundles:
+    if train.objective in bundles and train.bootstrap_resamples > 0:
         progress(f"bootstrapping the held-out meetings ({train.bootstrap_resamples} resamples): {train.objective} against each baseline")
         versus = paired_bootstrap(test, f"score_{train.objective}", {b: f"score_{b}" for b in ("profile_fit", "classifier", "random")},
                                   train.label_gain, train.bootstrap_resamples, train.seed)

@@ -82,7 +82,7 @@ class TrainParams:
     support_radius: float
     prior_weights: dict[str, float]  # feature -> weight of the linear prior the trees start from; empty = none
     refit_on_calibration_weeks: bool  # refit the trees on fit + calibration weeks after Platt scaling
-    bootstrap_resamples: int  # resamples of held-out meetings for the model-vs-baseline intervals
+    bootstrap_resamples: int  # resamples of held-out meetings for the model-vs-baseline intervals (0 = none)
     lgbm: LgbmParams
     search: SearchParams
 

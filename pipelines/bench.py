@@ -43,9 +43,15 @@ rows = placement_rows(ds, features=fp, labels=lp, rules=rules)
 feat_s = time.perf_counter() - t0
 result = {"load_s": load_s, "rss_after_load_mb": before, "placements": len(rows), "features_s": feat_s}
 if step == "train":
+    from models.evaluate import paired_bootstrap
     t0 = time.perf_counter()
-    run_experiment(rows, train=tp, baselines=bp, objectives=(tp.objective,))
+    exp = run_experiment(rows, train=dataclasses.replace(tp, bootstrap_resamples=0), baselines=bp, objectives=(tp.objective,))
     result["train_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    paired_bootstrap(exp.test, f"score_{tp.objective}", {b: f"score_{b}" for b in ("profile_fit", "classifier", "random")},
+                     tp.label_gain, tp.bootstrap_resamples, tp.seed)
+    result["bootstrap_s"] = time.perf_counter() - t0
+    result["bootstrap_resamples"] = tp.bootstrap_resamples
 result["peak_rss_mb"] = rss_mb()
 print(json.dumps(result))
 """
@@ -123,10 +129,11 @@ def main() -> None:
     (OUT / "results.json").write_text(json.dumps(results, indent=2, default=float) + "\n", encoding="utf-8")
 
     print(f"Machine: {results['machine']}; {results['date']}\n")
-    print("| data | placements with outcome | load (s) | features (s) | train + evaluate (s) | peak RSS (MB) | RSS after load (MB) |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("| data | placements with outcome | load (s) | features (s) | train + evaluate (s) | bootstrap (s) | peak RSS (MB) | RSS after load (MB) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for size, r in results["sizes"].items():
-        print(f"| {size} | {r['placements']} | {r['load_s']:.1f} | {r['features_s']:.2f} | {r['train_s']:.1f} | {r['peak_rss_mb']:.0f} | {r['rss_after_load_mb']:.0f} |")
+        print(f"| {size} | {r['placements']} | {r['load_s']:.1f} | {r['features_s']:.2f} | {r['train_s']:.1f} | {r['bootstrap_s']:.1f} "
+              f"| {r['peak_rss_mb']:.0f} | {r['rss_after_load_mb']:.0f} |")
     if "recommend" in results:
         print("\nrecommend (50 vacancies × 400 candidates):", json.dumps(results["recommend"], default=float))
 

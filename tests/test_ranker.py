@@ -116,6 +116,17 @@ def test_paired_bootstrap_literal_cases():
     assert (rev["share_ahead"] == 1.0).all() and (rev["ci_low"] > 0).all()
 
 
+def test_fast_roc_auc_equals_sklearn():
+    from sklearn.metrics import roc_auc_score
+
+    from models.evaluate import _roc_auc
+
+    rng = np.random.default_rng(3)
+    y = (rng.random(500) < 0.2).astype(int)
+    s = np.round(rng.normal(size=500) + y, 1)  # with ties
+    assert _roc_auc(y, s) == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+
+
 def test_bootstrap_against_by_hand():
     from models.regret import bootstrap_against
 
