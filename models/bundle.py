@@ -57,12 +57,12 @@ class LinearPrior:
 
     def score(self, X: pd.DataFrame) -> np.ndarray:
         out = np.full(len(X), self.intercept, dtype=float)
-        for feature, c in self.coef.items():
-            out += c * X[feature].to_numpy(dtype=float)
+        for feature in sorted(self.coef):  # a fixed order: the same sums before and after saving (JSON sorts keys)
+            out += self.coef[feature] * X[feature].to_numpy(dtype=float)
         return out
 
     def base_value(self) -> float:
-        return self.intercept + sum(c * self.mean[f] for f, c in self.coef.items())
+        return self.intercept + sum(self.coef[f] * self.mean[f] for f in sorted(self.coef))
 
     def to_json(self) -> dict:
         return {"coef": self.coef, "intercept": self.intercept, "mean": self.mean}

@@ -57,12 +57,14 @@ def run_experiment(rows: pd.DataFrame, *, train: TrainParams, baselines: Baselin
     split = temporal_split(rows, train)
     part = split.part(rows)
     test = rows[part == "test"].copy()
-    fit_rows = rows[part == "fit"]  # the baselines learn from exactly the rows the trees are fitted on
+    # The classifier learns from exactly the rows the final trees are fitted on (it needs no calibration weeks).
+    fit_rows = rows[part.isin(["fit", "calibration"])] if train.refit_on_calibration_weeks else rows[part == "fit"]
     bundles: dict[str, ModelBundle] = {}
     metrics: dict[str, dict] = {}
     reliability: dict[str, pd.DataFrame] = {}
     for objective in objectives:
-        progress(f"fitting LightGBM ({objective}) on {int((part == 'fit').sum())} placements, calibrating on {int((part == 'calibration').sum())}")
+        refit = ", then refitting on both" if train.refit_on_calibration_weeks else ""
+        progress(f"fitting LightGBM ({objective}) on {int((part == 'fit').sum())} placements, calibrating on {int((part == 'calibration').sum())}{refit}")
         bundle = train_bundle(rows, split, train, objective)
         bundles[objective] = bundle
         test[f"score_{objective}"] = bundle.score(test)

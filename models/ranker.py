@@ -21,7 +21,7 @@ placements a year):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import lightgbm as lgb
 import numpy as np
@@ -80,11 +80,12 @@ class TrainParams:
     label_gain: tuple[float, ...]
     success_threshold: float
     support_radius: float
-    prior_weights: dict[str, float]  # feature -> weight of the linear prior the trees start from; empty = none
-    refit_on_calibration_weeks: bool  # refit the trees on fit + calibration weeks after Platt scaling
-    bootstrap_resamples: int  # resamples of held-out meetings for the model-vs-baseline intervals (0 = none)
     lgbm: LgbmParams
     search: SearchParams
+    # Defaults keep an older params.yaml working as before (trees only, no refit, no bootstrap).
+    prior_weights: dict[str, float] = field(default_factory=dict)  # feature -> weight of the linear prior; {} = none
+    refit_on_calibration_weeks: bool = False  # refit the trees on fit + calibration weeks after Platt scaling
+    bootstrap_resamples: int = 0  # resamples of held-out meetings for the model-vs-baseline intervals (0 = none)
 
     def __post_init__(self) -> None:
         for obj in (self.objective, *self.compare_objectives):
@@ -193,7 +194,8 @@ def fit_prior(rows: pd.DataFrame, weights: dict[str, float]) -> LinearPrior | No
     """The linear rule `weights` rescaled to log-odds of a sustained tenancy on `rows` (None without weights).
 
     Only a slope and an intercept are learned (logistic regression of `sustained` on
-    the rule's score), so the rule keeps its relative weights and signs.
+    the rule's score), so the rule keeps its relative weights and signs; a rule that
+    predicts the wrong way on these rows (slope <= 0) is refused rather than flipped.
     """
     if not weights:
         return None
@@ -205,6 +207,12 @@ def fit_prior(rows: pd.DataFrame, weights: dict[str, float]) -> LinearPrior | No
         raise UserError("the training weeks hold only one outcome class: the prior cannot be scaled")
     lr = LogisticRegression(C=1e6, max_iter=1000).fit(rule.reshape(-1, 1), y)
     slope = float(lr.coef_[0, 0])
+    if not slope > 0:
+        raise UserError(
+            f"params: train.prior_weights: on the {len(rows)} training placements a higher rule score goes with "
+            f"fewer sustained tenancies (slope {slope:.3g}); check the weights' signs, or set `prior_weights: {{}}` "
+            "to train without a prior"
+        )
     return LinearPrior(coef={f: slope * w for f, w in weights.items()}, intercept=float(lr.intercept_[0]),
                        mean={f: float(rows[f].mean()) for f in weights})
 

@@ -69,11 +69,16 @@ def test_prior_and_refit(small_rows):
     md = refit.metadata
     assert md["n_trees_fitted_on"] == md["n_fit"] + md["n_calibration"] and plain.metadata["n_trees_fitted_on"] == md["n_fit"]
     assert refit.booster.model_to_string() != plain.booster.model_to_string()
-    slopes = np.array([refit.prior.coef[f] / w for f, w in tp.prior_weights.items()])
-    assert slopes[0] > 0 and np.allclose(slopes, slopes[0])
+    # Platt scaling sees the scores the bundle gives (prior included): on its own rows the mean chance is the observed rate.
+    cal = small_rows[split.part(small_rows) == "calibration"]
+    assert plain.proba(cal).mean() == pytest.approx(cal["sustained"].mean(), abs=1e-4)
     test = small_rows[split.part(small_rows) == "test"]
     trees = refit.booster.predict(test[list(refit.feature_names)].to_numpy(dtype=float), raw_score=True)
     np.testing.assert_allclose(refit.score(test), trees + refit.prior.score(test))
+    from features.errors import UserError
+
+    with pytest.raises(UserError, match="fewer sustained tenancies"):  # a rule that predicts the wrong way is refused, not flipped
+        train_bundle(small_rows, split, dataclasses.replace(tp, prior_weights={f: -w for f, w in tp.prior_weights.items()}))
     bare = train_bundle(small_rows, split, dataclasses.replace(tp, prior_weights={}))
     assert bare.prior is None and bare.metadata["prior"] == "none"
     np.testing.assert_allclose(bare.score(test), bare.booster.predict(test[list(bare.feature_names)].to_numpy(dtype=float), raw_score=True))
@@ -234,6 +239,21 @@ def test_grid_search_judges_on_calibration_weeks_only(small_rows):
         grid_search(small_rows, train=tp, grid=({"leaves": 3},), metric="roc_auc_failure")
 
 
+def test_grid_search_never_refits_on_its_validation_weeks(small_rows, monkeypatch):
+    import models.experiment as experiment
+
+    seen = []
+
+    def spy(rows, split, params, *args, **kwargs):
+        seen.append(params.refit_on_calibration_weeks)
+        return train_bundle(rows, split, params, *args, **kwargs)
+
+    monkeypatch.setattr(experiment, "train_bundle", spy)
+    tp = dataclasses.replace(section(PARAMS, "train", TrainParams), refit_on_calibration_weeks=True, **SHORT_SPLIT)
+    experiment.grid_search(small_rows, train=tp, grid=({"num_boost_round": 5},), metric="roc_auc_failure")
+    assert seen == [False]
+
+
 def test_oracle_comparison_is_bounded_by_the_oracle(small_synthetic, small_rows):
     """Per meeting, no policy beats the oracle's plan total or its top-1; captured gains are shares."""
     from features.load import load_dataset
@@ -259,6 +279,10 @@ def test_damaged_model_folder_is_a_user_error(tmp_path, small_rows):
 
     tp = dataclasses.replace(section(PARAMS, "train", TrainParams), **SHORT_SPLIT)
     folder = train_bundle(small_rows, temporal_split(small_rows, tp), tp).save(tmp_path / "m")
+    meta = json.loads((folder / "bundle.json").read_text(encoding="utf-8"))
+    del meta["prior"]  # a model folder written before priors existed still loads, as trees only
+    (folder / "bundle.json").write_text(json.dumps(meta), encoding="utf-8")
+    assert ModelBundle.load(folder).prior is None
     (folder / "bundle.json").write_text("{not json", encoding="utf-8")
     with pytest.raises(UserError, match="damaged"):
         ModelBundle.load(folder)
