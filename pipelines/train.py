@@ -130,14 +130,24 @@ def train(
     store = tracking.store_dir(mp)
     champion = tracking.champion_version(store, mp)
     new_metric = float(table.loc[f"ranker_{tp.objective}", mp.promotion_metric])
-    champion_metric = None
+    champion_metric, comparison_notes = None, []
     if champion is not None:
         try:
             champ_bundle = tracking.resolve_bundle(str(champion.version), params_path=params)
-            if tuple(champ_bundle.feature_names) == tuple(bundle.feature_names):
-                champion_metric = float(score_with(champ_bundle, result.test, tp.label_gain)[mp.promotion_metric])
-        except UserError:
-            champion_metric = None
+        except UserError as exc:
+            champ_bundle = None
+            comparison_notes.append(f"the current default (version {champion.version}) cannot be read ({exc}): not compared")
+        if champ_bundle is not None and tuple(champ_bundle.feature_names) != tuple(bundle.feature_names):
+            comparison_notes.append(f"the current default (version {champion.version}) uses other features (older code): not compared")
+        elif champ_bundle is not None:
+            champion_metric = float(score_with(champ_bundle, result.test, tp.label_gain)[mp.promotion_metric])
+            champ_end = champ_bundle.metadata.get("train_end")
+            if champ_end and str(champ_end)[:10] >= f"{result.split.test_start:%Y-%m-%d}":
+                comparison_notes.append(
+                    f"the current default (version {champion.version}) learned from meetings up to {str(champ_end)[:10]}, inside "
+                    f"these held-out weeks (from {result.split.test_start:%Y-%m-%d}): its {mp.promotion_metric} here is optimistic")
+    for note in comparison_notes:
+        _progress(f"note: {note}")
     better = champion_metric is None or (new_metric >= champion_metric if mp.higher_is_better else new_metric <= champion_metric)
     gate_ok = gate is None or gate.passed
     promote = better and gate_ok
@@ -219,8 +229,8 @@ def train(
             why.append(f"{mp.promotion_metric} {new_metric:.4f} is below the current default's {champion_metric:.4f} on the same held-out placements")
         if not gate_ok:
             why.append("the fairness gate failed: " + "; ".join(gate.failures))
-        version = tracking.register(store, mp, parent_id, artifact_uri, promote=promote,
-                                    description="promoted" if promote else "candidate: " + " and ".join(why))
+        description = ("promoted" if promote else "candidate: " + " and ".join(why)) + "".join(f"; note: {n}" for n in comparison_notes)
+        version = tracking.register(store, mp, parent_id, artifact_uri, promote=promote, description=description)
 
     summary = {"model_version": version, "promoted": promote, "objective": tp.objective, **{f"test_{k}": v for k, v in headline.items()}}
     if oracle is not None:
@@ -247,6 +257,8 @@ def train(
                    + (f" vs {champion_metric:.4f} before)" if champion_metric is not None else ")"))
     else:
         typer.echo(f"{label} stays a candidate, the default model is unchanged: " + " and ".join(why))
+    for note in comparison_notes:
+        typer.echo(f"note: {note}")
     _progress(f"done in {time.perf_counter() - started:.1f} s; see `mlflow ui --backend-store-uri {tracking.tracking_uri(store)}`")
 
 

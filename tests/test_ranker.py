@@ -197,6 +197,19 @@ def test_train_tracks_and_promotes_only_when_not_worse(small_synthetic, tmp_path
     assert champion.metadata["data_sha256"] == m1.get("data_sha256", champion.metadata["data_sha256"])
 
 
+def test_promotion_says_when_the_champion_learned_from_the_new_test_weeks(small_synthetic, tmp_path, monkeypatch):
+    monkeypatch.setenv("MATCHWIJS_MLFLOW_DIR", str(tmp_path / "store"))
+    open_gate = {**PARAMS["fairness"]["gate"], "max_difference": {}, "max_ratio_drop": {}, "fail_when_unjudgeable": False}
+    runner = CliRunner()
+    first = params_file(tmp_path, train={**SHORT_SPLIT, "test_weeks": 4, "bootstrap_resamples": 0}, fairness={"gate": open_gate})
+    assert runner.invoke(app, ["train", "--data", str(small_synthetic[0]), "--params", str(first)]).exit_code == 0
+    (tmp_path / "long").mkdir()
+    longer = params_file(tmp_path / "long", train={**SHORT_SPLIT, "test_weeks": 70, "bootstrap_resamples": 0}, fairness={"gate": open_gate})
+    second = runner.invoke(app, ["train", "--data", str(small_synthetic[0]), "--params", str(longer)])
+    assert second.exit_code == 0, second.output
+    assert "inside these held-out weeks" in second.output and "is optimistic" in second.output
+
+
 def test_failing_fairness_gate_blocks_promotion(small_synthetic, tmp_path, monkeypatch):
     monkeypatch.setenv("MATCHWIJS_MLFLOW_DIR", str(tmp_path / "store"))
     strict = {**PARAMS["fairness"]["gate"], "max_difference": {"model.selection_rate": 0.0}}
