@@ -74,21 +74,25 @@ def _plan(ds: Dataset, options: pd.DataFrame, plan: PlanParams) -> pd.DataFrame:
     return plan_meeting(ds, with_complex, a, benefit="p_sustained")
 
 
-def _meeting_decisions(ds: Dataset, bundle: ModelBundle, meeting: pd.Timestamp, placements: pd.DataFrame,
-                       *, pipeline: PipelineParams, plan_params: PlanParams, tol: float) -> tuple[pd.DataFrame, pd.DataFrame]:
-    pairs = all_meeting_pairs(ds, [meeting])
+def _scored_pairs(ds: Dataset, bundle: ModelBundle, meetings, *, pipeline: PipelineParams, plan_params: PlanParams) -> pd.DataFrame:
+    """Every (vacancy, candidate) pair of `meetings` with its features, calibrated P and eligibility."""
+    pairs = all_meeting_pairs(ds, list(meetings))
+    if pairs.empty:
+        return pairs.assign(probability=pd.Series(dtype=float), eligible=pd.Series(dtype=bool))
+    X = build_pair_features(ds, pairs, params=pipeline.features, rules=pipeline.rules)
+    X["probability"] = bundle.proba(X)
+    X["eligible"] = _eligible_mask(ds, X, plan_params, pipeline.rules)
+    return X
+
+
+def _meeting_decisions(ds: Dataset, bundle: ModelBundle, meeting: pd.Timestamp, X: pd.DataFrame, placements: pd.DataFrame,
+                       *, plan_params: PlanParams, tol: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Decisions at one meeting, from its scored pairs `X` (see `_scored_pairs`)."""
     cand = ds.candidates.loc[ds.candidates["meeting_date"] == meeting, ["meeting_date", "client_id"]]
     out = cand.sort_values("client_id", kind="stable").reset_index(drop=True)
     out["client_id"] = out["client_id"].astype(str)
-    if pairs.empty:
-        X = pairs.assign(probability=pd.Series(dtype=float), eligible=pd.Series(dtype=bool))
-        planned = X.iloc[:0]
-    else:
-        X = build_pair_features(ds, pairs, params=pipeline.features, rules=pipeline.rules)
-        X["probability"] = bundle.proba(X)
-        X["eligible"] = _eligible_mask(ds, X, plan_params, pipeline.rules)
-        options = X[X["eligible"]]
-        planned = _plan(ds, options, plan_params) if len(options) else options.iloc[:0]
+    options = X[X["eligible"].astype(bool)]
+    planned = _plan(ds, options, plan_params) if len(options) else options.iloc[:0]
     X = X.assign(dwelling_id=X["dwelling_id"].astype(str), client_id=X["client_id"].astype(str))
     keyed = X.set_index(["dwelling_id", "client_id"])
 
@@ -124,21 +128,29 @@ def _meeting_decisions(ds: Dataset, bundle: ModelBundle, meeting: pd.Timestamp, 
 
 def candidate_decisions(ds: Dataset, bundle: ModelBundle, meetings: pd.DatetimeIndex, *, pipeline: PipelineParams,
                         plan_params: PlanParams, tol: float, progress: Callable[[str], None] | None = None,
-                        ) -> tuple[pd.DataFrame, pd.DataFrame]:
+                        chunk: int = 13) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per (meeting, candidate) at `meetings`: the meeting's decision and the plan's, with expected outcomes.
 
-    Returns (decisions, planned pairs with their P and support count). One meeting
-    at a time, so memory stays bounded by the largest meeting.
+    Returns (decisions, planned pairs with their P and support count). Pairs are
+    built, scored and checked `chunk` meetings at a time (one call each instead of
+    one per meeting: most of the cost is per call), so memory stays bounded by the
+    largest `chunk` meetings.
     """
     labels = build_labels(ds, pipeline.labels)
     placements = labels.assign(client_id=labels["client_id"].astype(str), dwelling_id=labels["dwelling_id"].astype(str))
     decisions, plans = [], []
-    for i, meeting in enumerate(meetings):
-        d, p = _meeting_decisions(ds, bundle, meeting, placements, pipeline=pipeline, plan_params=plan_params, tol=tol)
-        decisions.append(d)
-        plans.append(p)
-        if progress is not None and (i + 1) % 10 == 0:
-            progress(f"plan vs meeting: {i + 1}/{len(meetings)} meetings")
+    meetings = list(meetings)
+    for start in range(0, len(meetings), chunk):
+        batch = meetings[start:start + chunk]
+        scored = _scored_pairs(ds, bundle, batch, pipeline=pipeline, plan_params=plan_params)
+        by_meeting = dict(tuple(scored.groupby("meeting_date", sort=False))) if len(scored) else {}
+        for meeting in batch:
+            X = by_meeting.get(pd.Timestamp(meeting), scored.iloc[:0]).reset_index(drop=True)
+            d, p = _meeting_decisions(ds, bundle, meeting, X, placements, plan_params=plan_params, tol=tol)
+            decisions.append(d)
+            plans.append(p)
+        if progress is not None:
+            progress(f"plan vs meeting: {min(start + chunk, len(meetings))}/{len(meetings)} meetings")
     if not decisions:
         return pd.DataFrame(columns=DECISION_COLUMNS), pd.DataFrame(columns=PLANNED_COLUMNS)
     return pd.concat(decisions, ignore_index=True), pd.concat(plans, ignore_index=True)
