@@ -177,6 +177,9 @@ def train(
     })
     if oracle is not None:
         bundle.metadata["oracle"] = oracle.summary
+    if versus is not None:
+        bundle.metadata["versus"] = [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}
+                                     for row in versus.to_dict("records")]
 
     with tempfile.TemporaryDirectory(prefix="matchwijs-train-") as tmp:
         tmp = Path(tmp)

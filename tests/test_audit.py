@@ -73,7 +73,11 @@ def audited(small_synthetic, tmp_path_factory):
     """The default model on the small generated data, audited through the command line."""
     data = small_synthetic[0]
     root = tmp_path_factory.mktemp("audit")
-    train_small(data).save(root / "model")
+    bundle = train_small(data)
+    # what `train` stores: the model-vs-baseline comparison, shown on the model card
+    bundle.metadata["versus"] = [{"baseline": "profile_fit", "metric": "roc_auc_failure", "model": 0.76, "baseline_value": 0.75,
+                                  "difference": 0.01, "ci_low": -0.01, "ci_high": 0.03, "share_ahead": 0.8}]
+    bundle.save(root / "model")
     out = root / "out"
     result = CliRunner().invoke(app, ["audit", "--data", str(data), "--out", str(out), "--model", str(root / "model")])
     return result, out, root
@@ -120,6 +124,7 @@ def test_model_card_covers_what_auditors_ask_for(audited):
         assert heading in card
     assert "Never automatic allocation" in card and "Not a blacklist" in card
     assert "neighbours reporting" in card and "Selection bias" in card
+    assert "| profile_fit | roc_auc_failure | 0.76 | 0.75 | 0.01 | -0.01 … 0.03 | 0.8 |" in card
 
 
 def _metric_rows(frame: pd.DataFrame, attribute: str, y_true, y_pred, func) -> pd.Series:

@@ -222,7 +222,11 @@ def test_failing_fairness_gate_blocks_promotion(small_synthetic, tmp_path, monke
     assert "the fairness gate failed" in result.output
     from models.bundle import ModelBundle
 
-    assert ModelBundle.load(tmp_path / "model").metadata["promoted"] is False  # written, clearly marked
+    saved = ModelBundle.load(tmp_path / "model")
+    assert saved.metadata["promoted"] is False  # written, clearly marked
+    versus = pd.DataFrame(saved.metadata["versus"])  # the bootstrap comparison travels with the model (model card)
+    assert set(versus["baseline"]) == {"profile_fit", "classifier", "random"}
+    assert (versus["ci_low"] <= versus["difference"]).all() and (versus["difference"] <= versus["ci_high"]).all()
 
 
 def test_train_reports_bad_data_without_traceback(tmp_path, tiny_dir):
