@@ -93,7 +93,8 @@ def paired_bootstrap(frame: pd.DataFrame, model_col: str, baseline_cols: dict[st
     y_fail = 1 - frame["sustained"].astype(int).to_numpy()
     cols = {"model": model_col, **baseline_cols}
     scores = {name: frame[col].to_numpy(dtype=float) for name, col in cols.items()}
-    ndcg = {(name, k): np.array([ndcg_at_k(scores[name][r], frame["grade"].to_numpy()[r], k, label_gain) for r in rows_of])
+    grades = frame["grade"].to_numpy()
+    ndcg = {(name, k): np.array([ndcg_at_k(scores[name][r], grades[r], k, label_gain) for r in rows_of])
             for name in cols for k in (5, 10)}
 
     def values(draw: np.ndarray) -> dict[tuple[str, str], float]:
@@ -110,12 +111,23 @@ def paired_bootstrap(frame: pd.DataFrame, model_col: str, baseline_cols: dict[st
                 out[name, f"ndcg_at_{k}"] = np.nanmean(v) if np.isfinite(v).any() else np.nan
         return out
 
-    observed = values(np.arange(n_meetings))
+    return bootstrap_differences(values, n_meetings, list(baseline_cols),
+                                 ("roc_auc_failure", "pr_auc_failure", "ndcg_at_5", "ndcg_at_10"), resamples, seed)
+
+
+def bootstrap_differences(values, n_units: int, baselines: list[str], metrics: tuple[str, ...], resamples: int,
+                          seed: int) -> pd.DataFrame:
+    """Model minus each baseline per metric, observed and over `resamples` draws of the units with replacement.
+
+    `values(draw)` maps an array of unit indices (meetings) to {(scorer, metric): value}
+    with "model" among the scorers. One row per (baseline, metric), see `difference_row`.
+    """
+    observed = values(np.arange(n_units))
     rng = np.random.default_rng(seed)
-    draws = [values(rng.integers(0, n_meetings, n_meetings)) for _ in range(resamples)]
+    draws = [values(rng.integers(0, n_units, n_units)) for _ in range(resamples)]
     table = []
-    for name in baseline_cols:
-        for metric in ("roc_auc_failure", "pr_auc_failure", "ndcg_at_5", "ndcg_at_10"):
+    for name in baselines:
+        for metric in metrics:
             diffs = np.array([d["model", metric] - d[name, metric] for d in draws], dtype=float)
             table.append(difference_row(name, metric, observed["model", metric], observed[name, metric], diffs))
     return pd.DataFrame(table)

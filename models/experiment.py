@@ -86,9 +86,14 @@ def run_experiment(rows: pd.DataFrame, *, train: TrainParams, baselines: Baselin
     versus = None
     if train.objective in bundles and train.bootstrap_resamples > 0:
         progress(f"bootstrapping the held-out meetings ({train.bootstrap_resamples} resamples): {train.objective} against each baseline")
-        versus = paired_bootstrap(test, f"score_{train.objective}", {b: f"score_{b}" for b in ("profile_fit", "classifier", "random")},
-                                  train.label_gain, train.bootstrap_resamples, train.seed)
+        versus = versus_baselines(test, train)
     return ExperimentResult(split, bundles, test, table, reliability, clf, versus)
+
+
+def versus_baselines(test: pd.DataFrame, train: TrainParams) -> pd.DataFrame:
+    """The default objective minus each baseline on the scored held-out rows, bootstrapped over meetings."""
+    return paired_bootstrap(test, f"score_{train.objective}", {b: f"score_{b}" for b in ("profile_fit", "classifier", "random")},
+                            train.label_gain, train.bootstrap_resamples, train.seed)
 
 
 def score_with(bundle: ModelBundle, test: pd.DataFrame, label_gain: tuple[float, ...]) -> dict:

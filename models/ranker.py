@@ -199,9 +199,7 @@ def fit_prior(rows: pd.DataFrame, weights: dict[str, float]) -> LinearPrior | No
     """
     if not weights:
         return None
-    rule = np.zeros(len(rows))
-    for feature, w in weights.items():
-        rule += w * rows[feature].to_numpy(dtype=float)
+    rule = LinearPrior(coef=dict(weights), intercept=0.0, mean={}).score(rows)
     y = rows["sustained"].astype(int).to_numpy()
     if len(np.unique(y)) < 2:
         raise UserError("the training weeks hold only one outcome class: the prior cannot be scaled")

@@ -33,6 +33,7 @@ from features.rules import PassendToewijzen
 from models.assignment import AssignmentParams
 from models.bundle import ModelBundle
 from models.eligibility import EligibilityParams, apply_eligibility
+from models.evaluate import bootstrap_differences
 from models.priority import plan_meeting, waiting_weeks
 
 TRUTH_FILE = "truth.parquet"
@@ -167,8 +168,6 @@ def bootstrap_against(per: pd.DataFrame, baselines: list[str], resamples: int, s
     from totals over the drawn meetings) and `top1_true_p_sustained`. Same row format
     as `models.evaluate.paired_bootstrap`.
     """
-    from models.evaluate import difference_row
-
     policies = ["model", *baselines]
 
     def values(draw: np.ndarray) -> dict[tuple[str, str], float]:
@@ -181,13 +180,4 @@ def bootstrap_against(per: pd.DataFrame, baselines: list[str], resamples: int, s
             out[p, "top1_true_p_sustained"] = d[f"top1_{p}"].mean()
         return out
 
-    n = len(per)
-    observed = values(np.arange(n))
-    rng = np.random.default_rng(seed)
-    draws = [values(rng.integers(0, n, n)) for _ in range(resamples)]
-    rows = []
-    for name in baselines:
-        for metric in ("plan_captured_gain", "top1_true_p_sustained"):
-            diffs = np.array([d["model", metric] - d[name, metric] for d in draws], dtype=float)
-            rows.append(difference_row(name, metric, observed["model", metric], observed[name, metric], diffs))
-    return pd.DataFrame(rows)
+    return bootstrap_differences(values, len(per), baselines, ("plan_captured_gain", "top1_true_p_sustained"), resamples, seed)

@@ -43,13 +43,12 @@ rows = placement_rows(ds, features=fp, labels=lp, rules=rules)
 feat_s = time.perf_counter() - t0
 result = {"load_s": load_s, "rss_after_load_mb": before, "placements": len(rows), "features_s": feat_s}
 if step == "train":
-    from models.evaluate import paired_bootstrap
+    from models.experiment import versus_baselines
     t0 = time.perf_counter()
     exp = run_experiment(rows, train=dataclasses.replace(tp, bootstrap_resamples=0), baselines=bp, objectives=(tp.objective,))
     result["train_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    paired_bootstrap(exp.test, f"score_{tp.objective}", {b: f"score_{b}" for b in ("profile_fit", "classifier", "random")},
-                     tp.label_gain, tp.bootstrap_resamples, tp.seed)
+    versus_baselines(exp.test, tp)
     result["bootstrap_s"] = time.perf_counter() - t0
     result["bootstrap_resamples"] = tp.bootstrap_resamples
 result["peak_rss_mb"] = rss_mb()
