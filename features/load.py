@@ -16,8 +16,8 @@ import pandas as pd
 import pandera.pandas as pa
 import yaml
 
-from features.errors import UserError
 from features.contract import BOOL, DATE, FLOAT, INT, REFERENCES, STR, TABLES, TableSpec, schema_for
+from features.errors import UserError
 
 MANIFEST = "dataset.yaml"
 MAX_ROWS_SHOWN = 5

@@ -18,6 +18,7 @@ from pathlib import Path
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+from sklearn.neighbors import NearestNeighbors
 
 from features.errors import UserError
 
@@ -126,8 +127,6 @@ class ModelBundle:
 
     def support_counts(self, X: pd.DataFrame) -> np.ndarray:
         """How many training placements lie within `support_radius` of each pair (standardised key features)."""
-        from sklearn.neighbors import NearestNeighbors
-
         ref = self.support_reference.to_numpy(dtype=float)
         if len(ref) == 0:
             return np.zeros(len(X), dtype=int)

@@ -5,6 +5,7 @@ Pure: reads frames and params, returns bundles and tables; the pipeline logs the
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -112,8 +113,6 @@ def grid_search(rows: pd.DataFrame, *, train: TrainParams, grid: tuple[dict, ...
     weeks here: those are the validation rows. Returns one row per variant: its overrides
     (as columns) and the validation metric, best first (ties: grid order).
     """
-    import dataclasses
-
     split = temporal_split(rows, train)
     part = split.part(rows)
     validation = rows[part == "calibration"].copy()

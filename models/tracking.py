@@ -16,6 +16,7 @@ This is the only library module that imports MLflow.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import warnings
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from pathlib import Path
 from features.config import load_params, section
 from features.errors import UserError
 from models.bundle import ModelBundle
+from models.ranker import CALIBRATION_METRICS, RANKING_METRICS
 
 ENV_STORE = "MATCHWIJS_MLFLOW_DIR"
 CHAMPION = "champion"
@@ -43,8 +45,6 @@ class MlflowParams:
     higher_is_better: bool
 
     def __post_init__(self) -> None:
-        from models.ranker import CALIBRATION_METRICS, RANKING_METRICS
-
         known = RANKING_METRICS + CALIBRATION_METRICS
         if self.promotion_metric not in known:
             raise UserError(f"params: mlflow.promotion_metric {self.promotion_metric!r} is not one of {', '.join(known)}")
@@ -122,8 +122,6 @@ def log_run(store: Path, params: MlflowParams, *, run_name: str, run_params: dic
     `artifacts` maps an artifact path inside the run to a local file or folder.
     Returns (run_id, artifact_uri).
     """
-    import math
-
     mlflow = _mlflow(store)
     exp = experiment_id(store, params.experiment)
     with mlflow.start_run(experiment_id=exp, run_name=run_name, nested=parent_run_id is not None,

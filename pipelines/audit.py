@@ -87,10 +87,12 @@ def audit(
 
     Exit code 3 when the fairness gate fails (after writing the report).
     """
+    from fairness.attributes import ERR_NO_PROTECTED
+    from fairness.audit import AuditParams, build_audit
+    from fairness.params import FairnessParams
     from features.config import load_params, section
     from features.load import load_dataset
-    from models.fairness import ERR_NO_PROTECTED, FairnessParams
-    from reports.audit import OUTPUT_FILES, AuditParams, build_audit, write_audit
+    from reports.audit import OUTPUT_FILES, write_audit
 
     cfg = load_params(params)
     fairness_params = section(cfg, "fairness", FairnessParams)

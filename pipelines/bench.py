@@ -78,9 +78,10 @@ def _generate(folder: Path, factor: int) -> float:
 
 def generate_here(folder: Path, factor: int) -> None:
     """The default synthetic dataset with `factor` times the weekly vacancies, candidates and initial queue."""
-    from features.config import load_params, section
-    from features.synthetic import GenerateParams, generate_dataset
     import dataclasses
+
+    from features.config import load_params, section
+    from synthetic.generate import GenerateParams, generate_dataset
 
     cfg = section(load_params(), "generate", GenerateParams)
     cfg = dataclasses.replace(cfg, weekly_vacancies=cfg.weekly_vacancies * factor, weekly_candidates=cfg.weekly_candidates * factor,

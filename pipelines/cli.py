@@ -85,7 +85,7 @@ def generate(
     import dataclasses
 
     from features.config import load_params, section
-    from features.synthetic import GenerateParams, generate_dataset
+    from synthetic.generate import GenerateParams, generate_dataset
 
     cfg = section(load_params(params), "generate", GenerateParams)
     overrides = {k: v for k, v in dict(seed=seed, years=years, weekly_vacancies=weekly_vacancies, weekly_candidates=weekly_candidates).items() if v is not None}

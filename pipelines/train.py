@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import shutil
 import json
+import shutil
 import subprocess
 import tempfile
 import time
@@ -105,21 +105,22 @@ def train(
 
     oracle = None
     if truth is not None:
-        from models.regret import OracleParams, oracle_comparison
+        from models.oracle import OracleParams, oracle_comparison
 
         _progress(f"comparing with the oracle on the held-out meetings ({truth})")
         oracle = oracle_comparison(ds, bundle, truth, params=cfg, oracle=section(cfg, "oracle", OracleParams),
                                    baselines=result.baseline_scorers(bp), progress=_progress)
     versus = result.versus
     if oracle is not None and versus is not None:
-        from models.regret import bootstrap_against
+        from models.oracle import bootstrap_against
 
         policies = [*result.baseline_scorers(bp), "historical", "random"]
         versus = pd_concat([versus, bootstrap_against(oracle.per_meeting, policies, tp.bootstrap_resamples, tp.seed)])
 
     gate = None
     try:
-        from models.fairness import FairnessParams, fairness_gate
+        from fairness.audit import fairness_gate
+        from fairness.params import FairnessParams
     except ImportError:
         fairness_gate = None
     if fairness_gate is not None and ds.client_protected is not None:
@@ -164,7 +165,7 @@ def train(
     run_params.update({"data.path": str(Path(data).resolve()), "data.sha256": data_hash, "data.as_of": f"{ds.as_of:%Y-%m-%d}"})
     run_params.update({f"train.lgbm.{k}": v for k, v in dataclasses.asdict(tp.lgbm).items()})  # as trained (after --search)
     run_params.pop("train.search.grid", None)  # the variants are logged as nested runs
-    from models.fairness import assert_no_protected
+    from fairness.guard import assert_no_protected
 
     assert_no_protected(run_params)
     bundle.metadata.update({

@@ -1,7 +1,7 @@
 """The fairness audit as files: row-level CSVs, the group table, SHAP and proxy tables, audit.html.
 
-`build_audit` computes everything (group metrics and gate via `models.fairness`,
-SHAP and proxy analysis via `models.proxy`); `write_audit` writes it into a folder.
+`fairness.audit.build_audit` computes everything (group metrics, gate, SHAP by group, proxy
+probes); `write_audit` writes it into a folder.
 Nothing here imports MLflow: the command (`pipelines/audit.py`) logs the files.
 """
 
@@ -10,125 +10,67 @@ from __future__ import annotations
 import base64
 import io
 import json
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
+from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from features.labels import build_labels
-from features.load import Dataset
-from features.pairs import FEATURE_INFO, build_pair_features
+from fairness.audit import AuditResult, summary
+from fairness.catalogue import CANDIDATES, HUMAN, METRICS, MODEL, PLACEMENTS, PLAN
+from fairness.params import INTERSECTION_SEP
+from fairness.proxy import proxy_summary
+from features.pairs import FEATURE_INFO
 from models.bundle import ModelBundle
-from models.fairness import (
-    CANDIDATES,
-    HUMAN,
-    METRICS,
-    MODEL,
-    PLACEMENTS,
-    PLAN,
-    FairnessAudit,
-    INTERSECTION_SEP,
-    FairnessParams,
-    attribute_frame,
-    run_fairness,
-)
-from models.proxy import ProbeParams, global_importance, proxy_probe, proxy_summary, shap_by_group, shap_flags
+from reports.figures import plt
+from reports.model_card import render_model_card
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
+
 # Output files (CONTRACT.md names the first three).
 PREDICTIONS_FILE = "audit_predictions.csv"
+
+
 FAIRNESS_FILE = "fairness.csv"
+
+
 HTML_FILE = "audit.html"
+
+
 DECISIONS_FILE = "audit_decisions.csv"
+
+
 GATE_FILE = "fairness_gate.csv"
+
+
 SHAP_IMPORTANCE_FILE = "shap_importance.csv"
+
+
 SHAP_GROUPS_FILE = "shap_by_group.csv"
+
+
 SHAP_FLAGS_FILE = "shap_flags.csv"
+
+
 PROXY_AUC_FILE = "proxy_auc.csv"
+
+
 PROXY_IMPORTANCE_FILE = "proxy_importance.csv"
+
+
 SUMMARY_FILE = "audit_summary.json"
+
+
 MODEL_CARD_FILE = "model_card.md"
+
+
 OUTPUT_FILES = (PREDICTIONS_FILE, FAIRNESS_FILE, HTML_FILE, DECISIONS_FILE, GATE_FILE, SHAP_IMPORTANCE_FILE,
                 SHAP_GROUPS_FILE, SHAP_FLAGS_FILE, PROXY_AUC_FILE, PROXY_IMPORTANCE_FILE, SUMMARY_FILE, MODEL_CARD_FILE)
 
+
 CONTRACT_PREDICTION_COLUMNS = ["placement_id", "client_id", "score", "prediction", "outcome", "gender", "age_band",
                                "migration_background"]
-
-
-@dataclass(frozen=True)
-class AuditParams:
-    """params.yaml `audit:`."""
-
-    shap_top_features: int
-    shap_flag_top: int
-    proxy: ProbeParams
-
-
-@dataclass
-class AuditResult:
-    """Everything the audit files are written from."""
-
-    fairness: FairnessAudit
-    shap_importance: pd.Series
-    shap_groups: pd.DataFrame
-    shap_flags: pd.DataFrame
-    proxy_auc: pd.DataFrame
-    proxy_importance: pd.DataFrame
-    proxy_rows: int
-    model: dict  # what identifies the model: version, run, period, threshold, objective, metrics
-    data: dict  # what identifies the data: name, as_of, summary
-    fairness_params: FairnessParams
-    audit_params: AuditParams
-
-    @property
-    def passed(self) -> bool:
-        return self.fairness.gate.passed
-
-
-def _model_info(bundle: ModelBundle) -> dict:
-    meta = dict(bundle.metadata or {})
-    return {
-        "version": meta.get("model_version") or meta.get("mlflow_run_id") or "(unregistered bundle)",
-        "mlflow_run_id": meta.get("mlflow_run_id"),
-        "objective": bundle.objective,
-        "threshold": float(bundle.threshold),
-        "n_features": len(bundle.feature_names),
-        "metadata": meta,
-    }
-
-
-def build_audit(ds: Dataset, bundle: ModelBundle, *, fairness: FairnessParams, audit: AuditParams,
-                config: Mapping[str, Any], progress: Callable[[str], None] | None = None) -> AuditResult:
-    """Run the whole audit in memory: group metrics and gate, SHAP by group, proxy probes."""
-    say = progress or (lambda _msg: None)
-    fa = run_fairness(ds, bundle, params=fairness, config=config, progress=say)
-    say("SHAP contributions of the held-out placements")
-    contrib, _ = bundle.contributions(fa.features)
-    attrs = fa.predictions[[c for c in fairness.all_attributes(tuple(fa.predictions.columns)) if c in fa.predictions]]
-    importance = global_importance(contrib)
-    groups = shap_by_group(contrib, attrs, min_group_size=fairness.min_group_size)
-    flags = shap_flags(groups, top=audit.shap_flag_top)
-
-    say("proxy probes: can the model's features predict the protected attributes?")
-    labels = build_labels(ds, fa.pipeline.labels)
-    rows = labels[["meeting_date", "dwelling_id", "client_id"]].sort_values(["meeting_date", "client_id"], kind="stable").reset_index(drop=True)
-    X_all = build_pair_features(ds, rows, params=fa.pipeline.features, rules=fa.pipeline.rules)
-    prot = attribute_frame(ds, rows, params=fairness)
-    auc, imp = proxy_probe(X_all[list(bundle.feature_names)], prot, rows["client_id"].astype(str).to_numpy(),
-                           params=audit.proxy, min_class_size=fairness.min_group_size)
-    if len(flags) and len(imp):
-        best = imp.groupby(["attribute", "feature"])["importance"].max().rename("proxy_importance")
-        flags = flags.join(best, on=["attribute", "feature"])
-    data = {"name": ds.name or ds.path.name, "path": str(ds.path), "as_of": f"{ds.as_of:%Y-%m-%d}", "summary": ds.summary()}
-    return AuditResult(fa, importance, groups, flags, auc, imp, len(rows), _model_info(bundle), data, fairness, audit)
-
-
-# ---------------------------------------------------------------------------------------------
-# Files.
 
 
 def _dates(frame: pd.DataFrame) -> pd.DataFrame:
@@ -146,44 +88,8 @@ def predictions_frame(result: AuditResult) -> pd.DataFrame:
     return _dates(pred[CONTRACT_PREDICTION_COLUMNS + rest])
 
 
-def summary(result: AuditResult) -> dict:
-    """audit_summary.json: verdict, failures, warnings, sizes, model and data identity."""
-    fa = result.fairness
-    dec = fa.decisions
-    return {
-        "gate_passed": fa.gate.passed,
-        "failures": fa.gate.failures,
-        "warnings": fa.gate.warnings,
-        "held_out_start": f"{fa.period.start:%Y-%m-%d}",
-        "held_out_end": f"{fa.period.end:%Y-%m-%d}" if fa.period.end is not None else None,
-        "held_out_meetings": len(fa.meetings),
-        "held_out_placements": len(fa.predictions),
-        "candidate_meetings": len(dec),
-        "placed_by_meeting": int(dec["placed"].sum()) if len(dec) else 0,
-        "placed_by_plan": int(dec["planned"].sum()) if len(dec) else 0,
-        "worse_off_share": _share(dec, "worse_off", "placed"),
-        "displaced_share": _share(dec, "displaced", "placed"),
-        "below_best_share_plan": _share(dec, "below_best", "planned"),
-        "below_best_share_meeting": _share(dec, "below_best_actual", "placed"),
-        "eligibility_rules": list(fa.plan_params.eligibility.rules),
-        "complex_cap": fa.plan_params.assignment.complex_cap,
-        "pool_factor": getattr(fa.plan_params.assignment, "pool_factor", None),
-        "proxy_flags": [f"{r.attribute}={r.group} (AUC {r.auc:.2f})" for r in result.proxy_auc.itertuples() if r.flagged],
-        "model_version": result.model["version"],
-        "mlflow_run_id": result.model["mlflow_run_id"],
-        "data": result.data,
-    }
-
-
-def _share(frame: pd.DataFrame, column: str, within: str) -> float | None:
-    rows = frame[frame[within] == 1] if len(frame) else frame
-    return float(rows[column].mean()) if len(rows) else None
-
-
 def write_audit(result: AuditResult, folder: Path, *, bundle: ModelBundle) -> list[Path]:
     """Write every audit file into `folder` (which must exist); returns the paths written."""
-    from reports.model_card import render_model_card
-
     fa = result.fairness
     folder = Path(folder)
     written = []
@@ -211,13 +117,7 @@ def write_audit(result: AuditResult, folder: Path, *, bundle: ModelBundle) -> li
     return written
 
 
-# ---------------------------------------------------------------------------------------------
-# Figures (matplotlib, inline PNG) and the HTML report.
-
-
 def _png(fig, *, tight: bool = True) -> str:
-    import matplotlib.pyplot as plt
-
     buf = io.BytesIO()
     if tight:
         fig.tight_layout(rect=(0, 0, 1, 0.95))
@@ -226,17 +126,7 @@ def _png(fig, *, tight: bool = True) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _grid(n: int, width: float = 4.4, height: float = 3.3):
-    plt = _plt()
     cols = min(2, max(n, 1))
     rows = int(np.ceil(max(n, 1) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
@@ -296,7 +186,6 @@ def figure_calibration(m: pd.DataFrame, attributes: list[str]) -> str | None:
     attrs = [a for a in attributes if not _part(m, MODEL, "mean_probability", a).empty]
     if not attrs:
         return None
-    plt = _plt()
     fig, ax = plt.subplots(figsize=(5.2, 5))
     for attr in attrs:
         p = _part(m, MODEL, "mean_probability", attr).set_index("group")
@@ -338,7 +227,6 @@ def figure_worse_off(m: pd.DataFrame, attributes: list[str]) -> str | None:
 
 
 def figure_shap_global(importance: pd.Series, top: int) -> str:
-    plt = _plt()
     imp = importance.head(top)[::-1]
     fig, ax = plt.subplots(figsize=(6.5, 0.28 * len(imp) + 1.0))
     ax.barh(imp.index, imp.to_numpy(), color="#2b6cb0")
@@ -353,7 +241,6 @@ def figure_shap_groups(groups: pd.DataFrame, importance: pd.Series, attributes: 
     attrs = [a for a in attributes if a in set(groups["attribute"])]
     if not attrs:
         return None
-    plt = _plt()
     feats = list(importance.head(top).index)
     fig, axes = plt.subplots(1, len(attrs), figsize=(2.2 + 1.1 * sum(groups.loc[groups["attribute"] == a, "group"].nunique() for a in attrs),
                                                      0.3 * len(feats) + 1.6), squeeze=False)
@@ -374,7 +261,6 @@ def figure_proxy(auc: pd.DataFrame, flag: float) -> str | None:
     judged = auc.dropna(subset=["auc"])
     if judged.empty:
         return None
-    plt = _plt()
     fig, ax = plt.subplots(figsize=(6.5, 0.3 * len(judged) + 1.2))
     labels = [f"{a} = {g}" for a, g in zip(judged["attribute"], judged["group"])]
     ax.barh(labels[::-1], judged["auc"].to_numpy()[::-1], color=["#c53030" if f else "#2b6cb0" for f in judged["flagged"][::-1]])
@@ -388,7 +274,6 @@ def figure_proxy(auc: pd.DataFrame, flag: float) -> str | None:
 
 
 def figure_support(predictions: pd.DataFrame, planned: pd.DataFrame, low: int) -> str:
-    plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 3))
     top = int(max(predictions["support_count"].max() if len(predictions) else 1, planned["support_count"].max() if len(planned) else 1, 1))
     bins = np.unique(np.linspace(0, top + 1, 30).astype(int))
@@ -436,8 +321,6 @@ def _comparison(m: pd.DataFrame, attribute: str) -> pd.DataFrame:
 
 def render_html(result: AuditResult) -> str:
     """audit.html: self-contained (inline CSS, inline PNG figures, no external resources)."""
-    from jinja2 import Environment, FileSystemLoader, select_autoescape
-
     fa = result.fairness
     m = fa.metrics
     fp, ap = result.fairness_params, result.audit_params

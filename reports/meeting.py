@@ -18,8 +18,9 @@ import numpy as np
 import pandas as pd
 from markupsafe import Markup
 
-from models.eligibility import RULE_LABELS
-from models.explain import ExplainParams, _eur, _num, _pct, check_lang, differences, feature_label, signed
+from models.contributions import differences
+from planning.eligibility import RULE_LABELS
+from reports.reasons import ExplainParams, _eur, _num, _pct, check_lang, feature_label, signed
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 TEMPLATE = "meeting.html.j2"
@@ -134,7 +135,7 @@ class MeetingSheet:
     recommendations: pd.DataFrame  # dwelling_id, client_id, rank, score, p_sustained, support, low_support, reasons
     contributions: pd.DataFrame  # one row per recommendation (same index), one column per model feature
     assignment: pd.DataFrame  # dwelling_id, client_id, rank, p_sustained, best_dwelling_id, best_p_sustained, better_or_worse_off
-    client_outcomes: pd.DataFrame  # client_id, status, change (from models.assignment.client_outcomes)
+    client_outcomes: pd.DataFrame  # client_id, status, change (from planning.assignment.client_outcomes)
     excluded: pd.DataFrame  # dwelling_id, client_id, rule, detail
     n_candidates: int
     warnings: list[str] = field(default_factory=list)

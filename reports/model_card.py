@@ -6,7 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from jinja2 import Environment, FileSystemLoader
 
+from fairness.audit import summary
 from models.bundle import ModelBundle
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -38,10 +40,6 @@ def _composition(pred: pd.DataFrame, attributes: list[str]) -> list[str]:
 
 def render_model_card(result, *, bundle: ModelBundle) -> str:
     """model_card.md from an `reports.audit.AuditResult` and the bundle it audited."""
-    from jinja2 import Environment, FileSystemLoader
-
-    from reports.audit import summary
-
     fa = result.fairness
     fp = result.fairness_params
     s = summary(result)

@@ -115,7 +115,7 @@ def small_generate_params(**overrides):
     import dataclasses
 
     from features.config import load_params, section
-    from features.synthetic import GenerateParams
+    from synthetic.generate import GenerateParams
 
     cfg = section(load_params(), "generate", GenerateParams)
     scale = 12 / cfg.weekly_vacancies
@@ -127,7 +127,7 @@ def small_generate_params(**overrides):
 @pytest.fixture(scope="session")
 def small_synthetic(tmp_path_factory) -> tuple[Path, Path]:
     """A small generated dataset and its truth folder, shared by the slower tests."""
-    from features.synthetic import generate_dataset
+    from synthetic.generate import generate_dataset
 
     root = tmp_path_factory.mktemp("small")
     generate_dataset(root / "data", small_generate_params(), truth_dir=root / "truth")

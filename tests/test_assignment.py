@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from features.config import section
-from models.assignment import AssignmentParams, client_outcomes, plan_assignment
+from planning.assignment import AssignmentParams, client_outcomes, plan_assignment
 from tests.helpers import PARAMS
 
 

@@ -15,13 +15,13 @@ from fairlearn.metrics import MetricFrame, false_positive_rate, selection_rate, 
 from sklearn.metrics import brier_score_loss
 from typer.testing import CliRunner
 
+from fairness.audit import AuditParams, build_audit, fairness_gate
+from fairness.params import FairnessParams
 from features.config import section
 from features.load import load_dataset
 from models.experiment import placement_rows
-from models.fairness import FairnessParams, fairness_gate
 from models.ranker import TrainParams, temporal_split, train_bundle
 from pipelines.cli import app
-from reports.audit import AuditParams, build_audit
 from tests.conftest import tiny_tables, write_dataset
 from tests.helpers import FEATURE_PARAMS, LABEL_PARAMS, PARAMS, RULES
 

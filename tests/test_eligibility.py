@@ -11,7 +11,7 @@ from features.config import ConfigError, section
 from features.contract import ZRM_DOMAINS
 from features.load import load_dataset
 from features.rules import PassendToewijzen, YearAmounts
-from models.eligibility import RULE_NAMES, EligibilityParams, apply_eligibility, rule_checks, unverified_amounts
+from planning.eligibility import RULE_NAMES, EligibilityParams, apply_eligibility, rule_checks, unverified_amounts
 from tests.conftest import tiny_tables, write_dataset
 from tests.helpers import PARAMS, RULES
 

@@ -13,17 +13,9 @@ from features.config import section
 from features.load import load_dataset
 from features.pairs import FEATURE_NAMES, all_meeting_pairs, build_pair_features
 from models.bundle import ModelBundle
-from models.explain import (
-    TEMPLATES,
-    ExplainParams,
-    check_lang,
-    differences,
-    explanations_frame,
-    reasons,
-    signed,
-    tree_shap,
-)
-from pipelines.bench_recommend import jittered, stand_in_bundle
+from models.contributions import differences, explanations_frame, tree_shap
+from reports.reasons import TEMPLATES, ExplainParams, check_lang, reasons, signed
+from synthetic.stand_in import jittered, stand_in_bundle
 from tests.helpers import FEATURE_PARAMS, PARAMS, RULES
 
 PARAMS_EXPLAIN = ExplainParams()

@@ -11,28 +11,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fairness.attributes import age_band, attribute_frame
+from fairness.audit import fairness_gate
+from fairness.catalogue import CANDIDATES, METRICS, PLACEMENTS
+from fairness.context import pipeline_params
+from fairness.gate import judge
+from fairness.guard import ProtectedAttributeError, assert_no_protected, find_protected
+from fairness.metrics import group_metrics, metric_by_group
+from fairness.params import FairnessParams, GateParams
 from features.config import section
 from features.errors import UserError
 from features.load import load_dataset
 from features.pairs import FEATURE_NAMES, PROTECTED_COLUMNS
 from models.bundle import SUPPORT_FEATURES, ModelBundle, standardise, support_scale_of
-from models.fairness import (
-    CANDIDATES,
-    PLACEMENTS,
-    FairnessParams,
-    GateParams,
-    ProtectedAttributeError,
-    age_band,
-    assert_no_protected,
-    attribute_frame,
-    fairness_gate,
-    find_protected,
-    group_metrics,
-    judge,
-    metric_by_group,
-    METRICS,
-    pipeline_params,
-)
 from tests.conftest import tiny_tables, write_dataset
 from tests.helpers import PARAMS
 
@@ -269,8 +260,8 @@ def test_gate_fails_when_nothing_can_be_judged(tiny_dir):
 
 
 def test_candidate_decisions_on_the_tiny_dataset(tiny_dir):
-    from models.counterfactual import PlanParams, candidate_decisions
-    from models.fairness import held_out_meetings, held_out_period
+    from fairness.context import held_out_meetings, held_out_period
+    from fairness.counterfactual import PlanParams, candidate_decisions
 
     ds = load_dataset(tiny_dir)
     bundle = tiny_bundle()

@@ -7,17 +7,16 @@ import re
 import shutil
 import subprocess
 import tempfile
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from features.load import load_dataset
 from features.pairs import all_meeting_pairs, build_pair_features
-from models.explain import ExplainParams
-from pipelines.bench_recommend import jittered, stand_in_bundle
-from pipelines.recommend import load_config, meeting_outputs
+from pipelines.recommend import load_config
 from reports.meeting import contribution_svg
+from reports.suggestions import meeting_outputs
+from synthetic.stand_in import jittered, stand_in_bundle
 from tests.conftest import tiny_tables, write_dataset
 
 MEETING = pd.Timestamp("2023-01-02")

@@ -133,7 +133,7 @@ def test_fast_roc_auc_equals_sklearn():
 
 
 def test_bootstrap_against_by_hand():
-    from models.regret import bootstrap_against
+    from models.oracle import bootstrap_against
 
     per = pd.DataFrame({
         "plan_model_total": [9.0, 8.0], "plan_model_n": [10, 10],
@@ -274,7 +274,7 @@ def test_grid_search_never_refits_on_its_validation_weeks(small_rows, monkeypatc
 def test_oracle_comparison_is_bounded_by_the_oracle(small_synthetic, small_rows):
     """Per meeting, no policy beats the oracle's plan total or its top-1; captured gains are shares."""
     from features.load import load_dataset
-    from models.regret import OracleParams, oracle_comparison
+    from models.oracle import OracleParams, oracle_comparison
 
     ds = load_dataset(small_synthetic[0])
     tp = dataclasses.replace(section(PARAMS, "train", TrainParams), **SHORT_SPLIT)

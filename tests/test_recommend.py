@@ -14,10 +14,12 @@ import pytest
 from features.errors import UserError
 from features.load import load_dataset
 from features.pairs import FEATURE_NAMES, all_meeting_pairs, build_pair_features
-from models.assignment import plan_assignment
 from pipelines import recommend as rec
-from pipelines.bench_recommend import history_bundle, jittered, stand_in_bundle, synthetic_meeting_tables, write_tables
-from pipelines.recommend import OUTPUT_FILES, load_config, meeting_outputs, resolve_model, write_outputs
+from pipelines.recommend import OUTPUT_FILES, load_config, resolve_model, write_outputs
+from planning.assignment import plan_assignment
+from reports.suggestions import check_meeting, meeting_outputs
+from synthetic.meeting import synthetic_meeting_tables, write_tables
+from synthetic.stand_in import history_bundle, jittered, stand_in_bundle
 from tests.conftest import tiny_tables, write_dataset
 
 CONTRACT = {
@@ -118,7 +120,7 @@ def test_date_with_vacancies_but_no_candidates(tiny, tmp_path):
     t["vacancies"] = pd.concat([t["vacancies"], pd.DataFrame({"meeting_date": ["2023-01-16"], "dwelling_id": ["D001"]})])
     ds = load_dataset(write_dataset(tmp_path / "d", t))
     with pytest.raises(UserError, match=r"no candidates at meeting 2023-01-16\. .*2023-01-09 \(before\)"):
-        rec.check_meeting(ds, pd.Timestamp("2023-01-16"))
+        check_meeting(ds, pd.Timestamp("2023-01-16"))
 
 
 def test_bad_data_exits_1_without_traceback(tmp_path, tiny):
@@ -196,7 +198,7 @@ def test_bigger_meeting_plan_is_optimal_and_ranks_are_consistent(tmp_path):
     assert plan["dwelling_id"].is_unique and plan["client_id"].is_unique
     assert plan.groupby("complex_id").size().max() <= 1
     # the plan is the integer program's optimum on the eligible pairs of the priority pool
-    from models.priority import priority_pool, waiting_weeks
+    from planning.priority import priority_pool, waiting_weeks
 
     complexes = ds.dwellings.set_index("dwelling_id")["complex_id"]
     pairs = recs.assign(complex_id=recs["dwelling_id"].map(complexes))

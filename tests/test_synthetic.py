@@ -14,7 +14,8 @@ from features.config import load_params, section
 from features.contract import TABLES
 from features.errors import UserError
 from features.load import load_dataset
-from features.synthetic import (
+from pipelines.cli import app
+from synthetic.generate import (
     TRUTH_PAIRS_FILE,
     TRUTH_PLACEMENTS_FILE,
     GenerateParams,
@@ -24,7 +25,7 @@ from features.synthetic import (
     truth_meetings,
     within_client_spread,
 )
-from features.synthetic_truth import (
+from synthetic.truth import (
     FailureCoefs,
     HardRules,
     NuisanceCoefs,
@@ -38,8 +39,7 @@ from features.synthetic_truth import (
     truth_input_columns,
     truth_pair_inputs,
 )
-from features.synthetic_world import derive_neighbourhoods, impute_cbs, CBS_FILE
-from pipelines.cli import app
+from synthetic.world import CBS_FILE, derive_neighbourhoods, impute_cbs
 
 PROTECTED = ("gender", "birth_year", "migration_background")
 
@@ -317,7 +317,7 @@ def test_generate_rules_mirror_the_project_rules():
 
 
 def test_a_failed_run_leaves_no_half_written_dataset(tmp_path, monkeypatch):
-    import features.synthetic as synthetic
+    import synthetic.generate as synthetic
 
     out = tmp_path / "data"
     out.mkdir()

@@ -30,11 +30,11 @@ from features.errors import UserError
 from features.load import Dataset
 from features.pairs import FeatureParams, build_pair_features
 from features.rules import PassendToewijzen
-from models.assignment import AssignmentParams
 from models.bundle import ModelBundle
-from models.eligibility import EligibilityParams, apply_eligibility
 from models.evaluate import bootstrap_differences
-from models.priority import plan_meeting, waiting_weeks
+from planning.assignment import AssignmentParams
+from planning.eligibility import EligibilityParams, apply_eligibility
+from planning.priority import plan_meeting, waiting_weeks
 
 TRUTH_FILE = "truth.parquet"
 KEYS = ["meeting_date", "dwelling_id", "client_id"]

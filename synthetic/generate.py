@@ -4,7 +4,7 @@
 real CBS buurten of Amsterdam: homes fall vacant, clients leaving shelter and
 sheltered housing queue, a noisy historical policy places them under the hard
 rules, and each tenancy's outcome is drawn from the ground-truth model in
-`features.synthetic_truth`. The dataset follows the data contract; the truth goes
+`synthetic.truth`. The dataset follows the data contract; the truth goes
 to a separate folder (`truth_dir`), never into the dataset.
 """
 
@@ -24,7 +24,7 @@ import yaml
 from features.config import build
 from features.contract import TABLES, ZRM_DOMAINS
 from features.errors import UserError
-from features.synthetic_truth import (
+from synthetic.truth import (
     FORMULA_VERSION,
     HardRules,
     TruthCoefs,
@@ -36,7 +36,7 @@ from features.synthetic_truth import (
     true_nuisance_rate,
     true_p_sustained,
 )
-from features.synthetic_world import (
+from synthetic.world import (
     CBS_FILE,
     ClientParams,
     DwellingParams,
@@ -516,8 +516,8 @@ def _write_truth(folder: Path, cfg: GenerateParams, meetings: pd.DatetimeIndex, 
         f"- `{TRUTH_PAIRS_FILE}`: {manifest['files'][TRUTH_PAIRS_FILE]}.\n"
         f"- `{TRUTH_PLACEMENTS_FILE}`: {manifest['files'][TRUTH_PLACEMENTS_FILE]}.\n"
         f"- `{TRUTH_MANIFEST}`: the formula version, held-out meetings and every coefficient.\n\n"
-        "Recompute any pair with `features.synthetic_truth.truth_pair_inputs` and `true_p_sustained`\n"
-        "(coefficients: `features.synthetic.load_truth_coefs(this folder)`).\n",
+        "Recompute any pair with `synthetic.truth.truth_pair_inputs` and `true_p_sustained`\n"
+        "(coefficients: `synthetic.generate.load_truth_coefs(this folder)`).\n",
         encoding="utf-8",
     )
 

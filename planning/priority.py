@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from features.load import Dataset
+from planning.assignment import plan_assignment
 
 
 def waiting_weeks(ds: Dataset, pairs: pd.DataFrame) -> pd.Series:
@@ -53,8 +54,6 @@ def plan_meeting(ds: Dataset, pairs: pd.DataFrame, params, *, benefit: str = "p_
     `complex_id` when params.complex_cap is set); `params` is `AssignmentParams`;
     `waiting` (aligned with `pairs`) saves recomputing waiting weeks for repeated plans.
     """
-    from models.assignment import plan_assignment
-
     waiting = waiting_weeks(ds, pairs) if waiting is None else waiting
     pooled = priority_pool(pairs, waiting, params.pool_factor)
     return plan_assignment(pooled, benefit=benefit, complex_cap=params.complex_cap, min_benefit=params.min_benefit,

@@ -1,9 +1,9 @@
 """What the model's plan would have done at the held-out meetings, next to what the meeting did.
 
 For every held-out meeting, every (vacancy, candidate) pair is scored as of that
-meeting; the eligibility rules (`models.eligibility.apply_eligibility`) and the
-one-to-one plan (`models.priority.plan_meeting`: the priority pool of the
-longest-waiting eligible clients, then `models.assignment.plan_assignment` with
+meeting; the eligibility rules (`planning.eligibility.apply_eligibility`) and the
+one-to-one plan (`planning.priority.plan_meeting`: the priority pool of the
+longest-waiting eligible clients, then `planning.assignment.plan_assignment` with
 benefit = calibrated P(sustained); params.yaml `eligibility` and `assignment`),
 exactly as `recommend` applies them, give the model's proposal. Per candidate-meeting the frame
 holds the historical decision (`placed`, the home they got and its P(sustained)
@@ -30,16 +30,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fairness.context import PipelineParams
 from features.config import section
 from features.labels import KNOWN, build_labels
 from features.load import Dataset
 from features.pairs import all_meeting_pairs, build_pair_features
 from features.rules import PassendToewijzen
-from models.assignment import AssignmentParams
 from models.bundle import ModelBundle
-from models.eligibility import EligibilityParams, apply_eligibility
-from models.fairness import PipelineParams
-from models.priority import plan_meeting
+from planning.assignment import AssignmentParams
+from planning.eligibility import EligibilityParams, apply_eligibility
+from planning.priority import plan_meeting
 
 DECISION_COLUMNS = [
     "meeting_date", "client_id", "placed", "planned", "actual_dwelling_id", "planned_dwelling_id",

@@ -1,7 +1,7 @@
 """The static synthetic world: neighbourhoods from real CBS data, care providers, dwellings, clients.
 
 Every function is pure given its inputs and a numpy Generator; the simulation of
-meetings and outcomes lives in `features.synthetic`.
+meetings and outcomes lives in `synthetic.generate`.
 """
 
 from __future__ import annotations

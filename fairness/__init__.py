@@ -1,0 +1,1 @@
+"""Fairness audit and gate: protected attributes (read here only), group metrics, the plan against the meeting, proxies."""

@@ -1,0 +1,242 @@
+"""The fairness audit of a model on its held-out meetings, with the historical decisions measured the same way.
+
+`run_fairness` builds the row-level frames and the group table and judges them
+(`fairness_gate` is the same computation, as the trainer applies it); `build_audit`
+adds SHAP by group and the proxy probes. Files are written by `reports.audit`.
+
+Two populations, both limited to the held-out meetings (meeting_date from the
+bundle's `test_start` to `test_end`, which the model was not trained on):
+
+- `placements`: every placement made at a held-out meeting whose outcome is known
+  (label status `known`), with its features built as of its meeting. Source `model`:
+  the model's 0/1 call of success (calibrated P(sustained) ≥ `bundle.threshold`)
+  against the observed outcome: selection rate, true and false positive rates,
+  calibration within groups (mean P vs observed, Brier), mean score, success rate.
+- `candidates`: every (meeting, candidate) at the held-out meetings. Source `human`:
+  the client was placed at that meeting (the historical decision). Source `plan`:
+  the model's one-to-one plan for that meeting (eligibility rules, then the plan
+  over every vacancy and candidate there) gives the client a home. Both are
+  measured with the same selection rate and expected outcome, so an auditor sees
+  whether the model narrows or widens each gap; `plan` also carries the shares
+  made worse off (see `fairness.counterfactual`).
+
+Protected attributes are read here, from `client_protected`, and nowhere else.
+All numbers of the long table (`fairness.csv`) are computed with fairlearn's
+`MetricFrame` from the row-level frames written next to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fairness.attributes import ERR_NO_PROTECTED, attribute_frame
+from fairness.catalogue import CANDIDATES, MODEL, PLACEMENTS
+from fairness.context import CannotJudge, HeldOut, PipelineParams, audit_predictions, held_out_meetings, held_out_period, pipeline_params
+from fairness.counterfactual import PlanParams, candidate_decisions
+from fairness.gate import GATE_COLUMNS, GateResult, judge
+from fairness.guard import ERR_PROTECTED_FEATURE, assert_no_protected_features, find_protected
+from fairness.metrics import group_metrics
+from fairness.params import FairnessParams
+from fairness.proxy import ProbeParams, global_importance, proxy_probe, shap_by_group, shap_flags
+from features.errors import UserError
+from features.labels import build_labels
+from features.load import Dataset
+from features.pairs import build_pair_features
+from models.bundle import ModelBundle
+
+
+@dataclass
+class FairnessAudit:
+    """Row-level frames and group results of one audit run (see module docstring)."""
+
+    period: HeldOut
+    meetings: pd.DatetimeIndex
+    predictions: pd.DataFrame  # audit_predictions.csv: one row per held-out placement with a known outcome
+    features: pd.DataFrame  # the model features of those rows (same index)
+    decisions: pd.DataFrame  # audit_decisions.csv: one row per held-out (meeting, candidate)
+    planned: pd.DataFrame  # the plan's pairs with P and support count
+    metrics: pd.DataFrame  # fairness.csv
+    gate: GateResult
+    plan_params: Any  # fairness.counterfactual.PlanParams: the eligibility rules and plan settings used
+    pipeline: PipelineParams
+    warnings: list[str]
+
+
+def run_fairness(ds: Dataset, bundle: ModelBundle, *, params: FairnessParams, config: Mapping[str, Any],
+                 progress: Callable[[str], None] | None = None) -> FairnessAudit:
+    """Build the held-out frames, compute the group metrics and judge them against the gate."""
+    say = progress or (lambda _msg: None)
+    assert_no_protected_features(bundle)
+    if ds.client_protected is None:
+        raise UserError(ERR_NO_PROTECTED)
+    period = held_out_period(bundle)
+    pipeline = pipeline_params(bundle, config)
+    warnings: list[str] = []
+    if not pipeline.from_model:
+        warnings.append("the model's metadata does not record its feature and label params: the audit used the current params.yaml")
+    train_end = (bundle.metadata or {}).get("train_end")
+    if train_end and pd.Timestamp(str(train_end)[:10]) >= period.start:
+        warnings.append(f"the model was trained on meetings up to {str(train_end)[:10]}, inside the audited period "
+                        f"from {period.start:%Y-%m-%d}: the numbers are optimistic")
+    say("held-out placements: features, predictions, attributes")
+    predictions, features = audit_predictions(ds, bundle, params=params, pipeline=pipeline, period=period)
+    meetings = held_out_meetings(ds, period)
+    plan_params = PlanParams.from_config(config)
+    say(f"plan vs meeting at {len(meetings)} held-out meetings")
+    decisions, planned = candidate_decisions(ds, bundle, meetings, pipeline=pipeline, plan_params=plan_params,
+                                             tol=params.worse_off_tolerance, progress=say)
+    if len(decisions):
+        decisions = pd.concat([decisions, attribute_frame(ds, decisions, params=params)], axis=1)
+    say("group metrics")
+    frames = {PLACEMENTS: predictions}
+    if len(decisions):
+        frames[CANDIDATES] = decisions
+    metrics = group_metrics(frames, params=params)
+    gate = judge(metrics, params=params)
+    gate.warnings = warnings + gate.warnings
+    return FairnessAudit(period, meetings, predictions, features, decisions, planned, metrics, gate,
+                         plan_params, pipeline, warnings)
+
+
+def fairness_gate(ds: Dataset, bundle: ModelBundle, *, params: FairnessParams, config: Mapping[str, Any],
+                  progress: Callable[[str], None] | None = None) -> GateResult:
+    """The fairness gate the trainer applies before promoting a model (same computation as `audit`).
+
+    Args:
+        ds: the dataset the model was trained and evaluated on (with client_protected).
+        bundle: the model; its metadata must hold `test_start` (and `test_end`).
+        params: params.yaml `fairness:` (thresholds fixed before use).
+        config: the whole params.yaml mapping (features, labels, passend_toewijzen, and
+            the eligibility/assignment sections the plan uses).
+
+    Returns:
+        GateResult: `.passed`, `.failures` (human-readable, empty when passed),
+        `.table` (one row per check), `.warnings`, `.metrics` (the long group table).
+
+    A model that cannot be judged (no held-out period in its metadata, no held-out
+    placement with a known outcome) or that uses a protected attribute as a feature
+    fails the gate: it returns `passed=False` with the reason, it does not raise.
+
+    Raises:
+        UserError: the dataset has no client_protected table (nothing can be audited).
+    """
+    protected = find_protected(bundle.feature_names)
+    if protected:
+        text = ERR_PROTECTED_FEATURE.format(names=", ".join(protected))
+        row = dict(check="no_protected_features", source=MODEL, population="", attribute=", ".join(protected),
+                   metric="feature_names", statistic="count", value=float(len(protected)), threshold=0.0, passed=False,
+                   groups_judged=0, highest_group="", lowest_group="", note=text)
+        return GateResult(passed=False, failures=[text], table=pd.DataFrame([row], columns=GATE_COLUMNS))
+    try:
+        return run_fairness(ds, bundle, params=params, config=config, progress=progress).gate
+    except CannotJudge as exc:
+        row = dict(check="can_judge", source=MODEL, population=PLACEMENTS, attribute="", metric="", statistic="",
+                   value=np.nan, threshold=np.nan, passed=False, groups_judged=0, highest_group="", lowest_group="", note=str(exc))
+        return GateResult(passed=False, failures=[f"cannot judge: {exc}"], table=pd.DataFrame([row], columns=GATE_COLUMNS))
+
+
+@dataclass(frozen=True)
+class AuditParams:
+    """params.yaml `audit:`."""
+
+    shap_top_features: int
+    shap_flag_top: int
+    proxy: ProbeParams
+
+
+@dataclass
+class AuditResult:
+    """Everything the audit files are written from."""
+
+    fairness: FairnessAudit
+    shap_importance: pd.Series
+    shap_groups: pd.DataFrame
+    shap_flags: pd.DataFrame
+    proxy_auc: pd.DataFrame
+    proxy_importance: pd.DataFrame
+    proxy_rows: int
+    model: dict  # what identifies the model: version, run, period, threshold, objective, metrics
+    data: dict  # what identifies the data: name, as_of, summary
+    fairness_params: FairnessParams
+    audit_params: AuditParams
+
+    @property
+    def passed(self) -> bool:
+        return self.fairness.gate.passed
+
+
+def _model_info(bundle: ModelBundle) -> dict:
+    meta = dict(bundle.metadata or {})
+    return {
+        "version": meta.get("model_version") or meta.get("mlflow_run_id") or "(unregistered bundle)",
+        "mlflow_run_id": meta.get("mlflow_run_id"),
+        "objective": bundle.objective,
+        "threshold": float(bundle.threshold),
+        "n_features": len(bundle.feature_names),
+        "metadata": meta,
+    }
+
+
+def build_audit(ds: Dataset, bundle: ModelBundle, *, fairness: FairnessParams, audit: AuditParams,
+                config: Mapping[str, Any], progress: Callable[[str], None] | None = None) -> AuditResult:
+    """Run the whole audit in memory: group metrics and gate, SHAP by group, proxy probes."""
+    say = progress or (lambda _msg: None)
+    fa = run_fairness(ds, bundle, params=fairness, config=config, progress=say)
+    say("SHAP contributions of the held-out placements")
+    contrib, _ = bundle.contributions(fa.features)
+    attrs = fa.predictions[[c for c in fairness.all_attributes(tuple(fa.predictions.columns)) if c in fa.predictions]]
+    importance = global_importance(contrib)
+    groups = shap_by_group(contrib, attrs, min_group_size=fairness.min_group_size)
+    flags = shap_flags(groups, top=audit.shap_flag_top)
+
+    say("proxy probes: can the model's features predict the protected attributes?")
+    labels = build_labels(ds, fa.pipeline.labels)
+    rows = labels[["meeting_date", "dwelling_id", "client_id"]].sort_values(["meeting_date", "client_id"], kind="stable").reset_index(drop=True)
+    X_all = build_pair_features(ds, rows, params=fa.pipeline.features, rules=fa.pipeline.rules)
+    prot = attribute_frame(ds, rows, params=fairness)
+    auc, imp = proxy_probe(X_all[list(bundle.feature_names)], prot, rows["client_id"].astype(str).to_numpy(),
+                           params=audit.proxy, min_class_size=fairness.min_group_size)
+    if len(flags) and len(imp):
+        best = imp.groupby(["attribute", "feature"])["importance"].max().rename("proxy_importance")
+        flags = flags.join(best, on=["attribute", "feature"])
+    data = {"name": ds.name or ds.path.name, "path": str(ds.path), "as_of": f"{ds.as_of:%Y-%m-%d}", "summary": ds.summary()}
+    return AuditResult(fa, importance, groups, flags, auc, imp, len(rows), _model_info(bundle), data, fairness, audit)
+
+
+def summary(result: AuditResult) -> dict:
+    """audit_summary.json: verdict, failures, warnings, sizes, model and data identity."""
+    fa = result.fairness
+    dec = fa.decisions
+    return {
+        "gate_passed": fa.gate.passed,
+        "failures": fa.gate.failures,
+        "warnings": fa.gate.warnings,
+        "held_out_start": f"{fa.period.start:%Y-%m-%d}",
+        "held_out_end": f"{fa.period.end:%Y-%m-%d}" if fa.period.end is not None else None,
+        "held_out_meetings": len(fa.meetings),
+        "held_out_placements": len(fa.predictions),
+        "candidate_meetings": len(dec),
+        "placed_by_meeting": int(dec["placed"].sum()) if len(dec) else 0,
+        "placed_by_plan": int(dec["planned"].sum()) if len(dec) else 0,
+        "worse_off_share": _share(dec, "worse_off", "placed"),
+        "displaced_share": _share(dec, "displaced", "placed"),
+        "below_best_share_plan": _share(dec, "below_best", "planned"),
+        "below_best_share_meeting": _share(dec, "below_best_actual", "placed"),
+        "eligibility_rules": list(fa.plan_params.eligibility.rules),
+        "complex_cap": fa.plan_params.assignment.complex_cap,
+        "pool_factor": getattr(fa.plan_params.assignment, "pool_factor", None),
+        "proxy_flags": [f"{r.attribute}={r.group} (AUC {r.auc:.2f})" for r in result.proxy_auc.itertuples() if r.flagged],
+        "model_version": result.model["version"],
+        "mlflow_run_id": result.model["mlflow_run_id"],
+        "data": result.data,
+    }
+
+
+def _share(frame: pd.DataFrame, column: str, within: str) -> float | None:
+    rows = frame[frame[within] == 1] if len(frame) else frame
+    return float(rows[column].mean()) if len(rows) else None

@@ -1,0 +1,123 @@
+"""The fairness gate: pass/fail checks on the group table, with thresholds fixed in params before use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from fairness.catalogue import HUMAN, METRICS, PLAN
+from fairness.params import FairnessParams
+
+
+@dataclass
+class GateResult:
+    """Outcome of the fairness gate.
+
+    `table` has one row per check (statistic, value, threshold, passed, groups);
+    `metrics` is the long group table the checks were computed from.
+    """
+
+    passed: bool
+    failures: list[str]
+    table: pd.DataFrame
+    warnings: list[str] = field(default_factory=list)
+    metrics: pd.DataFrame | None = None
+
+
+GATE_COLUMNS = ["check", "source", "population", "attribute", "metric", "statistic", "value", "threshold", "passed",
+                "groups_judged", "highest_group", "lowest_group", "note"]
+
+
+def _spread(part: pd.DataFrame) -> tuple[float, float, str, str, int]:
+    """(max − min, min / max, group with max, group with min, judged groups) over judgeable rows."""
+    judged = part[part["judgeable"]]
+    if len(judged) < 2:
+        return np.nan, np.nan, "", "", len(judged)
+    hi, lo = judged["value"].idxmax(), judged["value"].idxmin()
+    vmax, vmin = float(judged.at[hi, "value"]), float(judged.at[lo, "value"])
+    return vmax - vmin, (vmin / vmax if vmax > 0 else np.nan), str(judged.at[hi, "group"]), str(judged.at[lo, "group"]), len(judged)
+
+
+def _population_of(source: str, metric: str) -> str:
+    return next(m.population for m in METRICS if m.source == source and m.name == metric)
+
+
+def judge(metrics: pd.DataFrame, *, params: FairnessParams) -> GateResult:
+    """Apply the gate thresholds of `params.gate` to the long group table."""
+    gate = params.gate
+    rows, failures, warnings = [], [], []
+
+    def record(check, source, metric, attribute, statistic, value, threshold, ok, groups, best, worst, note=""):
+        rows.append(dict(check=check, source=source, population=_population_of(source if source != "plan_vs_human" else PLAN, metric),
+                         attribute=attribute, metric=metric, statistic=statistic, value=value, threshold=threshold,
+                         passed=ok, groups_judged=groups, highest_group=best, lowest_group=worst, note=note))
+
+    def part_of(source, metric, attribute):
+        m = metrics
+        return m[(m["source"] == source) & (m["metric"] == metric) & (m["attribute"] == attribute)]
+
+    def unjudgeable(check, source, metric, attribute, statistic, threshold, groups):
+        note = f"fewer than 2 groups with at least {params.min_group_size} in the denominator"
+        text = f"{source}.{metric} by {attribute}: cannot judge ({groups} group(s) large enough; {note})"
+        ok = not gate.fail_when_unjudgeable
+        (warnings if ok else failures).append(text)
+        record(check, source, metric, attribute, statistic, np.nan, threshold, ok, groups, "", "", "cannot judge: " + note)
+
+    for attribute in gate.attributes:
+        for key, threshold in gate.max_difference.items():
+            source, metric = key.split(".", 1)
+            part = part_of(source, metric, attribute)
+            if part.empty:
+                continue
+            diff, _, best, worst, groups = _spread(part)
+            if groups < 2:
+                unjudgeable("max_difference", source, metric, attribute, "difference", threshold, groups)
+                continue
+            ok = bool(diff <= threshold)
+            se = part.set_index("group")["se"]
+            se_diff = float(np.hypot(se.get(best, np.nan), se.get(worst, np.nan)))
+            note = f"standard error of the difference {se_diff:.3f}" if np.isfinite(se_diff) else ""
+            record("max_difference", source, metric, attribute, "difference", diff, threshold, ok, groups, best, worst, note)
+            if not ok:
+                failures.append(f"{source}.{metric} by {attribute}: difference {diff:.3f} between {best} and {worst} exceeds {threshold:.3f}")
+        for key, threshold in gate.min_ratio.items():
+            source, metric = key.split(".", 1)
+            part = part_of(source, metric, attribute)
+            if part.empty:
+                continue
+            _, ratio, best, worst, groups = _spread(part)
+            if groups < 2:
+                unjudgeable("min_ratio", source, metric, attribute, "ratio", threshold, groups)
+                continue
+            ok = bool(ratio >= threshold)
+            record("min_ratio", source, metric, attribute, "ratio", ratio, threshold, ok, groups, best, worst)
+            if not ok:
+                failures.append(f"{source}.{metric} by {attribute}: ratio {ratio:.3f} of {worst} to {best} is below {threshold:.3f}")
+        for metric, threshold in gate.max_ratio_drop.items():
+            plan, human = part_of(PLAN, metric, attribute), part_of(HUMAN, metric, attribute)
+            if plan.empty or human.empty:
+                continue
+            # Judge both on the groups large enough in both, so the ratios compare like with like.
+            both = set(plan.loc[plan["judgeable"], "group"]) & set(human.loc[human["judgeable"], "group"])
+            plan = plan.assign(judgeable=plan["group"].isin(both))
+            human = human.assign(judgeable=human["group"].isin(both))
+            _, plan_ratio, best, worst, groups = _spread(plan)
+            _, human_ratio, hbest, hworst, _ = _spread(human)
+            if groups < 2:
+                unjudgeable("max_ratio_drop", PLAN, metric, attribute, "ratio_drop", threshold, groups)
+                continue
+            drop = human_ratio - plan_ratio
+            ok = bool(drop <= threshold)
+            note = f"human ratio {human_ratio:.3f} ({hworst} to {hbest}), plan ratio {plan_ratio:.3f} ({worst} to {best})"
+            record("max_ratio_drop", "plan_vs_human", metric, attribute, "ratio_drop", drop, threshold, ok, groups, best, worst, note)
+            if not ok:
+                failures.append(f"plan vs human {metric} by {attribute}: the plan widens the gap, ratio {plan_ratio:.3f} "
+                                f"vs human {human_ratio:.3f} (drop {drop:.3f} > {threshold:.3f})")
+    small = metrics[~metrics["judgeable"] & metrics["attribute"].isin(gate.attributes) & (metrics["n"] > 0)]
+    if not small.empty:
+        names = sorted({f"{a}={g}" for a, g in zip(small["attribute"], small["group"])})
+        warnings.append(f"groups too small to judge on at least one metric (fewer than {params.min_group_size}): " + ", ".join(names))
+    table = pd.DataFrame(rows, columns=GATE_COLUMNS)
+    return GateResult(passed=not failures, failures=failures, table=table, warnings=warnings, metrics=metrics)

@@ -1,0 +1,1 @@
+"""Meeting rules: who may be placed (eligibility, priority policy) and the one-to-one plan (assignment)."""
