@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 
@@ -18,7 +20,7 @@ ERR_NO_PROTECTED = (
 def age_band(age: pd.Series, edges: tuple[int, ...]) -> pd.Series:
     """Age band labels from ascending edges: `<18`, `18-24`, …, `65+` for edges (18, 25, …, 65)."""
     edges = tuple(int(e) for e in edges)
-    labels = [f"<{edges[0]}"] + [f"{lo}-{hi - 1}" for lo, hi in zip(edges[:-1], edges[1:])] + [f"{edges[-1]}+"]
+    labels = [f"<{edges[0]}"] + [f"{lo}-{hi - 1}" for lo, hi in itertools.pairwise(edges)] + [f"{edges[-1]}+"]
     idx = np.digitize(age.to_numpy(dtype=float), edges, right=False)
     return pd.Series(np.array(labels, dtype=object)[idx], index=age.index)
 

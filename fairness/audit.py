@@ -36,7 +36,15 @@ import pandas as pd
 
 from fairness.attributes import ERR_NO_PROTECTED, attribute_frame
 from fairness.catalogue import CANDIDATES, MODEL, PLACEMENTS
-from fairness.context import CannotJudge, HeldOut, PipelineParams, audit_predictions, held_out_meetings, held_out_period, pipeline_params
+from fairness.context import (
+    CannotJudge,
+    HeldOut,
+    PipelineParams,
+    audit_predictions,
+    held_out_meetings,
+    held_out_period,
+    pipeline_params,
+)
 from fairness.counterfactual import PlanParams, candidate_decisions
 from fairness.gate import GATE_COLUMNS, GateResult, judge
 from fairness.guard import ERR_PROTECTED_FEATURE, assert_no_protected_features, find_protected
@@ -67,8 +75,14 @@ class FairnessAudit:
     warnings: list[str]
 
 
-def run_fairness(ds: Dataset, bundle: ModelBundle, *, params: FairnessParams, config: Mapping[str, Any],
-                 progress: Callable[[str], None] | None = None) -> FairnessAudit:
+def run_fairness(
+    ds: Dataset,
+    bundle: ModelBundle,
+    *,
+    params: FairnessParams,
+    config: Mapping[str, Any],
+    progress: Callable[[str], None] | None = None,
+) -> FairnessAudit:
     """Build the held-out frames, compute the group metrics and judge them against the gate."""
     say = progress or (lambda _msg: None)
     assert_no_protected_features(bundle)
@@ -78,18 +92,23 @@ def run_fairness(ds: Dataset, bundle: ModelBundle, *, params: FairnessParams, co
     pipeline = pipeline_params(bundle, config)
     warnings: list[str] = []
     if not pipeline.from_model:
-        warnings.append("the model's metadata does not record its feature and label params: the audit used the current params.yaml")
+        warnings.append(
+            "the model's metadata does not record its feature and label params: the audit used the current params.yaml"
+        )
     train_end = (bundle.metadata or {}).get("train_end")
     if train_end and pd.Timestamp(str(train_end)[:10]) >= period.start:
-        warnings.append(f"the model was trained on meetings up to {str(train_end)[:10]}, inside the audited period "
-                        f"from {period.start:%Y-%m-%d}: the numbers are optimistic")
+        warnings.append(
+            f"the model was trained on meetings up to {str(train_end)[:10]}, inside the audited period "
+            f"from {period.start:%Y-%m-%d}: the numbers are optimistic"
+        )
     say("held-out placements: features, predictions, attributes")
     predictions, features = audit_predictions(ds, bundle, params=params, pipeline=pipeline, period=period)
     meetings = held_out_meetings(ds, period)
     plan_params = PlanParams.from_config(config)
     say(f"plan vs meeting at {len(meetings)} held-out meetings")
-    decisions, planned = candidate_decisions(ds, bundle, meetings, pipeline=pipeline, plan_params=plan_params,
-                                             tol=params.worse_off_tolerance, progress=say)
+    decisions, planned = candidate_decisions(
+        ds, bundle, meetings, pipeline=pipeline, plan_params=plan_params, tol=params.worse_off_tolerance, progress=say
+    )
     if len(decisions):
         decisions = pd.concat([decisions, attribute_frame(ds, decisions, params=params)], axis=1)
     say("group metrics")
@@ -99,12 +118,19 @@ def run_fairness(ds: Dataset, bundle: ModelBundle, *, params: FairnessParams, co
     metrics = group_metrics(frames, params=params)
     gate = judge(metrics, params=params)
     gate.warnings = warnings + gate.warnings
-    return FairnessAudit(period, meetings, predictions, features, decisions, planned, metrics, gate,
-                         plan_params, pipeline, warnings)
+    return FairnessAudit(
+        period, meetings, predictions, features, decisions, planned, metrics, gate, plan_params, pipeline, warnings
+    )
 
 
-def fairness_gate(ds: Dataset, bundle: ModelBundle, *, params: FairnessParams, config: Mapping[str, Any],
-                  progress: Callable[[str], None] | None = None) -> GateResult:
+def fairness_gate(
+    ds: Dataset,
+    bundle: ModelBundle,
+    *,
+    params: FairnessParams,
+    config: Mapping[str, Any],
+    progress: Callable[[str], None] | None = None,
+) -> GateResult:
     """The fairness gate the trainer applies before promoting a model (same computation as `audit`).
 
     Args:
@@ -128,16 +154,43 @@ def fairness_gate(ds: Dataset, bundle: ModelBundle, *, params: FairnessParams, c
     protected = find_protected(bundle.feature_names)
     if protected:
         text = ERR_PROTECTED_FEATURE.format(names=", ".join(protected))
-        row = dict(check="no_protected_features", source=MODEL, population="", attribute=", ".join(protected),
-                   metric="feature_names", statistic="count", value=float(len(protected)), threshold=0.0, passed=False,
-                   groups_judged=0, highest_group="", lowest_group="", note=text)
+        row = dict(
+            check="no_protected_features",
+            source=MODEL,
+            population="",
+            attribute=", ".join(protected),
+            metric="feature_names",
+            statistic="count",
+            value=float(len(protected)),
+            threshold=0.0,
+            passed=False,
+            groups_judged=0,
+            highest_group="",
+            lowest_group="",
+            note=text,
+        )
         return GateResult(passed=False, failures=[text], table=pd.DataFrame([row], columns=GATE_COLUMNS))
     try:
         return run_fairness(ds, bundle, params=params, config=config, progress=progress).gate
     except CannotJudge as exc:
-        row = dict(check="can_judge", source=MODEL, population=PLACEMENTS, attribute="", metric="", statistic="",
-                   value=np.nan, threshold=np.nan, passed=False, groups_judged=0, highest_group="", lowest_group="", note=str(exc))
-        return GateResult(passed=False, failures=[f"cannot judge: {exc}"], table=pd.DataFrame([row], columns=GATE_COLUMNS))
+        row = dict(
+            check="can_judge",
+            source=MODEL,
+            population=PLACEMENTS,
+            attribute="",
+            metric="",
+            statistic="",
+            value=np.nan,
+            threshold=np.nan,
+            passed=False,
+            groups_judged=0,
+            highest_group="",
+            lowest_group="",
+            note=str(exc),
+        )
+        return GateResult(
+            passed=False, failures=[f"cannot judge: {exc}"], table=pd.DataFrame([row], columns=GATE_COLUMNS)
+        )
 
 
 @dataclass(frozen=True)
@@ -182,8 +235,15 @@ def _model_info(bundle: ModelBundle) -> dict:
     }
 
 
-def build_audit(ds: Dataset, bundle: ModelBundle, *, fairness: FairnessParams, audit: AuditParams,
-                config: Mapping[str, Any], progress: Callable[[str], None] | None = None) -> AuditResult:
+def build_audit(
+    ds: Dataset,
+    bundle: ModelBundle,
+    *,
+    fairness: FairnessParams,
+    audit: AuditParams,
+    config: Mapping[str, Any],
+    progress: Callable[[str], None] | None = None,
+) -> AuditResult:
     """Run the whole audit in memory: group metrics and gate, SHAP by group, proxy probes."""
     say = progress or (lambda _msg: None)
     fa = run_fairness(ds, bundle, params=fairness, config=config, progress=say)
@@ -196,15 +256,29 @@ def build_audit(ds: Dataset, bundle: ModelBundle, *, fairness: FairnessParams, a
 
     say("proxy probes: can the model's features predict the protected attributes?")
     labels = build_labels(ds, fa.pipeline.labels)
-    rows = labels[["meeting_date", "dwelling_id", "client_id"]].sort_values(["meeting_date", "client_id"], kind="stable").reset_index(drop=True)
+    rows = (
+        labels[["meeting_date", "dwelling_id", "client_id"]]
+        .sort_values(["meeting_date", "client_id"], kind="stable")
+        .reset_index(drop=True)
+    )
     X_all = build_pair_features(ds, rows, params=fa.pipeline.features, rules=fa.pipeline.rules)
     prot = attribute_frame(ds, rows, params=fairness)
-    auc, imp = proxy_probe(X_all[list(bundle.feature_names)], prot, rows["client_id"].astype(str).to_numpy(),
-                           params=audit.proxy, min_class_size=fairness.min_group_size)
+    auc, imp = proxy_probe(
+        X_all[list(bundle.feature_names)],
+        prot,
+        rows["client_id"].astype(str).to_numpy(),
+        params=audit.proxy,
+        min_class_size=fairness.min_group_size,
+    )
     if len(flags) and len(imp):
         best = imp.groupby(["attribute", "feature"])["importance"].max().rename("proxy_importance")
         flags = flags.join(best, on=["attribute", "feature"])
-    data = {"name": ds.name or ds.path.name, "path": str(ds.path), "as_of": f"{ds.as_of:%Y-%m-%d}", "summary": ds.summary()}
+    data = {
+        "name": ds.name or ds.path.name,
+        "path": str(ds.path),
+        "as_of": f"{ds.as_of:%Y-%m-%d}",
+        "summary": ds.summary(),
+    }
     return AuditResult(fa, importance, groups, flags, auc, imp, len(rows), _model_info(bundle), data, fairness, audit)
 
 
@@ -230,7 +304,9 @@ def summary(result: AuditResult) -> dict:
         "eligibility_rules": list(fa.plan_params.eligibility.rules),
         "complex_cap": fa.plan_params.assignment.complex_cap,
         "pool_factor": getattr(fa.plan_params.assignment, "pool_factor", None),
-        "proxy_flags": [f"{r.attribute}={r.group} (AUC {r.auc:.2f})" for r in result.proxy_auc.itertuples() if r.flagged],
+        "proxy_flags": [
+            f"{r.attribute}={r.group} (AUC {r.auc:.2f})" for r in result.proxy_auc.itertuples() if r.flagged
+        ],
         "model_version": result.model["version"],
         "mlflow_run_id": result.model["mlflow_run_id"],
         "data": result.data,

@@ -51,7 +51,7 @@ def held_out_period(bundle: ModelBundle) -> HeldOut:
     meta = bundle.metadata or {}
     if not meta.get("test_start"):
         raise CannotJudge(ERR_NO_TEST_START)
-    dates = {}
+    dates: dict[str, pd.Timestamp | None] = {}
     for key in ("test_start", "test_end"):
         value = meta.get(key)
         if value in (None, ""):
@@ -96,8 +96,9 @@ def pipeline_params(bundle: ModelBundle, config: Mapping[str, Any]) -> PipelineP
     )
 
 
-def audit_predictions(ds: Dataset, bundle: ModelBundle, *, params: FairnessParams, pipeline: PipelineParams,
-                      period: HeldOut) -> tuple[pd.DataFrame, pd.DataFrame]:
+def audit_predictions(
+    ds: Dataset, bundle: ModelBundle, *, params: FairnessParams, pipeline: PipelineParams, period: HeldOut
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Held-out placements with a known outcome: predictions and attributes, and their features.
 
     Returns (predictions, features), both indexed 0..n-1 in (meeting_date, placement_id) order.
@@ -110,23 +111,30 @@ def audit_predictions(ds: Dataset, bundle: ModelBundle, *, params: FairnessParam
         in_period &= labels["meeting_date"] <= period.end
     rows = labels[in_period & (labels["status"] == KNOWN)]
     if rows.empty:
-        raise CannotJudge(ERR_NO_HELD_OUT.format(
-            start=f"{period.start:%Y-%m-%d}", end=f"{period.end:%Y-%m-%d}" if period.end is not None else "",
-            n=int(in_period.sum()), known=0))
+        raise CannotJudge(
+            ERR_NO_HELD_OUT.format(
+                start=f"{period.start:%Y-%m-%d}",
+                end=f"{period.end:%Y-%m-%d}" if period.end is not None else "",
+                n=int(in_period.sum()),
+                known=0,
+            )
+        )
     rows = rows.sort_values(["meeting_date", "placement_id"], kind="stable").reset_index(drop=True)
     X = build_pair_features(ds, rows, params=pipeline.features, rules=pipeline.rules)
     scores = bundle.score(X)
     proba = bundle.proba(scores=scores)
-    pred = pd.DataFrame({
-        "placement_id": rows["placement_id"].astype(str),
-        "client_id": rows["client_id"].astype(str),
-        "dwelling_id": rows["dwelling_id"].astype(str),
-        "meeting_date": rows["meeting_date"],
-        "score": scores,
-        "probability": proba,
-        "prediction": (proba >= bundle.threshold).astype(int),
-        "outcome": rows["sustained"].astype(int).to_numpy(),
-    })
+    pred = pd.DataFrame(
+        {
+            "placement_id": rows["placement_id"].astype(str),
+            "client_id": rows["client_id"].astype(str),
+            "dwelling_id": rows["dwelling_id"].astype(str),
+            "meeting_date": rows["meeting_date"],
+            "score": scores,
+            "probability": proba,
+            "prediction": (proba >= bundle.threshold).astype(int),
+            "outcome": rows["sustained"].astype(int).to_numpy(),
+        }
+    )
     pred["support_count"] = bundle.support_counts(X)
     pred["low_support"] = (pred["support_count"] < params.low_support).astype(int)
     attrs = attribute_frame(ds, pred, params=params)

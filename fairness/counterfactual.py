@@ -42,9 +42,24 @@ from planning.eligibility import EligibilityParams, apply_eligibility
 from planning.priority import plan_meeting
 
 DECISION_COLUMNS = [
-    "meeting_date", "client_id", "placed", "planned", "actual_dwelling_id", "planned_dwelling_id",
-    "p_actual", "p_plan", "p_best", "n_eligible", "actual_eligible", "displaced", "lower_chance", "worse_off",
-    "below_best", "below_best_actual", "outcome_known", "outcome",
+    "meeting_date",
+    "client_id",
+    "placed",
+    "planned",
+    "actual_dwelling_id",
+    "planned_dwelling_id",
+    "p_actual",
+    "p_plan",
+    "p_best",
+    "n_eligible",
+    "actual_eligible",
+    "displaced",
+    "lower_chance",
+    "worse_off",
+    "below_best",
+    "below_best_actual",
+    "outcome_known",
+    "outcome",
 ]
 PLANNED_COLUMNS = ["meeting_date", "dwelling_id", "client_id", "probability", "support_count"]
 
@@ -57,9 +72,12 @@ class PlanParams:
     assignment: AssignmentParams
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> "PlanParams":
+    def from_config(cls, config: Mapping[str, Any]) -> PlanParams:
         """params.yaml `eligibility` and `assignment`."""
-        return cls(section(dict(config), "eligibility", EligibilityParams), section(dict(config), "assignment", AssignmentParams))
+        return cls(
+            section(dict(config), "eligibility", EligibilityParams),
+            section(dict(config), "assignment", AssignmentParams),
+        )
 
 
 def _eligible_mask(ds: Dataset, pairs: pd.DataFrame, plan: PlanParams, rules: PassendToewijzen) -> np.ndarray:
@@ -70,11 +88,15 @@ def _eligible_mask(ds: Dataset, pairs: pd.DataFrame, plan: PlanParams, rules: Pa
 def _plan(ds: Dataset, options: pd.DataFrame, plan: PlanParams) -> pd.DataFrame:
     a = plan.assignment
     complexes = ds.dwellings.set_index("dwelling_id")["complex_id"]
-    with_complex = options.assign(p_sustained=options["probability"], complex_id=options["dwelling_id"].map(complexes).to_numpy())
+    with_complex = options.assign(
+        p_sustained=options["probability"], complex_id=options["dwelling_id"].map(complexes).to_numpy()
+    )
     return plan_meeting(ds, with_complex, a, benefit="p_sustained")
 
 
-def _scored_pairs(ds: Dataset, bundle: ModelBundle, meetings, *, pipeline: PipelineParams, plan_params: PlanParams) -> pd.DataFrame:
+def _scored_pairs(
+    ds: Dataset, bundle: ModelBundle, meetings, *, pipeline: PipelineParams, plan_params: PlanParams
+) -> pd.DataFrame:
     """Every (vacancy, candidate) pair of `meetings` with its features, calibrated P and eligibility."""
     pairs = all_meeting_pairs(ds, list(meetings))
     if pairs.empty:
@@ -85,8 +107,16 @@ def _scored_pairs(ds: Dataset, bundle: ModelBundle, meetings, *, pipeline: Pipel
     return X
 
 
-def _meeting_decisions(ds: Dataset, bundle: ModelBundle, meeting: pd.Timestamp, X: pd.DataFrame, placements: pd.DataFrame,
-                       *, plan_params: PlanParams, tol: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _meeting_decisions(
+    ds: Dataset,
+    bundle: ModelBundle,
+    meeting: pd.Timestamp,
+    X: pd.DataFrame,
+    placements: pd.DataFrame,
+    *,
+    plan_params: PlanParams,
+    tol: float,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Decisions at one meeting, from its scored pairs `X` (see `_scored_pairs`)."""
     cand = ds.candidates.loc[ds.candidates["meeting_date"] == meeting, ["meeting_date", "client_id"]]
     out = cand.sort_values("client_id", kind="stable").reset_index(drop=True)
@@ -104,7 +134,9 @@ def _meeting_decisions(ds: Dataset, bundle: ModelBundle, meeting: pd.Timestamp, 
     eligible_actual = pd.Series(keyed["eligible"].reindex(idx).to_numpy(dtype=object), index=out.index)
     out["actual_eligible"] = eligible_actual.where(out["placed"] == 1).astype("boolean")
 
-    plan = planned.assign(client_id=planned["client_id"].astype(str), dwelling_id=planned["dwelling_id"].astype(str)).set_index("client_id")
+    plan = planned.assign(
+        client_id=planned["client_id"].astype(str), dwelling_id=planned["dwelling_id"].astype(str)
+    ).set_index("client_id")
     out["planned"] = out["client_id"].isin(plan.index).astype(int)
     out["planned_dwelling_id"] = out["client_id"].map(plan["dwelling_id"])
     out["p_plan"] = out["client_id"].map(plan["probability"])
@@ -121,14 +153,24 @@ def _meeting_decisions(ds: Dataset, bundle: ModelBundle, meeting: pd.Timestamp, 
     out["below_best_actual"] = np.where(placed, (out["p_actual"] < out["p_best"] - tol).astype(float), np.nan)
     out["outcome_known"] = (placed & out["client_id"].map(actual["status"]).eq(KNOWN)).astype(int)
     out["outcome"] = out["client_id"].map(actual["sustained"]).astype(float).where(out["outcome_known"] == 1)
-    planned_rows = X.merge(plan.reset_index()[["dwelling_id", "client_id"]], on=["dwelling_id", "client_id"], how="inner")
+    planned_rows = X.merge(
+        plan.reset_index()[["dwelling_id", "client_id"]], on=["dwelling_id", "client_id"], how="inner"
+    )
     planned_rows["support_count"] = bundle.support_counts(planned_rows) if len(planned_rows) else np.zeros(0, dtype=int)
     return out[DECISION_COLUMNS], planned_rows[PLANNED_COLUMNS]
 
 
-def candidate_decisions(ds: Dataset, bundle: ModelBundle, meetings: pd.DatetimeIndex, *, pipeline: PipelineParams,
-                        plan_params: PlanParams, tol: float, progress: Callable[[str], None] | None = None,
-                        chunk: int = 13) -> tuple[pd.DataFrame, pd.DataFrame]:
+def candidate_decisions(
+    ds: Dataset,
+    bundle: ModelBundle,
+    meetings: pd.DatetimeIndex,
+    *,
+    pipeline: PipelineParams,
+    plan_params: PlanParams,
+    tol: float,
+    progress: Callable[[str], None] | None = None,
+    chunk: int = 13,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per (meeting, candidate) at `meetings`: the meeting's decision and the plan's, with expected outcomes.
 
     Returns (decisions, planned pairs with their P and support count). Pairs are
@@ -141,7 +183,7 @@ def candidate_decisions(ds: Dataset, bundle: ModelBundle, meetings: pd.DatetimeI
     decisions, plans = [], []
     meetings = list(meetings)
     for start in range(0, len(meetings), chunk):
-        batch = meetings[start:start + chunk]
+        batch = meetings[start : start + chunk]
         scored = _scored_pairs(ds, bundle, batch, pipeline=pipeline, plan_params=plan_params)
         by_meeting = dict(tuple(scored.groupby("meeting_date", sort=False))) if len(scored) else {}
         for meeting in batch:

@@ -26,8 +26,21 @@ class GateResult:
     metrics: pd.DataFrame | None = None
 
 
-GATE_COLUMNS = ["check", "source", "population", "attribute", "metric", "statistic", "value", "threshold", "passed",
-                "groups_judged", "highest_group", "lowest_group", "note"]
+GATE_COLUMNS = [
+    "check",
+    "source",
+    "population",
+    "attribute",
+    "metric",
+    "statistic",
+    "value",
+    "threshold",
+    "passed",
+    "groups_judged",
+    "highest_group",
+    "lowest_group",
+    "note",
+]
 
 
 def _spread(part: pd.DataFrame) -> tuple[float, float, str, str, int]:
@@ -37,7 +50,13 @@ def _spread(part: pd.DataFrame) -> tuple[float, float, str, str, int]:
         return np.nan, np.nan, "", "", len(judged)
     hi, lo = judged["value"].idxmax(), judged["value"].idxmin()
     vmax, vmin = float(judged.at[hi, "value"]), float(judged.at[lo, "value"])
-    return vmax - vmin, (vmin / vmax if vmax > 0 else np.nan), str(judged.at[hi, "group"]), str(judged.at[lo, "group"]), len(judged)
+    return (
+        vmax - vmin,
+        (vmin / vmax if vmax > 0 else np.nan),
+        str(judged.at[hi, "group"]),
+        str(judged.at[lo, "group"]),
+        len(judged),
+    )
 
 
 def _population_of(source: str, metric: str) -> str:
@@ -47,12 +66,28 @@ def _population_of(source: str, metric: str) -> str:
 def judge(metrics: pd.DataFrame, *, params: FairnessParams) -> GateResult:
     """Apply the gate thresholds of `params.gate` to the long group table."""
     gate = params.gate
-    rows, failures, warnings = [], [], []
+    rows: list[dict] = []
+    failures: list[str] = []
+    warnings: list[str] = []
 
     def record(check, source, metric, attribute, statistic, value, threshold, ok, groups, best, worst, note=""):
-        rows.append(dict(check=check, source=source, population=_population_of(source if source != "plan_vs_human" else PLAN, metric),
-                         attribute=attribute, metric=metric, statistic=statistic, value=value, threshold=threshold,
-                         passed=ok, groups_judged=groups, highest_group=best, lowest_group=worst, note=note))
+        rows.append(
+            dict(
+                check=check,
+                source=source,
+                population=_population_of(source if source != "plan_vs_human" else PLAN, metric),
+                attribute=attribute,
+                metric=metric,
+                statistic=statistic,
+                value=value,
+                threshold=threshold,
+                passed=ok,
+                groups_judged=groups,
+                highest_group=best,
+                lowest_group=worst,
+                note=note,
+            )
+        )
 
     def part_of(source, metric, attribute):
         m = metrics
@@ -63,7 +98,9 @@ def judge(metrics: pd.DataFrame, *, params: FairnessParams) -> GateResult:
         text = f"{source}.{metric} by {attribute}: cannot judge ({groups} group(s) large enough; {note})"
         ok = not gate.fail_when_unjudgeable
         (warnings if ok else failures).append(text)
-        record(check, source, metric, attribute, statistic, np.nan, threshold, ok, groups, "", "", "cannot judge: " + note)
+        record(
+            check, source, metric, attribute, statistic, np.nan, threshold, ok, groups, "", "", "cannot judge: " + note
+        )
 
     for attribute in gate.attributes:
         for key, threshold in gate.max_difference.items():
@@ -79,9 +116,24 @@ def judge(metrics: pd.DataFrame, *, params: FairnessParams) -> GateResult:
             se = part.set_index("group")["se"]
             se_diff = float(np.hypot(se.get(best, np.nan), se.get(worst, np.nan)))
             note = f"standard error of the difference {se_diff:.3f}" if np.isfinite(se_diff) else ""
-            record("max_difference", source, metric, attribute, "difference", diff, threshold, ok, groups, best, worst, note)
+            record(
+                "max_difference",
+                source,
+                metric,
+                attribute,
+                "difference",
+                diff,
+                threshold,
+                ok,
+                groups,
+                best,
+                worst,
+                note,
+            )
             if not ok:
-                failures.append(f"{source}.{metric} by {attribute}: difference {diff:.3f} between {best} and {worst} exceeds {threshold:.3f}")
+                failures.append(
+                    f"{source}.{metric} by {attribute}: difference {diff:.3f} between {best} and {worst} exceeds {threshold:.3f}"
+                )
         for key, threshold in gate.min_ratio.items():
             source, metric = key.split(".", 1)
             part = part_of(source, metric, attribute)
@@ -94,7 +146,9 @@ def judge(metrics: pd.DataFrame, *, params: FairnessParams) -> GateResult:
             ok = bool(ratio >= threshold)
             record("min_ratio", source, metric, attribute, "ratio", ratio, threshold, ok, groups, best, worst)
             if not ok:
-                failures.append(f"{source}.{metric} by {attribute}: ratio {ratio:.3f} of {worst} to {best} is below {threshold:.3f}")
+                failures.append(
+                    f"{source}.{metric} by {attribute}: ratio {ratio:.3f} of {worst} to {best} is below {threshold:.3f}"
+                )
         for metric, threshold in gate.max_ratio_drop.items():
             plan, human = part_of(PLAN, metric, attribute), part_of(HUMAN, metric, attribute)
             if plan.empty or human.empty:
@@ -110,14 +164,34 @@ def judge(metrics: pd.DataFrame, *, params: FairnessParams) -> GateResult:
                 continue
             drop = human_ratio - plan_ratio
             ok = bool(drop <= threshold)
-            note = f"human ratio {human_ratio:.3f} ({hworst} to {hbest}), plan ratio {plan_ratio:.3f} ({worst} to {best})"
-            record("max_ratio_drop", "plan_vs_human", metric, attribute, "ratio_drop", drop, threshold, ok, groups, best, worst, note)
+            note = (
+                f"human ratio {human_ratio:.3f} ({hworst} to {hbest}), plan ratio {plan_ratio:.3f} ({worst} to {best})"
+            )
+            record(
+                "max_ratio_drop",
+                "plan_vs_human",
+                metric,
+                attribute,
+                "ratio_drop",
+                drop,
+                threshold,
+                ok,
+                groups,
+                best,
+                worst,
+                note,
+            )
             if not ok:
-                failures.append(f"plan vs human {metric} by {attribute}: the plan widens the gap, ratio {plan_ratio:.3f} "
-                                f"vs human {human_ratio:.3f} (drop {drop:.3f} > {threshold:.3f})")
+                failures.append(
+                    f"plan vs human {metric} by {attribute}: the plan widens the gap, ratio {plan_ratio:.3f} "
+                    f"vs human {human_ratio:.3f} (drop {drop:.3f} > {threshold:.3f})"
+                )
     small = metrics[~metrics["judgeable"] & metrics["attribute"].isin(gate.attributes) & (metrics["n"] > 0)]
     if not small.empty:
-        names = sorted({f"{a}={g}" for a, g in zip(small["attribute"], small["group"])})
-        warnings.append(f"groups too small to judge on at least one metric (fewer than {params.min_group_size}): " + ", ".join(names))
+        names = sorted({f"{a}={g}" for a, g in zip(small["attribute"], small["group"], strict=True)})
+        warnings.append(
+            f"groups too small to judge on at least one metric (fewer than {params.min_group_size}): "
+            + ", ".join(names)
+        )
     table = pd.DataFrame(rows, columns=GATE_COLUMNS)
     return GateResult(passed=not failures, failures=failures, table=table, warnings=warnings, metrics=metrics)

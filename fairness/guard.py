@@ -37,7 +37,11 @@ def find_protected(names) -> list[str]:
     for name in names:
         for ident in _identifiers(str(name)):
             parts = ident.split("_")
-            if ident in PROTECTED_COLUMNS or any(c in ident for c in PROTECTED_COLUMNS if "_" in c) or set(parts) & set(SENSITIVE_WORDS):
+            if (
+                ident in PROTECTED_COLUMNS
+                or any(c in ident for c in PROTECTED_COLUMNS if "_" in c)
+                or set(parts) & set(SENSITIVE_WORDS)
+            ):
                 hits.append(str(name))
                 break
     return hits

@@ -11,8 +11,21 @@ from fairlearn.metrics import MetricFrame
 from fairness.catalogue import HIGH, LOW, METRICS, PLACEMENTS, ZERO, Metric
 from fairness.params import CLIENT_ATTRIBUTES, PLACEMENT_ATTRIBUTES, FairnessParams
 
-LONG_COLUMNS = ["attribute", "group", "metric", "value", "n", "source", "population", "support", "se",
-                "judgeable", "reference_group", "difference", "ratio"]
+LONG_COLUMNS = [
+    "attribute",
+    "group",
+    "metric",
+    "value",
+    "n",
+    "source",
+    "population",
+    "support",
+    "se",
+    "judgeable",
+    "reference_group",
+    "difference",
+    "ratio",
+]
 
 
 def _support(frame: pd.DataFrame, attribute: str, metric: Metric) -> pd.Series:
@@ -47,7 +60,11 @@ def metric_by_group(frame: pd.DataFrame, attribute: str, metric: Metric) -> pd.D
     support = _support(keyed, attribute, metric).reindex(groups, fill_value=0)
     values[support.to_numpy() == 0] = np.nan
     out = pd.DataFrame({"group": groups, "value": values.to_numpy(), "n": n.to_numpy(), "support": support.to_numpy()})
-    out["se"] = np.sqrt(out["value"] * (1 - out["value"]) / out["support"].where(out["support"] > 0)) if metric.binary else np.nan
+    out["se"] = (
+        np.sqrt(out["value"] * (1 - out["value"]) / out["support"].where(out["support"] > 0))
+        if metric.binary
+        else np.nan
+    )
     return out
 
 
@@ -91,7 +108,9 @@ def add_gaps(table: pd.DataFrame) -> pd.DataFrame:
     table["reference_group"] = None
     table["difference"] = np.nan
     table["ratio"] = np.nan
-    for (source, _pop, _attr, metric), part in table.groupby(["source", "population", "attribute", "metric"], sort=False):
+    for (source, _pop, _attr, metric), part in table.groupby(
+        ["source", "population", "attribute", "metric"], sort=False
+    ):
         judged = part[part["judgeable"]]
         if judged.empty:
             continue

@@ -60,14 +60,22 @@ class FairnessParams:
         known = self.all_attributes(PLACEMENT_ATTRIBUTES)
         for name in self.attributes:
             if name not in PLACEMENT_ATTRIBUTES:
-                raise UserError(ERR_UNKNOWN_ATTRIBUTE.format(where="attributes", name=name, known=", ".join(PLACEMENT_ATTRIBUTES)))
+                raise UserError(
+                    ERR_UNKNOWN_ATTRIBUTE.format(where="attributes", name=name, known=", ".join(PLACEMENT_ATTRIBUTES))
+                )
         for combo in self.intersections:
             for name in combo:
                 if name not in PLACEMENT_ATTRIBUTES:
-                    raise UserError(ERR_UNKNOWN_ATTRIBUTE.format(where="intersections", name=name, known=", ".join(PLACEMENT_ATTRIBUTES)))
+                    raise UserError(
+                        ERR_UNKNOWN_ATTRIBUTE.format(
+                            where="intersections", name=name, known=", ".join(PLACEMENT_ATTRIBUTES)
+                        )
+                    )
         for name in self.gate.attributes:
             if name not in known:
-                raise UserError(ERR_UNKNOWN_ATTRIBUTE.format(where="gate.attributes", name=name, known=", ".join(known)))
+                raise UserError(
+                    ERR_UNKNOWN_ATTRIBUTE.format(where="gate.attributes", name=name, known=", ".join(known))
+                )
         names = {f"{m.source}.{m.name}" for m in METRICS}
         for where, mapping in (("max_difference", self.gate.max_difference), ("min_ratio", self.gate.min_ratio)):
             for key in mapping:
@@ -76,7 +84,9 @@ class FairnessParams:
         plan_human = {m.name for m in METRICS if m.source == PLAN} & {m.name for m in METRICS if m.source == HUMAN}
         for key in self.gate.max_ratio_drop:
             if key not in plan_human:
-                raise UserError(ERR_UNKNOWN_CHECK.format(where="max_ratio_drop", name=key, known=", ".join(sorted(plan_human))))
+                raise UserError(
+                    ERR_UNKNOWN_CHECK.format(where="max_ratio_drop", name=key, known=", ".join(sorted(plan_human)))
+                )
 
     def all_attributes(self, available: tuple[str, ...]) -> tuple[str, ...]:
         """The single attributes and intersections that can be formed from `available` columns."""

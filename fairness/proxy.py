@@ -49,15 +49,22 @@ def shap_by_group(contributions: pd.DataFrame, attributes: pd.DataFrame, *, min_
         n = key.value_counts()
         mean_abs = contributions.abs().groupby(key).mean()
         mean = contributions.groupby(key).mean()
-        part = mean_abs.stack().rename("mean_abs_contribution").to_frame().join(mean.stack().rename("mean_contribution"))
+        part = (
+            mean_abs.stack().rename("mean_abs_contribution").to_frame().join(mean.stack().rename("mean_contribution"))
+        )
         part.index.names = ["group", "feature"]
         part = part.reset_index()
         part.insert(0, "attribute", attribute)
         part["n"] = part["group"].map(n).astype(int)
         part["judgeable"] = part["n"] >= min_group_size
         parts.append(part)
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
-        columns=["attribute", "group", "feature", "mean_abs_contribution", "mean_contribution", "n", "judgeable"])
+    return (
+        pd.concat(parts, ignore_index=True)
+        if parts
+        else pd.DataFrame(
+            columns=["attribute", "group", "feature", "mean_abs_contribution", "mean_contribution", "n", "judgeable"]
+        )
+    )
 
 
 def shap_flags(by_group: pd.DataFrame, *, top: int) -> pd.DataFrame:
@@ -72,11 +79,20 @@ def shap_flags(by_group: pd.DataFrame, *, top: int) -> pd.DataFrame:
         if part["group"].nunique() < 2:
             continue
         hi, lo = part["mean_contribution"].idxmax(), part["mean_contribution"].idxmin()
-        rows.append(dict(attribute=attribute, feature=feature,
-                         spread=float(part.at[hi, "mean_contribution"] - part.at[lo, "mean_contribution"]),
-                         highest_group=part.at[hi, "group"], highest=float(part.at[hi, "mean_contribution"]),
-                         lowest_group=part.at[lo, "group"], lowest=float(part.at[lo, "mean_contribution"])))
-    table = pd.DataFrame(rows, columns=["attribute", "feature", "spread", "highest_group", "highest", "lowest_group", "lowest"])
+        rows.append(
+            dict(
+                attribute=attribute,
+                feature=feature,
+                spread=float(part.at[hi, "mean_contribution"] - part.at[lo, "mean_contribution"]),
+                highest_group=part.at[hi, "group"],
+                highest=float(part.at[hi, "mean_contribution"]),
+                lowest_group=part.at[lo, "group"],
+                lowest=float(part.at[lo, "mean_contribution"]),
+            )
+        )
+    table = pd.DataFrame(
+        rows, columns=["attribute", "feature", "spread", "highest_group", "highest", "lowest_group", "lowest"]
+    )
     table = table.sort_values(["attribute", "spread", "feature"], ascending=[True, False, True], kind="stable")
     return table.groupby("attribute", sort=False).head(top).reset_index(drop=True)
 
@@ -95,8 +111,9 @@ def _probe_params(params: ProbeParams) -> dict:
     }
 
 
-def proxy_probe(features: pd.DataFrame, attributes: pd.DataFrame, clients: pd.Series, *, params: ProbeParams,
-                min_class_size: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+def proxy_probe(
+    features: pd.DataFrame, attributes: pd.DataFrame, clients: pd.Series, *, params: ProbeParams, min_class_size: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Cross-validated one-vs-rest probes of each protected attribute from the model's features.
 
     Args:
@@ -123,25 +140,56 @@ def proxy_probe(features: pd.DataFrame, attributes: pd.DataFrame, clients: pd.Se
             n_pos_clients = pd.Series(clients[y == 1]).nunique()
             n_neg_clients = pd.Series(clients[y == 0]).nunique()
             if min(n_pos_clients, n_neg_clients) < max(min_class_size, params.n_splits):
-                aucs.append(dict(attribute=attribute, group=group, auc=np.nan, n_positive=int(y.sum()), n=len(y),
-                                 flagged=False, note=f"skipped: fewer than {max(min_class_size, params.n_splits)} clients on one side"))
+                aucs.append(
+                    dict(
+                        attribute=attribute,
+                        group=group,
+                        auc=np.nan,
+                        n_positive=int(y.sum()),
+                        n=len(y),
+                        flagged=False,
+                        note=f"skipped: fewer than {max(min_class_size, params.n_splits)} clients on one side",
+                    )
+                )
                 continue
             folds = StratifiedGroupKFold(n_splits=params.n_splits, shuffle=True, random_state=params.seed)
             oof = np.zeros(len(y))
             gain = np.zeros(len(names))
             for train, test in folds.split(X, y, groups=np.asarray(clients)):
-                booster = lgb.train(_probe_params(params), lgb.Dataset(X[train], label=y[train], feature_name=names),
-                                    num_boost_round=params.num_boost_round)
+                booster = lgb.train(
+                    _probe_params(params),
+                    lgb.Dataset(X[train], label=y[train], feature_name=names),
+                    num_boost_round=params.num_boost_round,
+                )
                 oof[test] = booster.predict(X[test])
                 g = booster.feature_importance("gain")
                 gain += g / g.sum() if g.sum() > 0 else g
             auc = float(roc_auc_score(y, oof))
-            aucs.append(dict(attribute=attribute, group=group, auc=auc, n_positive=int(y.sum()), n=len(y),
-                             flagged=bool(auc >= params.flag_auc), note=""))
-            imps.append(pd.DataFrame({"attribute": attribute, "group": group, "feature": names, "importance": gain / params.n_splits}))
+            aucs.append(
+                dict(
+                    attribute=attribute,
+                    group=group,
+                    auc=auc,
+                    n_positive=int(y.sum()),
+                    n=len(y),
+                    flagged=bool(auc >= params.flag_auc),
+                    note="",
+                )
+            )
+            imps.append(
+                pd.DataFrame(
+                    {"attribute": attribute, "group": group, "feature": names, "importance": gain / params.n_splits}
+                )
+            )
     auc_table = pd.DataFrame(aucs, columns=["attribute", "group", "auc", "n_positive", "n", "flagged", "note"])
-    importance = pd.concat(imps, ignore_index=True) if imps else pd.DataFrame(columns=["attribute", "group", "feature", "importance"])
-    importance = importance.sort_values(["attribute", "group", "importance"], ascending=[True, True, False], kind="stable")
+    importance = (
+        pd.concat(imps, ignore_index=True)
+        if imps
+        else pd.DataFrame(columns=["attribute", "group", "feature", "importance"])
+    )
+    importance = importance.sort_values(
+        ["attribute", "group", "importance"], ascending=[True, True, False], kind="stable"
+    )
     return auc_table, importance.reset_index(drop=True)
 
 
@@ -150,6 +198,6 @@ def proxy_summary(auc: pd.DataFrame, importance: pd.DataFrame, *, top: int) -> p
     rows = []
     for _, r in auc.iterrows():
         imp = importance[(importance["attribute"] == r["attribute"]) & (importance["group"] == r["group"])].head(top)
-        carriers = ", ".join(f"{f} ({v:.0%})" for f, v in zip(imp["feature"], imp["importance"]))
+        carriers = ", ".join(f"{f} ({v:.0%})" for f, v in zip(imp["feature"], imp["importance"], strict=True))
         rows.append({**r.to_dict(), "top_features": carriers})
     return pd.DataFrame(rows, columns=[*auc.columns, "top_features"])

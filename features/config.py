@@ -46,9 +46,11 @@ def build(cls: type[T], values: Any, where: str) -> T:
     """Build dataclass `cls` from a mapping, naming missing or unknown keys."""
     if not isinstance(values, dict):
         raise ConfigError(f"params: {where} must be a mapping, found {values!r}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(values) - set(fields))
-    required = {n for n, f in fields.items() if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+    required = {
+        n for n, f in fields.items() if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    }
     missing = sorted(required - set(values))
     if unknown or missing:
         parts = []
@@ -64,7 +66,7 @@ def build(cls: type[T], values: Any, where: str) -> T:
 
 def _convert(hint: Any, value: Any, where: str) -> Any:
     origin = typing.get_origin(hint)
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return build(hint, value, where)
     if origin is tuple and isinstance(value, list):
         args = typing.get_args(hint)

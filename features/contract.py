@@ -53,7 +53,13 @@ class Col:
 
     def expectation(self) -> str:
         """What a valid value looks like, in words, for error messages."""
-        words = {STR: "text", INT: "a whole number", FLOAT: "a number", BOOL: "true/false or 1/0", DATE: "a date YYYY-MM-DD"}[self.kind]
+        words = {
+            STR: "text",
+            INT: "a whole number",
+            FLOAT: "a number",
+            BOOL: "true/false or 1/0",
+            DATE: "a date YYYY-MM-DD",
+        }[self.kind]
         if self.isin:
             words = "one of " + ", ".join(self.isin)
         if self.min is not None and self.max is not None:
@@ -245,7 +251,7 @@ def schema_for(spec: TableSpec) -> pa.DataFrameSchema:
             for c in spec.columns
         },
         unique=list(spec.key) if spec.key else None,
-        strict=False,
+        strict=True,
         name=spec.name,
     )
 

@@ -74,8 +74,15 @@ def build_labels(ds: Dataset, params: LabelParams) -> pd.DataFrame:
     in_horizon = reports["report_date"] <= reports["tenancy_start"] + pd.Timedelta(days=params.horizon_days)
     reports = reports[in_horizon]
     counts = reports.groupby(["placement_id", "severity"]).size().unstack(fill_value=0)
-    n_serious = pl["placement_id"].map(counts["serious"] if "serious" in counts else pd.Series(dtype=float)).fillna(0).astype(int)
-    n_minor = pl["placement_id"].map(counts["minor"] if "minor" in counts else pd.Series(dtype=float)).fillna(0).astype(int)
+    n_serious = (
+        pl["placement_id"]
+        .map(counts["serious"] if "serious" in counts else pd.Series(dtype=float))
+        .fillna(0)
+        .astype(int)
+    )
+    n_minor = (
+        pl["placement_id"].map(counts["minor"] if "minor" in counts else pd.Series(dtype=float)).fillna(0).astype(int)
+    )
 
     grade = np.select(
         [failed, n_serious > 0, n_minor >= params.minor_reports_threshold],

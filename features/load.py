@@ -8,6 +8,7 @@ either returns a `Dataset` or raises `DataError` listing *every* problem found.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,9 +90,7 @@ class Dataset:
 
     def summary(self) -> str:
         """One line: row counts, meeting date range and as_of."""
-        counts = ", ".join(
-            f"{n} {len(t)}" for n in TABLES if (t := self.table(n)) is not None
-        )
+        counts = ", ".join(f"{n} {len(t)}" for n in TABLES if (t := self.table(n)) is not None)
         meetings = self.vacancies["meeting_date"]
         span = f"meetings {meetings.min():%Y-%m-%d}..{meetings.max():%Y-%m-%d}" if len(meetings) else "no meetings"
         return f"{self.name or self.path.name}: {counts}; {span}; as_of {self.as_of:%Y-%m-%d}"
@@ -145,7 +144,7 @@ def _read_raw(folder: Path, spec: TableSpec, problems: list[Problem]) -> pd.Data
             # then coerced by its contract type with precise error messages.
             return pd.read_csv(file, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8")
         return pd.read_parquet(file)
-    except Exception as exc:  # noqa: BLE001 - any reader failure is a data problem for the user
+    except Exception as exc:
         problems.append(Problem(spec.name, None, ERR_UNREADABLE.format(file=file.name, error=exc)))
         return None
 
@@ -198,7 +197,14 @@ def _typed_table(raw: pd.DataFrame, spec: TableSpec, problems: list[Problem]) ->
         if bad.any():
             rows, count = _row_numbers(bad)
             problems.append(
-                Problem(spec.name, col.name, f"expected {col.expectation()}", rows, count, _sample_values(raw[col.name][bad]))
+                Problem(
+                    spec.name,
+                    col.name,
+                    f"expected {col.expectation()}",
+                    rows,
+                    count,
+                    _sample_values(raw[col.name][bad]),
+                )
             )
         unparsed[col.name] = bad
         typed[col.name] = series
@@ -238,7 +244,15 @@ def _schema_problems(cases: pd.DataFrame, typed: pd.DataFrame, spec: TableSpec, 
         found.append(Problem(spec.name, column, message, rows, count, _sample_values(typed.loc[mask, column].dropna())))
     if key_rows.any():
         rows, count = _row_numbers(key_rows)
-        found.append(Problem(spec.name, None, f"duplicate ({', '.join(spec.key)}) pairs, expected each at most once", rows, count))
+        found.append(
+            Problem(
+                spec.name,
+                None,
+                f"duplicate ({', '.join(spec.key or ())}) pairs, expected each at most once",
+                rows,
+                count,
+            )
+        )
     return found
 
 
@@ -255,7 +269,14 @@ def _check_references(tables: dict[str, pd.DataFrame], problems: list[Problem]) 
         if bad.any():
             rows, count = _row_numbers(bad)
             problems.append(
-                Problem(table, column, f"refers to a {ref_column} that is not in {ref_table}", rows, count, _sample_values(values[bad]))
+                Problem(
+                    table,
+                    column,
+                    f"refers to a {ref_column} that is not in {ref_table}",
+                    rows,
+                    count,
+                    _sample_values(values[bad]),
+                )
             )
 
 
@@ -278,44 +299,92 @@ def _lookup(frame: pd.DataFrame, key: str, value: str) -> pd.Series:
 def _check_dates(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp | None, problems: list[Problem]) -> None:
     if _has(tables, "placements", "meeting_date", "tenancy_start"):
         pl = tables["placements"]
-        _flag(problems, "placements", "tenancy_start", pl["tenancy_start"] < pl["meeting_date"],
-              "tenancy_start is before meeting_date, expected tenancy_start ≥ meeting_date", _ymd(pl["tenancy_start"]))
+        _flag(
+            problems,
+            "placements",
+            "tenancy_start",
+            pl["tenancy_start"] < pl["meeting_date"],
+            "tenancy_start is before meeting_date, expected tenancy_start ≥ meeting_date",
+            _ymd(pl["tenancy_start"]),
+        )
     if _has(tables, "placements", "meeting_date") and as_of is not None:
         pl = tables["placements"]
-        _flag(problems, "placements", "meeting_date", pl["meeting_date"] > as_of,
-              f"meeting_date is after as_of {as_of:%Y-%m-%d}, expected nothing after the extract date", _ymd(pl["meeting_date"]))
+        _flag(
+            problems,
+            "placements",
+            "meeting_date",
+            pl["meeting_date"] > as_of,
+            f"meeting_date is after as_of {as_of:%Y-%m-%d}, expected nothing after the extract date",
+            _ymd(pl["meeting_date"]),
+        )
     for other, key, what in (("vacancies", "dwelling_id", "vacancy"), ("candidates", "client_id", "candidate")):
         if _has(tables, "placements", "meeting_date", key) and _has(tables, other, "meeting_date", key):
             pl = tables["placements"]
             known = pd.MultiIndex.from_frame(tables[other][["meeting_date", key]])
             here = pd.MultiIndex.from_frame(pl[["meeting_date", key]])
-            _flag(problems, "placements", key, pd.Series(~here.isin(known), index=pl.index),
-                  f"(meeting_date, {key}) is not a {what} at that meeting, expected a row in {other}", pl[key])
+            _flag(
+                problems,
+                "placements",
+                key,
+                pd.Series(~here.isin(known), index=pl.index),
+                f"(meeting_date, {key}) is not a {what} at that meeting, expected a row in {other}",
+                pl[key],
+            )
         if _has(tables, "placements", "meeting_date", key):
             pl = tables["placements"]
-            _flag(problems, "placements", key, pl.duplicated(["meeting_date", key], keep=False),
-                  f"the same {key} is placed twice at one meeting, expected at most once", pl[key])
+            _flag(
+                problems,
+                "placements",
+                key,
+                pl.duplicated(["meeting_date", key], keep=False),
+                f"the same {key} is placed twice at one meeting, expected at most once",
+                pl[key],
+            )
     if not _has(tables, "placements", "placement_id", "tenancy_start"):
         return
     starts = _lookup(tables["placements"], "placement_id", "tenancy_start")
     ends = None
     if _has(tables, "tenancy_ends", "placement_id", "end_date"):
         te = tables["tenancy_ends"]
-        _flag(problems, "tenancy_ends", "end_date", te["end_date"] < te["placement_id"].map(starts),
-              "end_date is before the placement's tenancy_start, expected end_date ≥ tenancy_start", _ymd(te["end_date"]))
+        _flag(
+            problems,
+            "tenancy_ends",
+            "end_date",
+            te["end_date"] < te["placement_id"].map(starts),
+            "end_date is before the placement's tenancy_start, expected end_date ≥ tenancy_start",
+            _ymd(te["end_date"]),
+        )
         if as_of is not None:
-            _flag(problems, "tenancy_ends", "end_date", te["end_date"] > as_of,
-                  f"end_date is after as_of {as_of:%Y-%m-%d}, expected end_date ≤ as_of", _ymd(te["end_date"]))
+            _flag(
+                problems,
+                "tenancy_ends",
+                "end_date",
+                te["end_date"] > as_of,
+                f"end_date is after as_of {as_of:%Y-%m-%d}, expected end_date ≤ as_of",
+                _ymd(te["end_date"]),
+            )
         ends = _lookup(te, "placement_id", "end_date")
     if _has(tables, "nuisance_reports", "placement_id", "report_date"):
         nr = tables["nuisance_reports"]
         end = nr["placement_id"].map(ends) if ends is not None else pd.Series(pd.NaT, index=nr.index)
         outside = (nr["report_date"] < nr["placement_id"].map(starts)) | (end.notna() & (nr["report_date"] > end))
-        _flag(problems, "nuisance_reports", "report_date", outside,
-              "report_date is outside the tenancy, expected tenancy_start ≤ report_date ≤ end_date", _ymd(nr["report_date"]))
+        _flag(
+            problems,
+            "nuisance_reports",
+            "report_date",
+            outside,
+            "report_date is outside the tenancy, expected tenancy_start ≤ report_date ≤ end_date",
+            _ymd(nr["report_date"]),
+        )
         if as_of is not None:
-            _flag(problems, "nuisance_reports", "report_date", nr["report_date"] > as_of,
-                  f"report_date is after as_of {as_of:%Y-%m-%d}, expected report_date ≤ as_of", _ymd(nr["report_date"]))
+            _flag(
+                problems,
+                "nuisance_reports",
+                "report_date",
+                nr["report_date"] > as_of,
+                f"report_date is after as_of {as_of:%Y-%m-%d}, expected report_date ≤ as_of",
+                _ymd(nr["report_date"]),
+            )
 
 
 def load_dataset(path: str | Path) -> Dataset:
@@ -347,3 +416,14 @@ def load_dataset(path: str | Path) -> Dataset:
         client_protected=tables.get("client_protected"),
         **{n: tables[n] for n in TABLES if n != "client_protected"},
     )
+
+
+def dataset_fingerprint(folder: str | Path) -> str:
+    """SHA-256 over the dataset folder's file names and bytes (sorted): the data version of a run."""
+    digest = hashlib.sha256()
+    for file in sorted(p for p in Path(folder).iterdir() if p.is_file()):
+        digest.update(file.name.encode())
+        with file.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()

@@ -62,7 +62,10 @@ _ZRM_WORDS = {
 }
 
 FEATURES: tuple[FeatureInfo, ...] = (
-    *(_f(d, f"self-reliance on {en} (ZRM)", f"zelfredzaamheid {nl} (ZRM)", "client") for d, (en, nl) in _ZRM_WORDS.items()),
+    *(
+        _f(d, f"self-reliance on {en} (ZRM)", f"zelfredzaamheid {nl} (ZRM)", "client")
+        for d, (en, nl) in _ZRM_WORDS.items()
+    ),
     _f("zrm_mean", "overall self-reliance (ZRM mean)", "zelfredzaamheid gemiddeld (ZRM)", "client"),
     _f("zrm_min", "weakest ZRM domain", "zwakste ZRM-domein", "client"),
     _f("household_size", "household size", "huishoudgrootte", "client"),
@@ -72,8 +75,12 @@ FEATURES: tuple[FeatureInfo, ...] = (
     _f("needs_ground_floor_or_lift", "needs ground floor or lift", "heeft begane grond of lift nodig", "client"),
     _f("needs_quiet_surroundings", "needs quiet surroundings", "heeft een rustige omgeving nodig", "client"),
     _f("prior_failed_tenancies", "earlier tenancies that failed", "eerdere huurperiodes die misgingen", "client"),
-    *(_f(f"type_{t}", f"home is a {t.replace('_', ' ')}", f"woning is een {nl}", "home")
-      for t, nl in zip(DWELLING_TYPES, ("eengezinswoning", "galerijflat", "portiekflat", "appartement", "studio"))),
+    *(
+        _f(f"type_{t}", f"home is a {t.replace('_', ' ')}", f"woning is een {nl}", "home")
+        for t, nl in zip(
+            DWELLING_TYPES, ("eengezinswoning", "galerijflat", "portiekflat", "appartement", "studio"), strict=True
+        )
+    ),
     _f("floor", "floor", "verdieping", "home"),
     _f("has_lift", "lift", "lift", "home"),
     _f("rooms", "rooms", "kamers", "home"),
@@ -84,27 +91,94 @@ FEATURES: tuple[FeatureInfo, ...] = (
     _f("construction_year", "construction year", "bouwjaar", "home"),
     _f("wheelchair_accessible", "wheelchair accessible", "rolstoeltoegankelijk", "home"),
     _f("liveability_score", "neighbourhood liveability", "leefbaarheid buurt", "neighbourhood"),
-    _f("social_housing_share", "share of social housing in the neighbourhood", "aandeel sociale huur in de buurt", "neighbourhood"),
-    _f("vulnerable_household_share", "share of vulnerable households in the neighbourhood", "aandeel kwetsbare huishoudens in de buurt", "neighbourhood"),
+    _f(
+        "social_housing_share",
+        "share of social housing in the neighbourhood",
+        "aandeel sociale huur in de buurt",
+        "neighbourhood",
+    ),
+    _f(
+        "vulnerable_household_share",
+        "share of vulnerable households in the neighbourhood",
+        "aandeel kwetsbare huishoudens in de buurt",
+        "neighbourhood",
+    ),
     _f("nuisance_reports_per_1000", "neighbourhood nuisance reports", "overlastmeldingen in de buurt", "neighbourhood"),
     _f("rent_to_income", "rent as a share of income", "huur als deel van het inkomen", "match"),
     _f("residual_income_eur", "income left after rent", "inkomen na huur", "match"),
-    _f("rent_cap_headroom_eur", "room under the passend-toewijzen rent cap", "ruimte onder de huurgrens (passend toewijzen)", "match"),
-    _f("rent_burden_x_finances", "rent burden for someone with weak finances", "huurlast bij zwakke financiën", "match"),
+    _f(
+        "rent_cap_headroom_eur",
+        "room under the passend-toewijzen rent cap",
+        "ruimte onder de huurgrens (passend toewijzen)",
+        "match",
+    ),
+    _f(
+        "rent_burden_x_finances", "rent burden for someone with weak finances", "huurlast bij zwakke financiën", "match"
+    ),
     _f("rooms_surplus", "rooms beyond the household's need", "kamers boven behoefte", "match"),
     _f("floors_without_lift", "stairs: floors without a lift", "trappen: verdiepingen zonder lift", "match"),
-    _f("stairs_x_physical", "stairs for someone with weak physical health", "trappen bij zwakke lichamelijke gezondheid", "match"),
-    _f("quiet_need_x_units", "busy complex for someone who needs quiet", "druk complex voor iemand die rust nodig heeft", "match"),
-    _f("quiet_need_x_shared_entrance", "shared entrance for someone who needs quiet", "gedeelde entree voor iemand die rust nodig heeft", "match"),
-    _f("quiet_need_x_nuisance", "neighbourhood nuisance for someone who needs quiet", "buurtoverlast voor iemand die rust nodig heeft", "match"),
+    _f(
+        "stairs_x_physical",
+        "stairs for someone with weak physical health",
+        "trappen bij zwakke lichamelijke gezondheid",
+        "match",
+    ),
+    _f(
+        "quiet_need_x_units",
+        "busy complex for someone who needs quiet",
+        "druk complex voor iemand die rust nodig heeft",
+        "match",
+    ),
+    _f(
+        "quiet_need_x_shared_entrance",
+        "shared entrance for someone who needs quiet",
+        "gedeelde entree voor iemand die rust nodig heeft",
+        "match",
+    ),
+    _f(
+        "quiet_need_x_nuisance",
+        "neighbourhood nuisance for someone who needs quiet",
+        "buurtoverlast voor iemand die rust nodig heeft",
+        "match",
+    ),
     _f("distance_to_care_km", "distance to the care provider", "afstand tot de zorgaanbieder", "match"),
-    _f("support_x_distance", "distance to the care provider given the support hours", "afstand tot de zorgaanbieder bij de begeleidingsuren", "match"),
+    _f(
+        "support_x_distance",
+        "distance to the care provider given the support hours",
+        "afstand tot de zorgaanbieder bij de begeleidingsuren",
+        "match",
+    ),
     _f("network_in_district", "own network in this district", "eigen netwerk in dit stadsdeel", "match"),
-    _f("addiction_x_vulnerable", "addiction in a neighbourhood with many vulnerable households", "verslaving in een buurt met veel kwetsbare huishoudens", "match"),
-    _f("recent_placements_complex", "recent placements of clients in this complex", "recente plaatsingen van cliënten in dit complex", "history"),
-    _f("recent_placements_neighbourhood", "recent placements of clients in this neighbourhood", "recente plaatsingen van cliënten in deze buurt", "history"),
-    _f("recent_failures_complex", "recent failed tenancies in this complex", "recent mislukte huurperiodes in dit complex", "history"),
-    _f("recent_nuisance_complex", "recent nuisance reports in this complex", "recente overlastmeldingen in dit complex", "history"),
+    _f(
+        "addiction_x_vulnerable",
+        "addiction in a neighbourhood with many vulnerable households",
+        "verslaving in een buurt met veel kwetsbare huishoudens",
+        "match",
+    ),
+    _f(
+        "recent_placements_complex",
+        "recent placements of clients in this complex",
+        "recente plaatsingen van cliënten in dit complex",
+        "history",
+    ),
+    _f(
+        "recent_placements_neighbourhood",
+        "recent placements of clients in this neighbourhood",
+        "recente plaatsingen van cliënten in deze buurt",
+        "history",
+    ),
+    _f(
+        "recent_failures_complex",
+        "recent failed tenancies in this complex",
+        "recent mislukte huurperiodes in dit complex",
+        "history",
+    ),
+    _f(
+        "recent_nuisance_complex",
+        "recent nuisance reports in this complex",
+        "recente overlastmeldingen in dit complex",
+        "history",
+    ),
 )
 
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
@@ -120,12 +194,14 @@ def haversine_km(lat1, lon1, lat2, lon2) -> np.ndarray:
     return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
 
 
-def window_count(event_key: pd.Series, event_date: pd.Series, query_key: pd.Series, query_date: pd.Series, days: int) -> np.ndarray:
+def window_count(
+    event_key: pd.Series, event_date: pd.Series, query_key: pd.Series, query_date: pd.Series, days: int
+) -> np.ndarray:
     """For each query, how many events share its key and fall in [query_date − days, query_date)."""
     if len(event_key) == 0:
         return np.zeros(len(query_key), dtype=np.int64)
     codes, uniques = pd.factorize(pd.concat([event_key, query_key], ignore_index=True).astype("string"))
-    ev_code, q_code = codes[: len(event_key)], codes[len(event_key):]
+    ev_code, q_code = codes[: len(event_key)], codes[len(event_key) :]
     ev_day = event_date.to_numpy("datetime64[D]").astype(np.int64)
     q_day = query_date.to_numpy("datetime64[D]").astype(np.int64)
     span = np.int64(1 << 24)  # more days than any date range here; keeps keys of different groups apart
@@ -145,7 +221,9 @@ def _history_events(ds: Dataset) -> dict[str, pd.DataFrame]:
     return {"placements": pl, "failures": failures, "reports": reports}
 
 
-def build_pair_features(ds: Dataset, pairs: pd.DataFrame, *, params: FeatureParams, rules: PassendToewijzen) -> pd.DataFrame:
+def build_pair_features(
+    ds: Dataset, pairs: pd.DataFrame, *, params: FeatureParams, rules: PassendToewijzen
+) -> pd.DataFrame:
     """Model features for (meeting_date, dwelling_id, client_id) pairs, as of each pair's meeting date.
 
     Returns a frame aligned with `pairs` (same index), holding the pair keys
@@ -170,11 +248,29 @@ def build_pair_features(ds: Dataset, pairs: pd.DataFrame, *, params: FeaturePara
         out[d] = zrm[d]
     out["zrm_mean"] = zrm.mean(axis=1)
     out["zrm_min"] = zrm.min(axis=1)
-    for col in ("household_size", "monthly_income_eur", "support_hours_per_week", "floor", "rooms", "floor_area_m2",
-                "rent_eur", "units_in_complex", "construction_year", "liveability_score", "social_housing_share",
-                "vulnerable_household_share", "nuisance_reports_per_1000"):
+    for col in (
+        "household_size",
+        "monthly_income_eur",
+        "support_hours_per_week",
+        "floor",
+        "rooms",
+        "floor_area_m2",
+        "rent_eur",
+        "units_in_complex",
+        "construction_year",
+        "liveability_score",
+        "social_housing_share",
+        "vulnerable_household_share",
+        "nuisance_reports_per_1000",
+    ):
         out[col] = x[col].astype(float)
-    for col in ("needs_ground_floor_or_lift", "needs_quiet_surroundings", "has_lift", "shared_entrance", "wheelchair_accessible"):
+    for col in (
+        "needs_ground_floor_or_lift",
+        "needs_quiet_surroundings",
+        "has_lift",
+        "shared_entrance",
+        "wheelchair_accessible",
+    ):
         out[col] = x[col].astype(float)
     out["from_sheltered_housing"] = (x["coming_from"] == "sheltered_housing").astype(float)
     for t in DWELLING_TYPES:
@@ -206,13 +302,21 @@ def build_pair_features(ds: Dataset, pairs: pd.DataFrame, *, params: FeaturePara
     ev = _history_events(ds)
     day = p["meeting_date"]
     pl = ev["placements"]
-    out["recent_placements_complex"] = window_count(pl["complex_id"], pl["meeting_date"], x["complex_id"], day, params.placement_window_days)
-    out["recent_placements_neighbourhood"] = window_count(pl["neighbourhood_id"], pl["meeting_date"], x["neighbourhood_id"], day, params.placement_window_days)
+    out["recent_placements_complex"] = window_count(
+        pl["complex_id"], pl["meeting_date"], x["complex_id"], day, params.placement_window_days
+    )
+    out["recent_placements_neighbourhood"] = window_count(
+        pl["neighbourhood_id"], pl["meeting_date"], x["neighbourhood_id"], day, params.placement_window_days
+    )
     fl = ev["failures"]
-    out["recent_failures_complex"] = window_count(fl["complex_id"], fl["end_date"], x["complex_id"], day, params.failure_window_days)
+    out["recent_failures_complex"] = window_count(
+        fl["complex_id"], fl["end_date"], x["complex_id"], day, params.failure_window_days
+    )
     out["prior_failed_tenancies"] = window_count(fl["client_id"], fl["end_date"], x["client_id"], day, 100 * 366)
     nr = ev["reports"]
-    out["recent_nuisance_complex"] = window_count(nr["complex_id"], nr["report_date"], x["complex_id"], day, params.nuisance_window_days)
+    out["recent_nuisance_complex"] = window_count(
+        nr["complex_id"], nr["report_date"], x["complex_id"], day, params.nuisance_window_days
+    )
 
     out[list(FEATURE_NAMES)] = out[list(FEATURE_NAMES)].astype(float)
     return out[PAIR_KEYS + list(FEATURE_NAMES)]

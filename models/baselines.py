@@ -1,8 +1,9 @@
 """Baselines the ranker must beat, scored the same way: random, a rule-based profile fit, a plain classifier.
 
-The historical decisions are the fourth baseline; they have no score of their own
-(every held-out placement *is* a historical choice), so they enter the oracle
-comparison (models/regret.py) rather than the placement metrics.
+Each is a scorer (`models.scoring`). The historical decisions are the fourth
+baseline; they have no score of their own (every held-out placement *is* a
+historical choice), so they enter the oracle comparison (models/oracle.py)
+rather than the placement metrics.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from features.errors import UserError
 from features.pairs import FEATURE_NAMES
+from models.bundle import LinearPrior
 
 
 @dataclass(frozen=True)
@@ -25,30 +28,43 @@ class BaselineParams:
     profile_fit_weights: dict[str, float]
     logistic_C: float
 
-
-def random_scores(n: int, seed: int) -> np.ndarray:
-    """Uniform random scores: what ranking without information looks like."""
-    return np.random.default_rng(seed).random(n)
-
-
-def profile_fit_scores(X: pd.DataFrame, params: BaselineParams) -> np.ndarray:
-    """A caseworker's rule of thumb: a weighted sum of self-reliance and needs-fit features."""
-    unknown = set(params.profile_fit_weights) - set(FEATURE_NAMES)
-    if unknown:
-        raise ValueError(f"baselines.profile_fit_weights names unknown features: {sorted(unknown)}")
-    score = np.zeros(len(X))
-    for feature, weight in params.profile_fit_weights.items():
-        score += weight * X[feature].to_numpy(dtype=float)
-    return score
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.profile_fit_weights) - set(FEATURE_NAMES))
+        if unknown:
+            raise UserError(f"params: baselines.profile_fit_weights names unknown features: {', '.join(unknown)}")
 
 
-def fit_pointwise_classifier(X: pd.DataFrame, sustained: pd.Series, params: BaselineParams, seed: int):
-    """A plain pointwise classifier (standardised logistic regression) of sustained vs failed."""
-    model = make_pipeline(StandardScaler(), LogisticRegression(C=params.logistic_C, max_iter=2000, random_state=seed))
-    model.fit(X[list(FEATURE_NAMES)].to_numpy(dtype=float), sustained.astype(int).to_numpy())
-    return model
+@dataclass(frozen=True)
+class RandomScorer:
+    """Uniform random scores: what ranking without information looks like (the same seed, the same scores)."""
+
+    seed: int
+
+    def score(self, X: pd.DataFrame) -> np.ndarray:
+        return np.random.default_rng(self.seed).random(len(X))
 
 
-def classifier_proba(model, X: pd.DataFrame) -> np.ndarray:
-    """P(sustained) of the pointwise classifier."""
-    return model.predict_proba(X[list(FEATURE_NAMES)].to_numpy(dtype=float))[:, 1]
+def profile_fit(params: BaselineParams) -> LinearPrior:
+    """A caseworker's rule of thumb: a weighted sum of self-reliance and needs-fit features (no intercept)."""
+    weights = dict(params.profile_fit_weights)
+    return LinearPrior(coef=weights, intercept=0.0, mean=dict.fromkeys(weights, 0.0))
+
+
+class LogisticScorer:
+    """A plain pointwise classifier of sustained vs failed: standardised logistic regression on all features."""
+
+    def __init__(self, model: Pipeline):
+        self.model = model
+
+    @classmethod
+    def fit(cls, X: pd.DataFrame, sustained: pd.Series, *, C: float, seed: int) -> LogisticScorer:
+        model = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000, random_state=seed))
+        model.fit(X[list(FEATURE_NAMES)].to_numpy(dtype=float), sustained.astype(int).to_numpy())
+        return cls(model)
+
+    def score(self, X: pd.DataFrame) -> np.ndarray:
+        """Log-odds of a sustained tenancy."""
+        return self.model.decision_function(X[list(FEATURE_NAMES)].to_numpy(dtype=float))
+
+    def proba(self, X: pd.DataFrame) -> np.ndarray:
+        return self.model.predict_proba(X[list(FEATURE_NAMES)].to_numpy(dtype=float))[:, 1]

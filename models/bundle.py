@@ -21,6 +21,7 @@ import pandas as pd
 from sklearn.neighbors import NearestNeighbors
 
 from features.errors import UserError
+from models.calibration import PlattCalibration
 
 BOOSTER_FILE = "booster.txt"
 META_FILE = "bundle.json"
@@ -62,6 +63,12 @@ class LinearPrior:
             out += self.coef[feature] * X[feature].to_numpy(dtype=float)
         return out
 
+    def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Exact SHAP values of the prior: coef * (x - mean), one column per feature it uses."""
+        return pd.DataFrame(
+            {f: self.coef[f] * (X[f].to_numpy(dtype=float) - self.mean[f]) for f in self.coef}, index=X.index
+        )
+
     def base_value(self) -> float:
         return self.intercept + sum(self.coef[f] * self.mean[f] for f in sorted(self.coef))
 
@@ -69,11 +76,14 @@ class LinearPrior:
         return {"coef": self.coef, "intercept": self.intercept, "mean": self.mean}
 
     @classmethod
-    def from_json(cls, value: dict | None) -> "LinearPrior | None":
+    def from_json(cls, value: dict | None) -> LinearPrior | None:
         if value is None:
             return None
-        return cls({k: float(v) for k, v in value["coef"].items()}, float(value["intercept"]),
-                   {k: float(v) for k, v in value["mean"].items()})
+        return cls(
+            {k: float(v) for k, v in value["coef"].items()},
+            float(value["intercept"]),
+            {k: float(v) for k, v in value["mean"].items()},
+        )
 
 
 @dataclass
@@ -83,7 +93,7 @@ class ModelBundle:
     booster: lgb.Booster
     feature_names: tuple[str, ...]
     objective: str
-    calibration: dict  # {"a": float, "b": float}: P(sustained) = 1 / (1 + exp(-(a * score + b)))
+    calibration: PlattCalibration  # raw score -> P(sustained)
     threshold: float  # P(sustained) at or above which the model's 0/1 call is "success"
     support_reference: pd.DataFrame  # SUPPORT_FEATURES of training placements, standardised
     support_scale: dict  # feature -> (mean, std) used to standardise
@@ -99,13 +109,13 @@ class ModelBundle:
 
     def score(self, X: pd.DataFrame) -> np.ndarray:
         """The model's raw score per pair (higher = better expected outcome; comparable within a meeting)."""
-        raw = self.booster.predict(self._matrix(X), raw_score=True)
+        raw = np.asarray(self.booster.predict(self._matrix(X), raw_score=True), dtype=float)
         return raw if self.prior is None else raw + self.prior.score(X)
 
     def proba(self, X: pd.DataFrame | None = None, *, scores: np.ndarray | None = None) -> np.ndarray:
         """Calibrated chance of a sustained tenancy, from features or from already computed scores."""
         s = self.score(X) if scores is None else np.asarray(scores, dtype=float)
-        return 1.0 / (1.0 + np.exp(-(self.calibration["a"] * s + self.calibration["b"])))
+        return self.calibration(s)
 
     def contributions(self, X: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
         """TreeSHAP contributions per feature (units of `score`) and the base value per row.
@@ -113,17 +123,18 @@ class ModelBundle:
         For every row, base_value + contributions.sum() == score (LightGBM pred_contrib,
         plus the prior's exact linear SHAP values).
         """
-        contrib = self.booster.predict(self._matrix(X), pred_contrib=True)
+        contrib = np.asarray(self.booster.predict(self._matrix(X), pred_contrib=True), dtype=float)
         frame = pd.DataFrame(contrib[:, :-1], columns=list(self.feature_names), index=X.index)
-        return self.add_prior(frame, contrib[:, -1], X)
+        return self.with_prior(frame, contrib[:, -1], X)
 
-    def add_prior(self, trees: pd.DataFrame, base: np.ndarray, X: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
-        """Add the prior's SHAP values (coef * (x - mean)) and base value to the trees' own."""
+    def with_prior(self, trees: pd.DataFrame, base: np.ndarray, X: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+        """The trees' contributions and base value plus the prior's (new objects; the arguments are not changed)."""
         if self.prior is None:
             return trees, base
-        for feature, c in self.prior.coef.items():
-            trees[feature] = trees[feature].to_numpy() + c * (X[feature].to_numpy(dtype=float) - self.prior.mean[feature])
-        return trees, base + self.prior.base_value()
+        prior = self.prior.contributions(X)
+        out = trees.copy()
+        out[list(prior.columns)] = out[list(prior.columns)].to_numpy() + prior.to_numpy()
+        return out, base + self.prior.base_value()
 
     def support_counts(self, X: pd.DataFrame) -> np.ndarray:
         """How many training placements lie within `support_radius` of each pair (standardised key features)."""
@@ -144,7 +155,7 @@ class ModelBundle:
         meta = {
             "feature_names": list(self.feature_names),
             "objective": self.objective,
-            "calibration": self.calibration,
+            "calibration": self.calibration.to_json(),
             "threshold": self.threshold,
             "support_scale": {k: list(v) for k, v in self.support_scale.items()},
             "support_radius": self.support_radius,
@@ -155,7 +166,7 @@ class ModelBundle:
         return folder
 
     @classmethod
-    def load(cls, folder: str | Path) -> "ModelBundle":
+    def load(cls, folder: str | Path) -> ModelBundle:
         """Read a bundle folder written by `save`."""
         folder = Path(folder)
         missing = [f for f in (BOOSTER_FILE, META_FILE, SUPPORT_FILE) if not (folder / f).is_file()]
@@ -167,7 +178,7 @@ class ModelBundle:
                 booster=lgb.Booster(model_file=str(folder / BOOSTER_FILE)),
                 feature_names=tuple(meta["feature_names"]),
                 objective=meta["objective"],
-                calibration=meta["calibration"],
+                calibration=PlattCalibration.from_json(meta["calibration"]),
                 threshold=float(meta["threshold"]),
                 support_reference=pd.read_parquet(folder / SUPPORT_FILE),
                 support_scale={k: tuple(v) for k, v in meta["support_scale"].items()},
@@ -175,8 +186,16 @@ class ModelBundle:
                 metadata=meta.get("metadata", {}),
                 prior=LinearPrior.from_json(meta.get("prior")),
             )
-        except (ValueError, KeyError, TypeError, OSError, lgb.basic.LightGBMError) as exc:  # JSONDecodeError is a ValueError
-            raise UserError(f"{folder}: the model folder is damaged and cannot be read ({type(exc).__name__}: {exc})") from None
+        except (
+            ValueError,
+            KeyError,
+            TypeError,
+            OSError,
+            lgb.basic.LightGBMError,
+        ) as exc:  # JSONDecodeError is a ValueError
+            raise UserError(
+                f"{folder}: the model folder is damaged and cannot be read ({type(exc).__name__}: {exc})"
+            ) from None
 
 
 def support_scale_of(X: pd.DataFrame) -> dict:

@@ -33,7 +33,10 @@ def ndcg_at_k(scores: np.ndarray, grades: np.ndarray, k: int, label_gain: tuple[
 
 def mean_ndcg(frame: pd.DataFrame, score_col: str, k: int, label_gain: tuple[float, ...]) -> tuple[float, int]:
     """Mean NDCG@k over meetings, and how many meetings had no relevant item (left out)."""
-    values = [ndcg_at_k(g[score_col].to_numpy(), g["grade"].to_numpy(), k, label_gain) for _, g in frame.groupby("meeting_date", sort=True)]
+    values = [
+        ndcg_at_k(g[score_col].to_numpy(), g["grade"].to_numpy(), k, label_gain)
+        for _, g in frame.groupby("meeting_date", sort=True)
+    ]
     arr = np.array(values, dtype=float)
     return (float(np.nanmean(arr)) if np.isfinite(arr).any() else float("nan")), int(np.isnan(arr).sum())
 
@@ -42,7 +45,11 @@ def reliability_curve(p: np.ndarray, y: np.ndarray, bins: int = 10) -> pd.DataFr
     """Observed rate vs mean predicted probability in equal-count bins."""
     frame = pd.DataFrame({"p": p, "y": y})
     frame["bin"] = pd.qcut(frame["p"].rank(method="first"), q=min(bins, len(frame)), labels=False)
-    return frame.groupby("bin").agg(mean_predicted=("p", "mean"), observed=("y", "mean"), n=("y", "size")).reset_index(drop=True)
+    return (
+        frame.groupby("bin")
+        .agg(mean_predicted=("p", "mean"), observed=("y", "mean"), n=("y", "size"))
+        .reset_index(drop=True)
+    )
 
 
 def expected_calibration_error(p: np.ndarray, y: np.ndarray, bins: int = 10) -> float:
@@ -51,7 +58,9 @@ def expected_calibration_error(p: np.ndarray, y: np.ndarray, bins: int = 10) -> 
     return float(np.average((curve["observed"] - curve["mean_predicted"]).abs(), weights=curve["n"]))
 
 
-def placement_metrics(frame: pd.DataFrame, score_col: str, label_gain: tuple[float, ...], proba_col: str | None = None) -> dict:
+def placement_metrics(
+    frame: pd.DataFrame, score_col: str, label_gain: tuple[float, ...], proba_col: str | None = None
+) -> dict:
     """Metrics of one scorer on held-out placements (`sustained`, `grade`, `meeting_date` columns).
 
     Failure is the positive class for ROC-AUC and PR-AUC (score is negated):
@@ -76,8 +85,14 @@ def placement_metrics(frame: pd.DataFrame, score_col: str, label_gain: tuple[flo
     return out
 
 
-def paired_bootstrap(frame: pd.DataFrame, model_col: str, baseline_cols: dict[str, str], label_gain: tuple[float, ...],
-                     resamples: int, seed: int) -> pd.DataFrame:
+def paired_bootstrap(
+    frame: pd.DataFrame,
+    model_col: str,
+    baseline_cols: dict[str, str],
+    label_gain: tuple[float, ...],
+    resamples: int,
+    seed: int,
+) -> pd.DataFrame:
     """Model minus each baseline on the ranking metrics, with a bootstrap over meetings.
 
     Meetings (not placements) are drawn with replacement, the same draw for the model
@@ -94,8 +109,11 @@ def paired_bootstrap(frame: pd.DataFrame, model_col: str, baseline_cols: dict[st
     cols = {"model": model_col, **baseline_cols}
     scores = {name: frame[col].to_numpy(dtype=float) for name, col in cols.items()}
     grades = frame["grade"].to_numpy()
-    ndcg = {(name, k): np.array([ndcg_at_k(scores[name][r], grades[r], k, label_gain) for r in rows_of])
-            for name in cols for k in (5, 10)}
+    ndcg = {
+        (name, k): np.array([ndcg_at_k(scores[name][r], grades[r], k, label_gain) for r in rows_of])
+        for name in cols
+        for k in (5, 10)
+    }
 
     def values(draw: np.ndarray) -> dict[tuple[str, str], float]:
         rows = np.concatenate([rows_of[m] for m in draw])
@@ -111,12 +129,19 @@ def paired_bootstrap(frame: pd.DataFrame, model_col: str, baseline_cols: dict[st
                 out[name, f"ndcg_at_{k}"] = np.nanmean(v) if np.isfinite(v).any() else np.nan
         return out
 
-    return bootstrap_differences(values, n_meetings, list(baseline_cols),
-                                 ("roc_auc_failure", "pr_auc_failure", "ndcg_at_5", "ndcg_at_10"), resamples, seed)
+    return bootstrap_differences(
+        values,
+        n_meetings,
+        list(baseline_cols),
+        ("roc_auc_failure", "pr_auc_failure", "ndcg_at_5", "ndcg_at_10"),
+        resamples,
+        seed,
+    )
 
 
-def bootstrap_differences(values, n_units: int, baselines: list[str], metrics: tuple[str, ...], resamples: int,
-                          seed: int) -> pd.DataFrame:
+def bootstrap_differences(
+    values, n_units: int, baselines: list[str], metrics: tuple[str, ...], resamples: int, seed: int
+) -> pd.DataFrame:
     """Model minus each baseline per metric, observed and over `resamples` draws of the units with replacement.
 
     `values(draw)` maps an array of unit indices (meetings) to {(scorer, metric): value}

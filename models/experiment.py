@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
 
 from features.errors import UserError
@@ -16,13 +15,16 @@ from features.labels import KNOWN, LabelParams, build_labels
 from features.load import Dataset
 from features.pairs import FeatureParams, build_pair_features
 from features.rules import PassendToewijzen
-from models.baselines import BaselineParams, classifier_proba, fit_pointwise_classifier, profile_fit_scores, random_scores
+from models.baselines import BaselineParams, LogisticScorer, RandomScorer, profile_fit
 from models.bundle import ModelBundle
 from models.evaluate import paired_bootstrap, placement_metrics, reliability_curve
 from models.ranker import Split, TrainParams, temporal_split, train_bundle
+from models.scoring import ProbabilityScorer, Scorer
 
 
-def placement_rows(ds: Dataset, *, features: FeatureParams, labels: LabelParams, rules: PassendToewijzen) -> pd.DataFrame:
+def placement_rows(
+    ds: Dataset, *, features: FeatureParams, labels: LabelParams, rules: PassendToewijzen
+) -> pd.DataFrame:
     """Placements with a known outcome: pair features as of their meeting, `sustained`, `grade`, and `outcome_known_on`."""
     lab = build_labels(ds, labels)
     known = lab[lab["status"] == KNOWN]
@@ -41,19 +43,22 @@ class ExperimentResult:
     test: pd.DataFrame
     metrics: pd.DataFrame  # one row per scorer
     reliability: dict[str, pd.DataFrame] = field(default_factory=dict)
-    classifier: object = None  # the fitted pointwise baseline
+    baselines: dict[str, Scorer] = field(default_factory=dict)  # random, profile_fit, classifier (fitted)
     versus: pd.DataFrame | None = None  # the default objective minus each baseline, bootstrapped over meetings
 
-    def baseline_scorers(self, baselines: BaselineParams) -> dict:
-        """Scorers of pair features for the oracle comparison: profile fit and the pointwise classifier."""
-        return {
-            "profile_fit": lambda X: profile_fit_scores(X, baselines),
-            "classifier": lambda X: classifier_proba(self.classifier, X),
-        }
+    def informed_baselines(self) -> dict[str, Scorer]:
+        """The baselines that use the pair's features (for the oracle comparison): all but random."""
+        return {name: scorer for name, scorer in self.baselines.items() if name != "random"}
 
 
-def run_experiment(rows: pd.DataFrame, *, train: TrainParams, baselines: BaselineParams, objectives: tuple[str, ...],
-                   progress=lambda msg: None) -> ExperimentResult:
+def run_experiment(
+    rows: pd.DataFrame,
+    *,
+    train: TrainParams,
+    baselines: BaselineParams,
+    objectives: tuple[str, ...],
+    progress=lambda msg: None,
+) -> ExperimentResult:
     """Train each objective, score baselines, evaluate all on the held-out meetings."""
     split = temporal_split(rows, train)
     part = split.part(rows)
@@ -65,36 +70,56 @@ def run_experiment(rows: pd.DataFrame, *, train: TrainParams, baselines: Baselin
     reliability: dict[str, pd.DataFrame] = {}
     for objective in objectives:
         refit = ", then refitting on both" if train.refit_on_calibration_weeks else ""
-        progress(f"fitting LightGBM ({objective}) on {int((part == 'fit').sum())} placements, calibrating on {int((part == 'calibration').sum())}{refit}")
+        progress(
+            f"fitting LightGBM ({objective}) on {int((part == 'fit').sum())} placements, calibrating on {int((part == 'calibration').sum())}{refit}"
+        )
         bundle = train_bundle(rows, split, train, objective)
         bundles[objective] = bundle
         test[f"score_{objective}"] = bundle.score(test)
         test[f"p_{objective}"] = bundle.proba(scores=test[f"score_{objective}"].to_numpy())
-        metrics[f"ranker_{objective}"] = placement_metrics(test, f"score_{objective}", train.label_gain, f"p_{objective}")
-        reliability[f"ranker_{objective}"] = reliability_curve(test[f"p_{objective}"].to_numpy(), test["sustained"].astype(int).to_numpy())
+        metrics[f"ranker_{objective}"] = placement_metrics(
+            test, f"score_{objective}", train.label_gain, f"p_{objective}"
+        )
+        reliability[f"ranker_{objective}"] = reliability_curve(
+            test[f"p_{objective}"].to_numpy(), test["sustained"].astype(int).to_numpy()
+        )
     progress("scoring baselines: random, profile fit, pointwise classifier")
-    test["score_random"] = random_scores(len(test), train.seed)
-    metrics["baseline_random"] = placement_metrics(test, "score_random", train.label_gain)
-    test["score_profile_fit"] = profile_fit_scores(test, baselines)
-    metrics["baseline_profile_fit"] = placement_metrics(test, "score_profile_fit", train.label_gain)
-    clf = fit_pointwise_classifier(fit_rows, fit_rows["sustained"], baselines, train.seed)
-    test["p_classifier"] = classifier_proba(clf, test)
-    test["score_classifier"] = np.log(test["p_classifier"] / (1 - test["p_classifier"]).clip(lower=1e-12))
-    metrics["baseline_classifier"] = placement_metrics(test, "score_classifier", train.label_gain, "p_classifier")
-    reliability["baseline_classifier"] = reliability_curve(test["p_classifier"].to_numpy(), test["sustained"].astype(int).to_numpy())
+    scorers: dict[str, Scorer] = {
+        "random": RandomScorer(train.seed),
+        "profile_fit": profile_fit(baselines),
+        "classifier": LogisticScorer.fit(fit_rows, fit_rows["sustained"], C=baselines.logistic_C, seed=train.seed),
+    }
+    for name, scorer in scorers.items():
+        test[f"score_{name}"] = scorer.score(test)
+        proba_col = None
+        if isinstance(scorer, ProbabilityScorer):
+            proba_col = f"p_{name}"
+            test[proba_col] = scorer.proba(test)
+            reliability[f"baseline_{name}"] = reliability_curve(
+                test[proba_col].to_numpy(), test["sustained"].astype(int).to_numpy()
+            )
+        metrics[f"baseline_{name}"] = placement_metrics(test, f"score_{name}", train.label_gain, proba_col)
     table = pd.DataFrame(metrics).T
     table.index.name = "scorer"
     versus = None
     if train.objective in bundles and train.bootstrap_resamples > 0:
-        progress(f"bootstrapping the held-out meetings ({train.bootstrap_resamples} resamples): {train.objective} against each baseline")
+        progress(
+            f"bootstrapping the held-out meetings ({train.bootstrap_resamples} resamples): {train.objective} against each baseline"
+        )
         versus = versus_baselines(test, train)
-    return ExperimentResult(split, bundles, test, table, reliability, clf, versus)
+    return ExperimentResult(split, bundles, test, table, reliability, scorers, versus)
 
 
 def versus_baselines(test: pd.DataFrame, train: TrainParams) -> pd.DataFrame:
     """The default objective minus each baseline on the scored held-out rows, bootstrapped over meetings."""
-    return paired_bootstrap(test, f"score_{train.objective}", {b: f"score_{b}" for b in ("profile_fit", "classifier", "random")},
-                            train.label_gain, train.bootstrap_resamples, train.seed)
+    return paired_bootstrap(
+        test,
+        f"score_{train.objective}",
+        {b: f"score_{b}" for b in ("profile_fit", "classifier", "random")},
+        train.label_gain,
+        train.bootstrap_resamples,
+        train.seed,
+    )
 
 
 def score_with(bundle: ModelBundle, test: pd.DataFrame, label_gain: tuple[float, ...]) -> dict:
@@ -104,8 +129,9 @@ def score_with(bundle: ModelBundle, test: pd.DataFrame, label_gain: tuple[float,
     return placement_metrics(scored, "_s", label_gain, "_p")
 
 
-def grid_search(rows: pd.DataFrame, *, train: TrainParams, grid: tuple[dict, ...], metric: str,
-                progress=lambda msg: None) -> pd.DataFrame:
+def grid_search(
+    rows: pd.DataFrame, *, train: TrainParams, grid: tuple[dict, ...], metric: str, progress=lambda msg: None
+) -> pd.DataFrame:
     """Fit each LightGBM variant of `grid` on the fit weeks and score it on the calibration weeks.
 
     The held-out test weeks are never touched, so choosing the best variant does not
@@ -120,12 +146,18 @@ def grid_search(rows: pd.DataFrame, *, train: TrainParams, grid: tuple[dict, ...
     for i, overrides in enumerate(grid):
         unknown = set(overrides) - {f.name for f in dataclasses.fields(train.lgbm)}
         if unknown:
-            raise UserError(f"params: train.search.grid[{i}] names unknown LightGBM settings: {', '.join(sorted(unknown))}")
-        variant = dataclasses.replace(train, lgbm=dataclasses.replace(train.lgbm, **overrides), refit_on_calibration_weeks=False)
+            raise UserError(
+                f"params: train.search.grid[{i}] names unknown LightGBM settings: {', '.join(sorted(unknown))}"
+            )
+        variant = dataclasses.replace(
+            train, lgbm=dataclasses.replace(train.lgbm, **overrides), refit_on_calibration_weeks=False
+        )
         bundle = train_bundle(rows, split, variant)
         validation["_s"] = bundle.score(validation)
         value = placement_metrics(validation, "_s", train.label_gain)[metric]
         progress(f"search {i + 1}/{len(grid)}: {overrides} -> validation {metric} {value:.4f}")
         results.append({"variant": i, **overrides, f"validation_{metric}": value})
     table = pd.DataFrame(results)
-    return table.sort_values([f"validation_{metric}", "variant"], ascending=[False, True], kind="stable").reset_index(drop=True)
+    return table.sort_values([f"validation_{metric}", "variant"], ascending=[False, True], kind="stable").reset_index(
+        drop=True
+    )

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -32,6 +31,7 @@ from features.pairs import FeatureParams, build_pair_features
 from features.rules import PassendToewijzen
 from models.bundle import ModelBundle
 from models.evaluate import bootstrap_differences
+from models.scoring import Scorer
 from planning.assignment import AssignmentParams
 from planning.eligibility import EligibilityParams, apply_eligibility
 from planning.priority import plan_meeting, waiting_weeks
@@ -69,9 +69,16 @@ def read_truth(truth_dir: str | Path) -> pd.DataFrame:
     return truth
 
 
-def oracle_comparison(ds: Dataset, bundle: ModelBundle, truth_dir: str | Path, *, params: dict, oracle: OracleParams,
-                      baselines: dict[str, Callable[[pd.DataFrame], np.ndarray]] | None = None,
-                      progress=lambda msg: None) -> OracleComparison:
+def oracle_comparison(
+    ds: Dataset,
+    bundle: ModelBundle,
+    truth_dir: str | Path,
+    *,
+    params: dict,
+    oracle: OracleParams,
+    baselines: dict[str, Scorer] | None = None,
+    progress=lambda msg: None,
+) -> OracleComparison:
     """Judge model, oracle, random, historical and baseline choices by the true sustain probability (see module doc).
 
     `baselines` maps a name to a scorer of pair features (higher = better); its
@@ -86,16 +93,26 @@ def oracle_comparison(ds: Dataset, bundle: ModelBundle, truth_dir: str | Path, *
     test_end = pd.Timestamp(bundle.metadata["test_end"])
     truth = truth[(truth["meeting_date"] >= test_start) & (truth["meeting_date"] <= test_end)]
     if truth.empty:
-        raise UserError(f"the truth in {truth_dir} has no meeting in the held-out period {test_start:%Y-%m-%d}..{test_end:%Y-%m-%d}")
+        raise UserError(
+            f"the truth in {truth_dir} has no meeting in the held-out period {test_start:%Y-%m-%d}..{test_end:%Y-%m-%d}"
+        )
     eligible, _ = apply_eligibility(ds, truth[KEYS], elig, rules)
-    pairs = eligible[KEYS].merge(truth[KEYS + ["p_sustained", "placed"]], on=KEYS, how="left").rename(columns={"p_sustained": "true_p"})
-    progress(f"{pairs['meeting_date'].nunique()} held-out meetings, {len(pairs)} eligible pairs: building features and scoring")
+    pairs = (
+        eligible[KEYS]
+        .merge(truth[KEYS + ["p_sustained", "placed"]], on=KEYS, how="left")
+        .rename(columns={"p_sustained": "true_p"})
+    )
+    progress(
+        f"{pairs['meeting_date'].nunique()} held-out meetings, {len(pairs)} eligible pairs: building features and scoring"
+    )
     feats = build_pair_features(ds, pairs[KEYS], params=fp, rules=rules)
     pairs["model_p"] = bundle.proba(feats)
     baselines = baselines or {}
     for name, scorer in baselines.items():
         # ranks within the meeting, in (0, 1]: positive benefits on a common scale for the planner
-        pairs[f"{name}_score"] = pd.Series(scorer(feats), index=pairs.index).groupby(pairs["meeting_date"]).rank(pct=True)
+        pairs[f"{name}_score"] = (
+            pd.Series(scorer.score(feats), index=pairs.index).groupby(pairs["meeting_date"]).rank(pct=True)
+        )
     pairs = pairs.merge(ds.dwellings[["dwelling_id", "complex_id"]], on="dwelling_id", how="left")
     rng = np.random.default_rng(oracle.seed)
 
@@ -105,7 +122,9 @@ def oracle_comparison(ds: Dataset, bundle: ModelBundle, truth_dir: str | Path, *
         top_model = m.loc[by_home["model_p"].idxmax(), "true_p"].mean()
         top_oracle = by_home["true_p"].max().mean()
         top_random = by_home["true_p"].mean().mean()
-        top_baselines = {f"top1_{name}": m.loc[by_home[f"{name}_score"].idxmax(), "true_p"].mean() for name in baselines}
+        top_baselines = {
+            f"top1_{name}": m.loc[by_home[f"{name}_score"].idxmax(), "true_p"].mean() for name in baselines
+        }
         hist = m[m["placed"].astype(bool)]
         top_hist = hist["true_p"].mean() if len(hist) else np.nan
         # Plans choose within the priority pool (longest waiting); the historical meeting chose freely.
@@ -119,18 +138,24 @@ def oracle_comparison(ds: Dataset, bundle: ModelBundle, truth_dir: str | Path, *
         for _ in range(oracle.random_draws):
             draw = plan_meeting(ds, m.assign(benefit=rng.random(len(m))), assignment, benefit="benefit", waiting=wait)
             random_totals.append((draw["true_p"].sum(), len(draw)))
-        rows.append({
-            "meeting_date": meeting,
-            "vacancies_with_candidates": by_home.ngroups,
-            "historical_placements": len(hist),
-            "top1_model": top_model, "top1_oracle": top_oracle, "top1_random": top_random, "top1_historical": top_hist,
-            **top_baselines,
-            **{f"plan_{name}_total": plan["true_p"].sum() for name, plan in plans.items()},
-            **{f"plan_{name}_n": len(plan) for name, plan in plans.items()},
-            "plan_random_total": float(np.mean([t for t, _ in random_totals])),
-            "plan_random_n": float(np.mean([n for _, n in random_totals])),
-            "plan_historical_total": hist["true_p"].sum(), "plan_historical_n": len(hist),
-        })
+        rows.append(
+            {
+                "meeting_date": meeting,
+                "vacancies_with_candidates": by_home.ngroups,
+                "historical_placements": len(hist),
+                "top1_model": top_model,
+                "top1_oracle": top_oracle,
+                "top1_random": top_random,
+                "top1_historical": top_hist,
+                **top_baselines,
+                **{f"plan_{name}_total": plan["true_p"].sum() for name, plan in plans.items()},
+                **{f"plan_{name}_n": len(plan) for name, plan in plans.items()},
+                "plan_random_total": float(np.mean([t for t, _ in random_totals])),
+                "plan_random_n": float(np.mean([n for _, n in random_totals])),
+                "plan_historical_total": hist["true_p"].sum(),
+                "plan_historical_n": len(hist),
+            }
+        )
     per = pd.DataFrame(rows)
     policies = ["model", "oracle", "random", "historical", *baselines]
     table = pd.DataFrame(index=policies)
@@ -147,16 +172,29 @@ def oracle_comparison(ds: Dataset, bundle: ModelBundle, truth_dir: str | Path, *
         "meetings": int(len(per)),
         "top1_captured_gain": captured("top1_true_p_sustained"),
         "plan_captured_gain": captured("plan_true_p_sustained"),
-        **{f"{c}_{p}": float(table.loc[p, c]) for p in policies for c in ("top1_true_p_sustained", "plan_true_p_sustained")},
+        **{
+            f"{c}_{p}": float(table.loc[p, c])
+            for p in policies
+            for c in ("top1_true_p_sustained", "plan_true_p_sustained")
+        },
     }
     for name in baselines:
         span = table.loc["oracle", "plan_true_p_sustained"] - table.loc["random", "plan_true_p_sustained"]
-        summary[f"plan_captured_gain_{name}"] = float((table.loc[name, "plan_true_p_sustained"] - table.loc["random", "plan_true_p_sustained"]) / span) if span > 0 else float("nan")
+        summary[f"plan_captured_gain_{name}"] = (
+            float((table.loc[name, "plan_true_p_sustained"] - table.loc["random", "plan_true_p_sustained"]) / span)
+            if span > 0
+            else float("nan")
+        )
     hist_span = table.loc["oracle", "plan_true_p_sustained"] - table.loc["historical", "plan_true_p_sustained"]
-    summary["plan_beats_historical"] = float(table.loc["model", "plan_true_p_sustained"] > table.loc["historical", "plan_true_p_sustained"])
+    summary["plan_beats_historical"] = float(
+        table.loc["model", "plan_true_p_sustained"] > table.loc["historical", "plan_true_p_sustained"]
+    )
     summary["plan_captured_gain_over_historical"] = (
-        float((table.loc["model", "plan_true_p_sustained"] - table.loc["historical", "plan_true_p_sustained"]) / hist_span)
-        if hist_span > 0 else float("nan")
+        float(
+            (table.loc["model", "plan_true_p_sustained"] - table.loc["historical", "plan_true_p_sustained"]) / hist_span
+        )
+        if hist_span > 0
+        else float("nan")
     )
     return OracleComparison(table, per, summary)
 
@@ -180,4 +218,6 @@ def bootstrap_against(per: pd.DataFrame, baselines: list[str], resamples: int, s
             out[p, "top1_true_p_sustained"] = d[f"top1_{p}"].mean()
         return out
 
-    return bootstrap_differences(values, len(per), baselines, ("plan_captured_gain", "top1_true_p_sustained"), resamples, seed)
+    return bootstrap_differences(
+        values, len(per), baselines, ("plan_captured_gain", "top1_true_p_sustained"), resamples, seed
+    )

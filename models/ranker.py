@@ -32,6 +32,7 @@ from features.contract import ZRM_DOMAINS
 from features.errors import UserError
 from features.pairs import FEATURE_NAMES
 from models.bundle import SUPPORT_FEATURES, LinearPrior, ModelBundle, standardise, support_scale_of
+from models.calibration import PlattCalibration
 
 OBJECTIVES = ("lambdarank", "rank_xendcg", "binary")
 # Held-out metrics every scorer gets (models/evaluate.py placement_metrics); calibrated models add CALIBRATION_METRICS.
@@ -117,7 +118,11 @@ class Split:
         dates, known_on = rows["meeting_date"], rows["outcome_known_on"]
         return pd.Series(
             np.select(
-                [dates >= self.test_start, (known_on >= self.test_start) | (dates > self.history_end), dates >= self.calibration_start],
+                [
+                    dates >= self.test_start,
+                    (known_on >= self.test_start) | (dates > self.history_end),
+                    dates >= self.calibration_start,
+                ],
                 ["test", "gap", "calibration"],
                 "fit",
             ),
@@ -132,7 +137,9 @@ def temporal_split(rows: pd.DataFrame, params: TrainParams) -> Split:
     """
     dates = pd.DatetimeIndex(sorted(rows["meeting_date"].unique()))
     if len(dates) == 0:
-        raise UserError("no placement has a known outcome yet (all are right-censored or excluded): nothing to train on")
+        raise UserError(
+            "no placement has a known outcome yet (all are right-censored or excluded): nothing to train on"
+        )
     test_end = dates.max()
     test_start = test_end - pd.Timedelta(weeks=params.test_weeks) + pd.Timedelta(days=1)
     usable = rows.loc[(rows["outcome_known_on"] < test_start) & (rows["meeting_date"] < test_start), "meeting_date"]
@@ -182,7 +189,9 @@ def _lgb_params(params: TrainParams, objective: str) -> dict:
         "verbosity": -1,
     }
     if p.monotone_self_reliance:
-        out["monotone_constraints"] = [1 if f in ZRM_DOMAINS or f in ("zrm_mean", "zrm_min") else 0 for f in FEATURE_NAMES]
+        out["monotone_constraints"] = [
+            1 if f in ZRM_DOMAINS or f in ("zrm_mean", "zrm_min") else 0 for f in FEATURE_NAMES
+        ]
         out["monotone_constraints_method"] = "advanced"
     if objective != "binary":
         out["label_gain"] = list(params.label_gain)
@@ -211,35 +220,43 @@ def fit_prior(rows: pd.DataFrame, weights: dict[str, float]) -> LinearPrior | No
             f"fewer sustained tenancies (slope {slope:.3g}); check the weights' signs, or set `prior_weights: {{}}` "
             "to train without a prior"
         )
-    return LinearPrior(coef={f: slope * w for f, w in weights.items()}, intercept=float(lr.intercept_[0]),
-                       mean={f: float(rows[f].mean()) for f in weights})
+    return LinearPrior(
+        coef={f: slope * w for f, w in weights.items()},
+        intercept=float(lr.intercept_[0]),
+        mean={f: float(rows[f].mean()) for f in weights},
+    )
 
 
-def fit_booster(rows: pd.DataFrame, params: TrainParams, objective: str, prior: LinearPrior | None = None) -> lgb.Booster:
+def fit_booster(
+    rows: pd.DataFrame, params: TrainParams, objective: str, prior: LinearPrior | None = None
+) -> lgb.Booster:
     """Fit LightGBM on placement rows (features + `grade` + `sustained`), sorted by meeting, boosted from `prior`."""
     rows = sort_for_ranking(rows)
     X = rows[list(FEATURE_NAMES)].to_numpy(dtype=float)
     init = None if prior is None else prior.score(rows)
     if objective == "binary":
-        data = lgb.Dataset(X, label=rows["sustained"].astype(int).to_numpy(), init_score=init,
-                           feature_name=list(FEATURE_NAMES), free_raw_data=False)
+        data = lgb.Dataset(
+            X,
+            label=rows["sustained"].astype(int).to_numpy(),
+            init_score=init,
+            feature_name=list(FEATURE_NAMES),
+            free_raw_data=False,
+        )
     else:
-        data = lgb.Dataset(X, label=rows["grade"].astype(int).to_numpy(), group=query_groups(rows["meeting_date"]),
-                           init_score=init, feature_name=list(FEATURE_NAMES), free_raw_data=False)
+        data = lgb.Dataset(
+            X,
+            label=rows["grade"].astype(int).to_numpy(),
+            group=query_groups(rows["meeting_date"]),
+            init_score=init,
+            feature_name=list(FEATURE_NAMES),
+            free_raw_data=False,
+        )
     return lgb.train(_lgb_params(params, objective), data, num_boost_round=params.lgbm.num_boost_round)
 
 
-def fit_platt(scores: np.ndarray, sustained: np.ndarray) -> dict:
-    """Platt scaling: P(sustained) = sigmoid(a * score + b), fitted by (almost unpenalised) logistic regression."""
-    if len(np.unique(sustained)) < 2:
-        raise UserError("the calibration weeks hold only one outcome class; widen train.calibration_weeks")
-    lr = LogisticRegression(C=1e6, max_iter=1000)
-    lr.fit(np.asarray(scores, dtype=float).reshape(-1, 1), np.asarray(sustained, dtype=int))
-    return {"a": float(lr.coef_[0, 0]), "b": float(lr.intercept_[0])}
-
-
-def train_bundle(rows: pd.DataFrame, split: Split, params: TrainParams, objective: str | None = None,
-                 metadata: dict | None = None) -> ModelBundle:
+def train_bundle(
+    rows: pd.DataFrame, split: Split, params: TrainParams, objective: str | None = None, metadata: dict | None = None
+) -> ModelBundle:
     """Fit on the 'fit' weeks, calibrate on the 'calibration' weeks, optionally refit on both (test weeks untouched)."""
     objective = objective or params.objective
     rows = sort_for_ranking(rows)  # input row order must not change the model or its calibration
@@ -248,10 +265,10 @@ def train_bundle(rows: pd.DataFrame, split: Split, params: TrainParams, objectiv
     train_rows = rows[part.isin(["fit", "calibration"])]
     prior = fit_prior(fit_rows, params.prior_weights)
     booster = fit_booster(fit_rows, params, objective, prior)
-    cal_scores = booster.predict(cal_rows[list(FEATURE_NAMES)].to_numpy(dtype=float), raw_score=True)
+    cal_scores = np.asarray(booster.predict(cal_rows[list(FEATURE_NAMES)].to_numpy(dtype=float), raw_score=True))
     if prior is not None:
         cal_scores = cal_scores + prior.score(cal_rows)
-    calibration = fit_platt(cal_scores, cal_rows["sustained"].astype(int).to_numpy())
+    calibration = PlattCalibration.fit(cal_scores, cal_rows["sustained"].astype(int).to_numpy())
     if params.refit_on_calibration_weeks:
         prior = fit_prior(train_rows, params.prior_weights)
         booster = fit_booster(train_rows, params, objective, prior)

@@ -21,6 +21,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from features.config import load_params, section
 from features.errors import UserError
@@ -47,7 +48,9 @@ class MlflowParams:
     def __post_init__(self) -> None:
         known = RANKING_METRICS + CALIBRATION_METRICS
         if self.promotion_metric not in known:
-            raise UserError(f"params: mlflow.promotion_metric {self.promotion_metric!r} is not one of {', '.join(known)}")
+            raise UserError(
+                f"params: mlflow.promotion_metric {self.promotion_metric!r} is not one of {', '.join(known)}"
+            )
 
 
 def mlflow_params(params_path: str | Path | None = None) -> MlflowParams:
@@ -98,14 +101,18 @@ def champion_version(store: Path, params: MlflowParams):
         return None
 
 
-def register(store: Path, params: MlflowParams, run_id: str, artifact_uri: str, *, promote: bool, description: str) -> str:
+def register(
+    store: Path, params: MlflowParams, run_id: str, artifact_uri: str, *, promote: bool, description: str
+) -> str:
     """Register the run's bundle as a new version; give it the champion alias if `promote`. Returns the version."""
     mlflow = _mlflow(store)
     client = mlflow.MlflowClient()
     try:
         client.get_registered_model(params.registered_model)
     except mlflow.exceptions.MlflowException:
-        client.create_registered_model(params.registered_model, description="matchwijs ranker: suggestions, never decisions")
+        client.create_registered_model(
+            params.registered_model, description="matchwijs ranker: suggestions, never decisions"
+        )
     version = client.create_model_version(
         params.registered_model, source=f"{artifact_uri}/{BUNDLE_ARTIFACT}", run_id=run_id, description=description
     )
@@ -115,8 +122,17 @@ def register(store: Path, params: MlflowParams, run_id: str, artifact_uri: str, 
     return str(version.version)
 
 
-def log_run(store: Path, params: MlflowParams, *, run_name: str, run_params: dict, metrics: dict, tags: dict,
-            artifacts: dict[str, Path], parent_run_id: str | None = None) -> tuple[str, str]:
+def log_run(
+    store: Path,
+    params: MlflowParams,
+    *,
+    run_name: str,
+    run_params: dict,
+    metrics: dict,
+    tags: dict,
+    artifacts: dict[str, Path],
+    parent_run_id: str | None = None,
+) -> tuple[str, str]:
     """One tracked run: params, metrics (non-finite values skipped), tags, artifact folders/files.
 
     `artifacts` maps an artifact path inside the run to a local file or folder.
@@ -124,10 +140,13 @@ def log_run(store: Path, params: MlflowParams, *, run_name: str, run_params: dic
     """
     mlflow = _mlflow(store)
     exp = experiment_id(store, params.experiment)
-    with mlflow.start_run(experiment_id=exp, run_name=run_name, nested=parent_run_id is not None,
-                          parent_run_id=parent_run_id) as run:
+    with mlflow.start_run(
+        experiment_id=exp, run_name=run_name, nested=parent_run_id is not None, parent_run_id=parent_run_id
+    ) as run:
         mlflow.log_params({k: str(v)[:6000] for k, v in run_params.items()})
-        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and math.isfinite(v)})
+        mlflow.log_metrics(
+            {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and math.isfinite(v)}
+        )
         mlflow.set_tags(tags)
         for artifact_path, local in artifacts.items():
             local = Path(local)
@@ -165,7 +184,9 @@ def resolve_bundle(model: str | None, *, params_path: str | Path | None = None) 
     params = mlflow_params(params_path)
     store = store_dir(params)
     if not (store / DB_FILE).is_file():
-        raise UserError(f"no trained model: the MLflow store {store} does not exist yet. Run `matchwijs train --data DIR` first.")
+        raise UserError(
+            f"no trained model: the MLflow store {store} does not exist yet. Run `matchwijs train --data DIR` first."
+        )
     mlflow = _mlflow(store)
     client = mlflow.MlflowClient()
     if model is None:
@@ -178,9 +199,35 @@ def resolve_bundle(model: str | None, *, params_path: str | Path | None = None) 
         return _load_version(mlflow, params.registered_model, version)
     number = model.removeprefix(f"models:/{params.registered_model}/")
     if not number.isdigit():
-        raise UserError(f"--model {model!r} is neither a model folder nor a registered version (a number or models:/{params.registered_model}/N)")
+        raise UserError(
+            f"--model {model!r} is neither a model folder nor a registered version (a number or models:/{params.registered_model}/N)"
+        )
     try:
         version = client.get_model_version(params.registered_model, number)
     except mlflow.exceptions.MlflowException:
         raise UserError(f"registered model {params.registered_model!r} has no version {number} in {store}") from None
     return _load_version(mlflow, params.registered_model, version)
+
+
+def flatten_params(value: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested params mapping as MLflow params: `{"train": {"seed": 1}}` -> `{"train.seed": 1}`."""
+    out: dict[str, Any] = {}
+    if isinstance(value, dict):
+        for k, v in value.items():
+            out.update(flatten_params(v, f"{prefix}.{k}" if prefix else str(k)))
+    else:
+        out[prefix] = value
+    return out
+
+
+def train_metrics(table, objective: str, *, oracle_summary: dict | None = None, versus=None) -> dict[str, float]:
+    """The metrics of a training run: every scorer's, the default objective's as `test_*`, oracle and bootstrap."""
+    metrics = {f"{scorer}.{k}": v for scorer, row in table.iterrows() for k, v in row.items()}
+    metrics.update({f"test_{k}": float(v) for k, v in table.loc[f"ranker_{objective}"].items()})
+    if oracle_summary is not None:
+        metrics.update({f"oracle.{k}": v for k, v in oracle_summary.items()})
+    if versus is not None:
+        for _, row in versus.iterrows():
+            for k in ("difference", "ci_low", "ci_high", "share_ahead"):
+                metrics[f"vs_{row['baseline']}.{row['metric']}.{k}"] = float(row[k])
+    return metrics

@@ -13,7 +13,6 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -28,7 +27,7 @@ def _echo_err(text: str) -> None:
     typer.echo(text, err=True)
 
 
-def _resolve_model(model: Optional[str], params: Optional[Path]):
+def _resolve_model(model: str | None, params: Path | None):
     from models.bundle import ModelBundle
 
     try:
@@ -37,7 +36,9 @@ def _resolve_model(model: Optional[str], params: Optional[Path]):
         if exc.name != "models.tracking":
             raise
         if model is None:
-            raise UserError("no model given: pass --model PATH to a model folder (no model registry is installed)") from None
+            raise UserError(
+                "no model given: pass --model PATH to a model folder (no model registry is installed)"
+            ) from None
         return ModelBundle.load(model)
     return resolve_bundle(model, params_path=params)
 
@@ -56,7 +57,7 @@ def _publish(tmp: Path, out: Path, names: tuple[str, ...]) -> None:
     tmp.rmdir()
 
 
-def _log_to_mlflow(bundle, out: Path, params: Optional[Path]) -> str | None:
+def _log_to_mlflow(bundle, out: Path, params: Path | None) -> str | None:
     """Add the report and model card to the model's MLflow run; returns a warning or None."""
     run_id = (bundle.metadata or {}).get("mlflow_run_id")
     if not run_id:
@@ -72,16 +73,26 @@ def _log_to_mlflow(bundle, out: Path, params: Optional[Path]) -> str | None:
         for name in MLFLOW_FILES:
             if (out / name).is_file():
                 tracking.log_artifacts_to_run(store, run_id, {"audit": out / name})
-    except Exception as exc:  # noqa: BLE001 - the audit stands without MLflow; say why it was not logged
+    except Exception as exc:
         return f"could not log the report to MLflow run {run_id}: {exc}"
     return None
 
 
 def audit(
-    data: Path = typer.Option(..., "--data", help="Dataset folder that follows the data contract, with client_protected."),
-    out: Path = typer.Option(..., "--out", help="Folder for the audit files (created; audit files in it are replaced)."),
-    model: Optional[str] = typer.Option(None, "--model", help="Model folder, registered version N or models:/NAME/N (default: the current default model)."),
-    params: Optional[Path] = typer.Option(None, "--params", help="params.yaml to use (default: ./params.yaml, else the project's own)."),
+    data: Path = typer.Option(
+        ..., "--data", help="Dataset folder that follows the data contract, with client_protected."
+    ),
+    out: Path = typer.Option(
+        ..., "--out", help="Folder for the audit files (created; audit files in it are replaced)."
+    ),
+    model: str | None = typer.Option(
+        None,
+        "--model",
+        help="Model folder, registered version N or models:/NAME/N (default: the current default model).",
+    ),
+    params: Path | None = typer.Option(
+        None, "--params", help="params.yaml to use (default: ./params.yaml, else the project's own)."
+    ),
 ) -> None:
     """Fairness audit of the model on its held-out meetings: group metrics, the human baseline, who is made worse off, SHAP, proxies, the gate.
 
@@ -105,8 +116,14 @@ def audit(
     bundle = _resolve_model(model, params)
     _echo_err(f"audit: {ds.summary()}")
 
-    result = build_audit(ds, bundle, fairness=fairness_params, audit=audit_params, config=cfg,
-                         progress=lambda msg: _echo_err(f"audit: {msg}"))
+    result = build_audit(
+        ds,
+        bundle,
+        fairness=fairness_params,
+        audit=audit_params,
+        config=cfg,
+        progress=lambda msg: _echo_err(f"audit: {msg}"),
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     umask = os.umask(0)
@@ -123,8 +140,10 @@ def audit(
         _echo_err(f"audit: warning: {warning}")
 
     gate = result.fairness.gate
-    typer.echo(f"wrote {out}: {len(result.fairness.predictions)} held-out placements, "
-               f"{len(result.fairness.decisions)} candidate-meetings; fairness gate {'PASSED' if gate.passed else 'FAILED'}")
+    typer.echo(
+        f"wrote {out}: {len(result.fairness.predictions)} held-out placements, "
+        f"{len(result.fairness.decisions)} candidate-meetings; fairness gate {'PASSED' if gate.passed else 'FAILED'}"
+    )
     for text in gate.warnings:
         _echo_err(f"audit: warning: {text}")
     if not gate.passed:

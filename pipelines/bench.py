@@ -84,8 +84,12 @@ def generate_here(folder: Path, factor: int) -> None:
     from synthetic.generate import GenerateParams, generate_dataset
 
     cfg = section(load_params(), "generate", GenerateParams)
-    cfg = dataclasses.replace(cfg, weekly_vacancies=cfg.weekly_vacancies * factor, weekly_candidates=cfg.weekly_candidates * factor,
-                              initial_queue=cfg.initial_queue * factor)
+    cfg = dataclasses.replace(
+        cfg,
+        weekly_vacancies=cfg.weekly_vacancies * factor,
+        weekly_candidates=cfg.weekly_candidates * factor,
+        initial_queue=cfg.initial_queue * factor,
+    )
     generate_dataset(folder, cfg)
 
 
@@ -129,11 +133,15 @@ def main() -> None:
     (OUT / "results.json").write_text(json.dumps(results, indent=2, default=float) + "\n", encoding="utf-8")
 
     print(f"Machine: {results['machine']}; {results['date']}\n")
-    print("| data | placements with outcome | load (s) | features (s) | train + evaluate (s) | bootstrap (s) | peak RSS (MB) | RSS after load (MB) |")
+    print(
+        "| data | placements with outcome | load (s) | features (s) | train + evaluate (s) | bootstrap (s) | peak RSS (MB) | RSS after load (MB) |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for size, r in results["sizes"].items():
-        print(f"| {size} | {r['placements']} | {r['load_s']:.1f} | {r['features_s']:.2f} | {r['train_s']:.1f} | {r['bootstrap_s']:.1f} "
-              f"| {r['peak_rss_mb']:.0f} | {r['rss_after_load_mb']:.0f} |")
+        print(
+            f"| {size} | {r['placements']} | {r['load_s']:.1f} | {r['features_s']:.2f} | {r['train_s']:.1f} | {r['bootstrap_s']:.1f} "
+            f"| {r['peak_rss_mb']:.0f} | {r['rss_after_load_mb']:.0f} |"
+        )
     if "recommend" in results:
         print("\nrecommend (50 vacancies × 400 candidates):", json.dumps(results["recommend"], default=float))
 

@@ -36,9 +36,18 @@ def trainer_model_size(params: dict | None = None) -> tuple[int, int]:
     return int(lgbm.get("num_boost_round", 300)), int(lgbm.get("num_leaves", 15))
 
 
-def bench_recommend(workdir: str | Path | None = None, *, n_vacancies: int = 50, n_candidates: int = 400,
-                    n_trees: int | None = None, num_leaves: int | None = None, repeats: int = 3, cli: bool = True,
-                    seed: int = 0, lang: str = "en") -> dict:
+def bench_recommend(
+    workdir: str | Path | None = None,
+    *,
+    n_vacancies: int = 50,
+    n_candidates: int = 400,
+    n_trees: int | None = None,
+    num_leaves: int | None = None,
+    repeats: int = 3,
+    cli: bool = True,
+    seed: int = 0,
+    lang: str = "en",
+) -> dict:
     """Time `recommend` on a synthetic meeting; return seconds per stage, totals and peak memory.
 
     Args:
@@ -85,11 +94,16 @@ def bench_recommend(workdir: str | Path | None = None, *, n_vacancies: int = 50,
     _, traced_peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     result = {
-        "vacancies": n_vacancies, "candidates": n_candidates, "pairs": n_vacancies * n_candidates,
-        "eligible_pairs": len(outputs.recommendations), "explanation_rows": len(outputs.explanations),
-        "trees": n_trees, "num_leaves": num_leaves,
+        "vacancies": n_vacancies,
+        "candidates": n_candidates,
+        "pairs": n_vacancies * n_candidates,
+        "eligible_pairs": len(outputs.recommendations),
+        "explanation_rows": len(outputs.explanations),
+        "trees": n_trees,
+        "num_leaves": num_leaves,
         "load_dataset_s": round(load_s, 3),
-        "recommend_s_median": round(statistics.median(runs), 3), "recommend_s_runs": [round(r, 3) for r in runs],
+        "recommend_s_median": round(statistics.median(runs), 3),
+        "recommend_s_runs": [round(r, 3) for r in runs],
         "stages_s": {k: round(statistics.median(s[k] for s in stages), 3) for k in stages[0]},
         "python_peak_mb_tracemalloc": round(traced_peak / 2**20, 1),
         "bench_process_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
@@ -98,8 +112,22 @@ def bench_recommend(workdir: str | Path | None = None, *, n_vacancies: int = 50,
     }
     if cli:
         t0 = time.perf_counter()
-        cmd = [sys.executable, "-c", _CLI_WITH_PEAK, "recommend", "--data", str(data), "--meeting", meeting,
-               "--out", str(work / "out_cli"), "--model", str(work / "model"), "--lang", lang]
+        cmd = [
+            sys.executable,
+            "-c",
+            _CLI_WITH_PEAK,
+            "recommend",
+            "--data",
+            str(data),
+            "--meeting",
+            meeting,
+            "--out",
+            str(work / "out_cli"),
+            "--model",
+            str(work / "model"),
+            "--lang",
+            lang,
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         result["cli_wall_s"] = round(time.perf_counter() - t0, 3)
         result["cli_exit"] = proc.returncode
@@ -139,8 +167,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-cli", action="store_true", help="skip timing the command line end to end")
     args = parser.parse_args(argv)
-    result = bench_recommend(args.workdir, n_vacancies=args.vacancies, n_candidates=args.candidates, n_trees=args.trees,
-                             num_leaves=args.leaves, repeats=args.repeats, cli=not args.no_cli)
+    result = bench_recommend(
+        args.workdir,
+        n_vacancies=args.vacancies,
+        n_candidates=args.candidates,
+        n_trees=args.trees,
+        num_leaves=args.leaves,
+        repeats=args.repeats,
+        cli=not args.no_cli,
+    )
     print(json.dumps(result, indent=2))
 
 

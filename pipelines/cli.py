@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -66,7 +65,7 @@ def validate(data: Path = DataOpt) -> None:
         _echo_err(f"{data}: {len(exc.problems)} problem{'s' if len(exc.problems) != 1 else ''} with the data contract:")
         for problem in exc.problems:
             _echo_err(f"  - {problem}")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     typer.echo(f"OK {ds.summary()}")
 
 
@@ -75,11 +74,13 @@ def validate(data: Path = DataOpt) -> None:
 def generate(
     out: Path = typer.Option(..., "--out", help="Folder to write the synthetic dataset to (replaced if it exists)."),
     seed: int = typer.Option(None, "--seed", help="Random seed (default: params.yaml generate.seed)."),
-    years: Optional[float] = typer.Option(None, "--years", help="Years of weekly meetings (default: params.yaml)."),
-    weekly_vacancies: Optional[float] = typer.Option(None, "--weekly-vacancies", help="Mean vacancies per meeting."),
-    weekly_candidates: Optional[float] = typer.Option(None, "--weekly-candidates", help="Mean new candidates per week."),
-    truth: Optional[Path] = typer.Option(None, "--truth", help="Also write the generator's ground truth to this folder (kept out of the dataset)."),
-    params: Optional[Path] = ParamsOpt,
+    years: float | None = typer.Option(None, "--years", help="Years of weekly meetings (default: params.yaml)."),
+    weekly_vacancies: float | None = typer.Option(None, "--weekly-vacancies", help="Mean vacancies per meeting."),
+    weekly_candidates: float | None = typer.Option(None, "--weekly-candidates", help="Mean new candidates per week."),
+    truth: Path | None = typer.Option(
+        None, "--truth", help="Also write the generator's ground truth to this folder (kept out of the dataset)."
+    ),
+    params: Path | None = ParamsOpt,
 ) -> None:
     """Write a synthetic Amsterdam dataset that follows the contract (and, optionally, its ground truth)."""
     import dataclasses
@@ -88,7 +89,13 @@ def generate(
     from synthetic.generate import GenerateParams, generate_dataset
 
     cfg = section(load_params(params), "generate", GenerateParams)
-    overrides = {k: v for k, v in dict(seed=seed, years=years, weekly_vacancies=weekly_vacancies, weekly_candidates=weekly_candidates).items() if v is not None}
+    overrides = {
+        k: v
+        for k, v in dict(
+            seed=seed, years=years, weekly_vacancies=weekly_vacancies, weekly_candidates=weekly_candidates
+        ).items()
+        if v is not None
+    }
     cfg = dataclasses.replace(cfg, **overrides)
     summary = generate_dataset(out, cfg, truth_dir=truth, progress=lambda msg: _echo_err(f"generate: {msg}"))
     typer.echo(summary)
@@ -99,7 +106,11 @@ def generate(
 def _register() -> None:
     import importlib
 
-    for module, name in (("pipelines.train", "train"), ("pipelines.recommend", "recommend"), ("pipelines.audit", "audit")):
+    for module, name in (
+        ("pipelines.train", "train"),
+        ("pipelines.recommend", "recommend"),
+        ("pipelines.audit", "audit"),
+    ):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as exc:

@@ -16,7 +16,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -37,7 +37,7 @@ ERR_DATE_FORMAT = "--meeting {value!r} is not a date; expected YYYY-MM-DD"
 ERR_OUT_IS_FILE = "--out {out} exists and is not a folder"
 
 
-class Lang(str, enum.Enum):
+class Lang(enum.StrEnum):
     """Language of the reasons and the meeting sheet."""
 
     en = "en"
@@ -106,12 +106,27 @@ def write_outputs(outputs: MeetingOutputs, out: str | Path) -> Path:
 
 def recommend(
     data: Path = typer.Option(..., "--data", help="Dataset folder that follows the data contract (see README)."),
-    meeting: str = typer.Option(..., "--meeting", help="Meeting date YYYY-MM-DD with vacancies and candidates in the dataset, or `latest`."),
-    out: Path = typer.Option(..., "--out", help="Folder for recommendations.csv, explanations.csv, assignment.csv, excluded.csv, meeting.html."),
-    model: Optional[str] = typer.Option(None, "--model", help="Model folder or registered version (default: the registered default model)."),
+    meeting: str = typer.Option(
+        ..., "--meeting", help="Meeting date YYYY-MM-DD with vacancies and candidates in the dataset, or `latest`."
+    ),
+    out: Path = typer.Option(
+        ...,
+        "--out",
+        help="Folder for recommendations.csv, explanations.csv, assignment.csv, excluded.csv, meeting.html.",
+    ),
+    model: str | None = typer.Option(
+        None, "--model", help="Model folder or registered version (default: the registered default model)."
+    ),
     lang: Lang = typer.Option(Lang.en, "--lang", help="Language of reasons and the meeting sheet."),
-    complex_cap: Optional[int] = typer.Option(None, "--complex-cap", min=1, help="At most this many placements per building complex in the plan (default: params.yaml assignment.complex_cap)."),
-    params: Optional[Path] = typer.Option(None, "--params", help="params.yaml to use (default: ./params.yaml, else the project's own)."),
+    complex_cap: int | None = typer.Option(
+        None,
+        "--complex-cap",
+        min=1,
+        help="At most this many placements per building complex in the plan (default: params.yaml assignment.complex_cap).",
+    ),
+    params: Path | None = typer.Option(
+        None, "--params", help="params.yaml to use (default: ./params.yaml, else the project's own)."
+    ),
 ) -> None:
     """Rank the eligible candidates for every home at one meeting, explain each suggestion, propose a one-to-one plan."""
     from features.load import load_dataset

@@ -38,7 +38,9 @@ class AssignmentParams:
     complex_cap: int | None = None  # at most this many placements per building complex per meeting
     min_benefit: float = 0.0  # pairs with benefit at or below this are never planned
     time_limit_seconds: float = 60.0
-    pool_factor: float | None = None  # plan only among the pool_factor × homes longest-waiting clients (models/priority.py)
+    pool_factor: float | None = (
+        None  # plan only among the pool_factor × homes longest-waiting clients (models/priority.py)
+    )
 
 
 def plan_assignment(
@@ -70,7 +72,9 @@ def plan_assignment(
     """
     if solver not in SOLVERS or (solver == "linear_sum_assignment" and complex_cap is not None):
         raise ValueError(ERR_SOLVER.format(solvers=", ".join(SOLVERS), solver=solver))
-    if complex_cap is not None and (isinstance(complex_cap, bool) or int(complex_cap) != complex_cap or complex_cap < 1):
+    if complex_cap is not None and (
+        isinstance(complex_cap, bool) or int(complex_cap) != complex_cap or complex_cap < 1
+    ):
         raise ValueError(ERR_BAD_CAP.format(cap=complex_cap))
     if complex_cap is not None and COMPLEX not in pairs_with_benefit.columns:
         raise ValueError(ERR_NO_COMPLEX.format(col=COMPLEX))
@@ -109,8 +113,9 @@ def _lsa(d_code: np.ndarray, c_code: np.ndarray, w: np.ndarray) -> np.ndarray:
     return chosen
 
 
-def _milp(d_code: np.ndarray, c_code: np.ndarray, x_code: np.ndarray | None, w: np.ndarray,
-          cap: int | None, time_limit: float) -> np.ndarray:
+def _milp(
+    d_code: np.ndarray, c_code: np.ndarray, x_code: np.ndarray | None, w: np.ndarray, cap: int | None, time_limit: float
+) -> np.ndarray:
     n = len(w)
     blocks = [_incidence(d_code, n), _incidence(c_code, n)]
     upper = [np.ones(d_code.max() + 1), np.ones(c_code.max() + 1)]
@@ -149,7 +154,9 @@ def client_outcomes(pairs_with_benefit: pd.DataFrame, plan: pd.DataFrame, *, ben
     ordered = pairs_with_benefit.sort_values([CLIENT, benefit, DWELLING], ascending=[True, False, True], kind="stable")
     best = ordered.drop_duplicates(CLIENT)[[CLIENT, DWELLING, benefit]]
     best.columns = [CLIENT, "best_dwelling_id", "best_benefit"]
-    got = plan[[CLIENT, DWELLING, benefit]].rename(columns={DWELLING: "planned_dwelling_id", benefit: "planned_benefit"})
+    got = plan[[CLIENT, DWELLING, benefit]].rename(
+        columns={DWELLING: "planned_dwelling_id", benefit: "planned_benefit"}
+    )
     out = best.merge(got, on=CLIENT, how="left", validate="one_to_one")
     out["change"] = out["planned_benefit"] - out["best_benefit"]
     placed = out["planned_dwelling_id"].notna().to_numpy()

@@ -24,8 +24,8 @@ code can apply the same rules to many meetings at once.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -37,8 +37,10 @@ from features.rules import PassendToewijzen
 RULE_NAMES: tuple[str, ...] = ("passend_toewijzen", "rooms", "wheelchair", "ground_floor_or_lift", "avoid_district")
 
 RULE_LABELS: dict[str, dict[str, str]] = {
-    "passend_toewijzen": {"en": "passend toewijzen: rent above the cap for this income",
-                          "nl": "passend toewijzen: huur boven de huurgrens bij dit inkomen"},
+    "passend_toewijzen": {
+        "en": "passend toewijzen: rent above the cap for this income",
+        "nl": "passend toewijzen: huur boven de huurgrens bij dit inkomen",
+    },
     "rooms": {"en": "rooms do not fit the household size", "nl": "aantal kamers past niet bij de huishoudgrootte"},
     "wheelchair": {"en": "needs wheelchair access", "nl": "heeft een rolstoeltoegankelijke woning nodig"},
     "ground_floor_or_lift": {"en": "needs ground floor or lift", "nl": "heeft begane grond of lift nodig"},
@@ -158,18 +160,15 @@ def apply_eligibility(
     a = _pair_attributes(ds, pairs)
     checks = _checks(a, rules, amounts)
     names = list(rules.rules)
-    if not names:
-        ok = np.ones(len(pairs), dtype=bool)
-    else:
-        passes = np.column_stack([checks[r] for r in names])
-        ok = passes.all(axis=1)
+    passes = np.column_stack([checks[r] for r in names]) if names else np.ones((len(pairs), 0), dtype=bool)
+    ok = np.asarray(passes.all(axis=1), dtype=bool)
     eligible = pairs.loc[ok].copy()
     excluded = pairs.loc[~ok].copy()
     if not excluded.empty:
         fails = ~passes[~ok]
         first = fails.argmax(axis=1)
         excluded["rule"] = np.asarray(names, dtype=object)[first]
-        excluded["failed_rules"] = [";".join(n for n, f in zip(names, row) if f) for row in fails]
+        excluded["failed_rules"] = [";".join(n for n, f in zip(names, row, strict=True) if f) for row in fails]
         sub = {k: v[~ok] for k, v in a.items()}
         detail = np.empty(len(excluded), dtype=object)
         for i, name in enumerate(names):
@@ -193,14 +192,14 @@ def unverified_amounts(years, amounts: PassendToewijzen, *, lang: str = "en") ->
         if used != year:
             warnings.append(
                 f"passend toewijzen: no amounts configured for {year}; using those of {used}. Configure {year} in params.yaml."
-                if lang == "en" else
-                f"passend toewijzen: geen bedragen voor {year} ingesteld; die van {used} worden gebruikt. Stel {year} in in params.yaml."
+                if lang == "en"
+                else f"passend toewijzen: geen bedragen voor {year} ingesteld; die van {used} worden gebruikt. Stel {year} in in params.yaml."
             )
         if not amounts.years[used].verified:
             warnings.append(
                 f"passend toewijzen: the {used} amounts are marked verified: false in params.yaml; check the official income thresholds and rent caps before relying on this rule."
-                if lang == "en" else
-                f"passend toewijzen: de bedragen van {used} staan op verified: false in params.yaml; controleer de officiële inkomensgrenzen en huurgrenzen voordat u op deze regel vertrouwt."
+                if lang == "en"
+                else f"passend toewijzen: de bedragen van {used} staan op verified: false in params.yaml; controleer de officiële inkomensgrenzen en huurgrenzen voordat u op deze regel vertrouwt."
             )
     return warnings
 
@@ -215,27 +214,39 @@ def _eur(v: float, lang: str, decimals: int = 2) -> str:
 
 def _detail_passend(a: dict, lang: str) -> list[str]:
     out = []
-    for rent, cap, inc, thr, size, year in zip(a["rent_eur"], a["cap"], a["yearly_income"], a["threshold"], a["household_size"], a["year"]):
+    for rent, cap, inc, thr, size, year in zip(
+        a["rent_eur"], a["cap"], a["yearly_income"], a["threshold"], a["household_size"], a["year"], strict=True
+    ):
         n = int(size)
         if lang == "nl":
-            out.append(f"huur {_eur(rent, lang)} boven de huurgrens {_eur(cap, lang)} ({year}, huishouden van {n}); "
-                       f"inkomen {_eur(inc, lang, 0)} per jaar ≤ grens {_eur(thr, lang, 0)}")
+            out.append(
+                f"huur {_eur(rent, lang)} boven de huurgrens {_eur(cap, lang)} ({year}, huishouden van {n}); "
+                f"inkomen {_eur(inc, lang, 0)} per jaar ≤ grens {_eur(thr, lang, 0)}"
+            )
         else:
-            out.append(f"rent {_eur(rent, lang)} above the {year} cap of {_eur(cap, lang)} (household of {n}); "
-                       f"income {_eur(inc, lang, 0)} a year ≤ threshold {_eur(thr, lang, 0)}")
+            out.append(
+                f"rent {_eur(rent, lang)} above the {year} cap of {_eur(cap, lang)} (household of {n}); "
+                f"income {_eur(inc, lang, 0)} a year ≤ threshold {_eur(thr, lang, 0)}"
+            )
     return out
 
 
 def _detail_rooms(a: dict, lang: str) -> list[str]:
     out = []
-    for rooms, size, need in zip(a["rooms"], a["household_size"], a["rooms_needed"]):
+    for rooms, size, need in zip(a["rooms"], a["household_size"], a["rooms_needed"], strict=True):
         r, n, k = int(rooms), int(size), int(need)
         if rooms < need:
-            out.append(f"{r} kamer(s) voor een huishouden van {n} (minstens {k} nodig)" if lang == "nl"
-                       else f"{r} room{'s' if r != 1 else ''} for a household of {n} (at least {k} needed)")
+            out.append(
+                f"{r} kamer(s) voor een huishouden van {n} (minstens {k} nodig)"
+                if lang == "nl"
+                else f"{r} room{'s' if r != 1 else ''} for a household of {n} (at least {k} needed)"
+            )
         else:
-            out.append(f"{r} kamers voor een huishouden van {n} (te groot)" if lang == "nl"
-                       else f"{r} rooms for a household of {n} (too large)")
+            out.append(
+                f"{r} kamers voor een huishouden van {n} (te groot)"
+                if lang == "nl"
+                else f"{r} rooms for a household of {n} (too large)"
+            )
     return out
 
 
@@ -244,20 +255,30 @@ def _constant(en: str, nl: str) -> Callable[[dict, str], list[str]]:
 
 
 def _detail_lift(a: dict, lang: str) -> list[str]:
-    return [f"heeft begane grond of lift nodig; verdieping {int(f)} zonder lift" if lang == "nl"
-            else f"needs ground floor or lift; floor {int(f)} without a lift" for f in a["floor"]]
+    return [
+        f"heeft begane grond of lift nodig; verdieping {int(f)} zonder lift"
+        if lang == "nl"
+        else f"needs ground floor or lift; floor {int(f)} without a lift"
+        for f in a["floor"]
+    ]
 
 
 def _detail_avoid(a: dict, lang: str) -> list[str]:
-    return [f"woning ligt in {d}, het stadsdeel dat de cliënt moet vermijden" if lang == "nl"
-            else f"home is in {d}, the district the client must stay away from" for d in a["avoid_district_shown"]]
+    return [
+        f"woning ligt in {d}, het stadsdeel dat de cliënt moet vermijden"
+        if lang == "nl"
+        else f"home is in {d}, the district the client must stay away from"
+        for d in a["avoid_district_shown"]
+    ]
 
 
 _DETAILS: dict[str, Callable[[dict, str], list[str]]] = {
     "passend_toewijzen": _detail_passend,
     "rooms": _detail_rooms,
-    "wheelchair": _constant("needs wheelchair access; the home is not wheelchair accessible",
-                            "heeft een rolstoeltoegankelijke woning nodig; deze woning is dat niet"),
+    "wheelchair": _constant(
+        "needs wheelchair access; the home is not wheelchair accessible",
+        "heeft een rolstoeltoegankelijke woning nodig; deze woning is dat niet",
+    ),
     "ground_floor_or_lift": _detail_lift,
     "avoid_district": _detail_avoid,
 }

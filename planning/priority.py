@@ -46,8 +46,9 @@ def priority_pool(eligible: pd.DataFrame, waiting: pd.Series, pool_factor: float
     return eligible[eligible["client_id"].isin(chosen).to_numpy(np.bool_)]
 
 
-def plan_meeting(ds: Dataset, pairs: pd.DataFrame, params, *, benefit: str = "p_sustained",
-                 waiting: pd.Series | None = None) -> pd.DataFrame:
+def plan_meeting(
+    ds: Dataset, pairs: pd.DataFrame, params, *, benefit: str = "p_sustained", waiting: pd.Series | None = None
+) -> pd.DataFrame:
     """The meeting's one-to-one plan: the priority pool first (params.pool_factor), then the best fit within it.
 
     `pairs` are the eligible pairs of one meeting with a `benefit` column (and
@@ -56,5 +57,10 @@ def plan_meeting(ds: Dataset, pairs: pd.DataFrame, params, *, benefit: str = "p_
     """
     waiting = waiting_weeks(ds, pairs) if waiting is None else waiting
     pooled = priority_pool(pairs, waiting, params.pool_factor)
-    return plan_assignment(pooled, benefit=benefit, complex_cap=params.complex_cap, min_benefit=params.min_benefit,
-                           time_limit_seconds=params.time_limit_seconds)
+    return plan_assignment(
+        pooled,
+        benefit=benefit,
+        complex_cap=params.complex_cap,
+        min_benefit=params.min_benefit,
+        time_limit_seconds=params.time_limit_seconds,
+    )

@@ -65,12 +65,32 @@ SUMMARY_FILE = "audit_summary.json"
 MODEL_CARD_FILE = "model_card.md"
 
 
-OUTPUT_FILES = (PREDICTIONS_FILE, FAIRNESS_FILE, HTML_FILE, DECISIONS_FILE, GATE_FILE, SHAP_IMPORTANCE_FILE,
-                SHAP_GROUPS_FILE, SHAP_FLAGS_FILE, PROXY_AUC_FILE, PROXY_IMPORTANCE_FILE, SUMMARY_FILE, MODEL_CARD_FILE)
+OUTPUT_FILES = (
+    PREDICTIONS_FILE,
+    FAIRNESS_FILE,
+    HTML_FILE,
+    DECISIONS_FILE,
+    GATE_FILE,
+    SHAP_IMPORTANCE_FILE,
+    SHAP_GROUPS_FILE,
+    SHAP_FLAGS_FILE,
+    PROXY_AUC_FILE,
+    PROXY_IMPORTANCE_FILE,
+    SUMMARY_FILE,
+    MODEL_CARD_FILE,
+)
 
 
-CONTRACT_PREDICTION_COLUMNS = ["placement_id", "client_id", "score", "prediction", "outcome", "gender", "age_band",
-                               "migration_background"]
+CONTRACT_PREDICTION_COLUMNS = [
+    "placement_id",
+    "client_id",
+    "score",
+    "prediction",
+    "outcome",
+    "gender",
+    "age_band",
+    "migration_background",
+]
 
 
 def _dates(frame: pd.DataFrame) -> pd.DataFrame:
@@ -145,13 +165,25 @@ def figure_selection(m: pd.DataFrame, attributes: list[str]) -> str | None:
     if not attrs:
         return None
     fig, axes = _grid(len(attrs))
-    for ax, attr in zip(axes, attrs):
+    for ax, attr in zip(axes, attrs, strict=False):
         h, p = _part(m, HUMAN, "selection_rate", attr), _part(m, PLAN, "selection_rate", attr)
         x = np.arange(len(h))
         ax.bar(x - 0.2, h["value"], 0.4, yerr=h["se"], label="meeting (human)", color="#999999")
-        ax.bar(x + 0.2, p.set_index("group")["value"].reindex(h["group"]), 0.4,
-               yerr=p.set_index("group")["se"].reindex(h["group"]), label="model's plan", color="#2b6cb0")
-        ax.set_xticks(x, [f"{g}{'' if j else '*'}" for g, j in zip(h["group"], h["judgeable"])], rotation=30, ha="right", fontsize=7)
+        ax.bar(
+            x + 0.2,
+            p.set_index("group")["value"].reindex(h["group"]),
+            0.4,
+            yerr=p.set_index("group")["se"].reindex(h["group"]),
+            label="model's plan",
+            color="#2b6cb0",
+        )
+        ax.set_xticks(
+            x,
+            [f"{g}{'' if j else '*'}" for g, j in zip(h["group"], h["judgeable"], strict=True)],
+            rotation=30,
+            ha="right",
+            fontsize=7,
+        )
         ax.set_title(attr, fontsize=9)
         ax.tick_params(axis="y", labelsize=7)
     axes[0].legend(fontsize=7)
@@ -165,13 +197,25 @@ def figure_model_rates(m: pd.DataFrame, attributes: list[str]) -> str | None:
     if not attrs:
         return None
     fig, axes = _grid(len(attrs))
-    styles = {"selection_rate": ("o", "#2b6cb0"), "true_positive_rate": ("s", "#2f855a"), "false_positive_rate": ("^", "#c53030")}
-    for ax, attr in zip(axes, attrs):
+    styles = {
+        "selection_rate": ("o", "#2b6cb0"),
+        "true_positive_rate": ("s", "#2f855a"),
+        "false_positive_rate": ("^", "#c53030"),
+    }
+    for ax, attr in zip(axes, attrs, strict=False):
         groups = _part(m, MODEL, "selection_rate", attr)["group"].tolist()
         for k, (metric, (marker, color)) in enumerate(styles.items()):
             part = _part(m, MODEL, metric, attr).set_index("group").reindex(groups)
-            ax.errorbar(np.arange(len(groups)) + (k - 1) * 0.15, part["value"], yerr=part["se"], fmt=marker, color=color,
-                        label=metric.replace("_", " "), markersize=4, capsize=2)
+            ax.errorbar(
+                np.arange(len(groups)) + (k - 1) * 0.15,
+                part["value"],
+                yerr=part["se"],
+                fmt=marker,
+                color=color,
+                label=metric.replace("_", " "),
+                markersize=4,
+                capsize=2,
+            )
         ax.set_xticks(np.arange(len(groups)), groups, rotation=30, ha="right", fontsize=7)
         ax.set_ylim(0, 1)
         ax.set_title(attr, fontsize=9)
@@ -193,7 +237,9 @@ def figure_calibration(m: pd.DataFrame, attributes: list[str]) -> str | None:
         ax.errorbar(p["value"], o["value"], yerr=o["se"], fmt="o", markersize=4, capsize=2, label=attr)
         for g in p.index:
             ax.annotate(g, (p.at[g, "value"], o.at[g, "value"]), fontsize=6, alpha=0.7)
-    shown = m[m["metric"].isin(["mean_probability", "success_rate"]) & (m["source"] == MODEL) & m["attribute"].isin(attrs)]["value"]
+    shown = m[
+        m["metric"].isin(["mean_probability", "success_rate"]) & (m["source"] == MODEL) & m["attribute"].isin(attrs)
+    ]["value"]
     lo, hi = max(float(shown.min()) - 0.05, 0.0), min(float(shown.max()) + 0.05, 1.0)
     ax.plot([lo, hi], [lo, hi], linestyle="--", color="grey", linewidth=1, label="perfect calibration")
     ax.set_xlim(lo, hi)
@@ -211,7 +257,7 @@ def figure_worse_off(m: pd.DataFrame, attributes: list[str]) -> str | None:
     if not attrs:
         return None
     fig, axes = _grid(len(attrs))
-    for ax, attr in zip(axes, attrs):
+    for ax, attr in zip(axes, attrs, strict=False):
         w = _part(m, PLAN, "worse_off_share", attr)
         d = _part(m, PLAN, "displaced_share", attr).set_index("group").reindex(w["group"])
         x = np.arange(len(w))
@@ -242,12 +288,23 @@ def figure_shap_groups(groups: pd.DataFrame, importance: pd.Series, attributes: 
     if not attrs:
         return None
     feats = list(importance.head(top).index)
-    fig, axes = plt.subplots(1, len(attrs), figsize=(2.2 + 1.1 * sum(groups.loc[groups["attribute"] == a, "group"].nunique() for a in attrs),
-                                                     0.3 * len(feats) + 1.6), squeeze=False)
+    fig, axes = plt.subplots(
+        1,
+        len(attrs),
+        figsize=(
+            2.2 + 1.1 * sum(groups.loc[groups["attribute"] == a, "group"].nunique() for a in attrs),
+            0.3 * len(feats) + 1.6,
+        ),
+        squeeze=False,
+    )
     shown = groups[groups["feature"].isin(feats) & groups["attribute"].isin(attrs)]
     vmax = float(shown["mean_contribution"].abs().max() or 1.0)
-    for k, (ax, attr) in enumerate(zip(axes.flat, attrs)):
-        table = groups[(groups["attribute"] == attr) & groups["feature"].isin(feats)].pivot(index="feature", columns="group", values="mean_contribution").reindex(feats)
+    for k, (ax, attr) in enumerate(zip(axes.flat, attrs, strict=False)):
+        table = (
+            groups[(groups["attribute"] == attr) & groups["feature"].isin(feats)]
+            .pivot(index="feature", columns="group", values="mean_contribution")
+            .reindex(feats)
+        )
         im = ax.imshow(table.to_numpy(dtype=float), cmap="RdBu", vmin=-vmax, vmax=vmax, aspect="auto")
         ax.set_xticks(np.arange(table.shape[1]), table.columns, rotation=30, ha="right", fontsize=7)
         ax.set_yticks(np.arange(len(feats)), feats if k == 0 else [""] * len(feats), fontsize=7)
@@ -262,8 +319,12 @@ def figure_proxy(auc: pd.DataFrame, flag: float) -> str | None:
     if judged.empty:
         return None
     fig, ax = plt.subplots(figsize=(6.5, 0.3 * len(judged) + 1.2))
-    labels = [f"{a} = {g}" for a, g in zip(judged["attribute"], judged["group"])]
-    ax.barh(labels[::-1], judged["auc"].to_numpy()[::-1], color=["#c53030" if f else "#2b6cb0" for f in judged["flagged"][::-1]])
+    labels = [f"{a} = {g}" for a, g in zip(judged["attribute"], judged["group"], strict=True)]
+    ax.barh(
+        labels[::-1],
+        judged["auc"].to_numpy()[::-1],
+        color=["#c53030" if f else "#2b6cb0" for f in judged["flagged"][::-1]],
+    )
     ax.axvline(0.5, color="grey", linewidth=1)
     ax.axvline(flag, color="#c53030", linestyle="--", linewidth=1, label=f"flag at {flag:.2f}")
     ax.set_xlim(0.4, 1.0)
@@ -275,9 +336,21 @@ def figure_proxy(auc: pd.DataFrame, flag: float) -> str | None:
 
 def figure_support(predictions: pd.DataFrame, planned: pd.DataFrame, low: int) -> str:
     fig, ax = plt.subplots(figsize=(6, 3))
-    top = int(max(predictions["support_count"].max() if len(predictions) else 1, planned["support_count"].max() if len(planned) else 1, 1))
-    bins = np.unique(np.linspace(0, top + 1, 30).astype(int))
-    ax.hist(predictions["support_count"], bins=bins, alpha=0.6, label="held-out placements (what the meeting did)", color="#999999")
+    top = int(
+        max(
+            predictions["support_count"].max() if len(predictions) else 1,
+            planned["support_count"].max() if len(planned) else 1,
+            1,
+        )
+    )
+    bins = np.unique(np.linspace(0, top + 1, 30).astype(int)).tolist()
+    ax.hist(
+        predictions["support_count"],
+        bins=bins,
+        alpha=0.6,
+        label="held-out placements (what the meeting did)",
+        color="#999999",
+    )
     if len(planned):
         ax.hist(planned["support_count"], bins=bins, alpha=0.6, label="the plan's proposals", color="#2b6cb0")
     ax.axvline(low, color="#c53030", linestyle="--", linewidth=1, label=f"little support (< {low})")
@@ -292,16 +365,23 @@ def _table(frame: pd.DataFrame, digits: int = 3) -> str:
 
 
 def _wide(m: pd.DataFrame, source: str, population: str, attribute: str, metrics: list[str]) -> pd.DataFrame:
-    part = m[(m["source"] == source) & (m["population"] == population) & (m["attribute"] == attribute) & m["metric"].isin(metrics)]
+    part = m[
+        (m["source"] == source)
+        & (m["population"] == population)
+        & (m["attribute"] == attribute)
+        & m["metric"].isin(metrics)
+    ]
     if part.empty:
         return part
-    values = part.pivot(index="group", columns="metric", values="value").reindex(columns=[x for x in metrics if x in set(part["metric"])])
+    values = part.pivot(index="group", columns="metric", values="value").reindex(
+        columns=[x for x in metrics if x in set(part["metric"])]
+    )
     support = part.pivot(index="group", columns="metric", values="support").max(axis=1)
     n = part.groupby("group")["n"].max()
     judge = part.groupby("group")["judgeable"].all()
     out = values.assign(n=n, largest_denominator=support, all_judgeable=judge).reset_index()
     out.columns.name = None
-    out["group"] = [g if j else f"{g} (too small)" for g, j in zip(out["group"], out["all_judgeable"])]
+    out["group"] = [g if j else f"{g} (too small)" for g, j in zip(out["group"], out["all_judgeable"], strict=True)]
     return out.drop(columns=["all_judgeable"])
 
 
@@ -309,13 +389,25 @@ def _comparison(m: pd.DataFrame, attribute: str) -> pd.DataFrame:
     """Human vs plan on the candidates: selection rate, expected success, below-best share, side by side."""
     rows = []
     for metric in ("selection_rate", "expected_success", "below_best_share"):
-        h, p = _part(m, HUMAN, metric, attribute).set_index("group"), _part(m, PLAN, metric, attribute).set_index("group")
+        h, p = (
+            _part(m, HUMAN, metric, attribute).set_index("group"),
+            _part(m, PLAN, metric, attribute).set_index("group"),
+        )
         if h.empty or p.empty:
             continue
         for g in h.index:
-            rows.append({"metric": metric, "group": g, "human": h.at[g, "value"], "plan": p["value"].get(g, np.nan),
-                         "human_ratio_to_best": h.at[g, "ratio"], "plan_ratio_to_best": p["ratio"].get(g, np.nan),
-                         "clients": int(h.at[g, "support"]), "judgeable": bool(h.at[g, "judgeable"] and p["judgeable"].get(g, False))})
+            rows.append(
+                {
+                    "metric": metric,
+                    "group": g,
+                    "human": h.at[g, "value"],
+                    "plan": p["value"].get(g, np.nan),
+                    "human_ratio_to_best": h.at[g, "ratio"],
+                    "plan_ratio_to_best": p["ratio"].get(g, np.nan),
+                    "clients": int(h.at[g, "support"]),
+                    "judgeable": bool(h.at[g, "judgeable"] and p["judgeable"].get(g, False)),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -325,18 +417,28 @@ def render_html(result: AuditResult) -> str:
     m = fa.metrics
     fp, ap = result.fairness_params, result.audit_params
     gated = list(fp.gate.attributes)
-    client_attrs = [a for a in fp.all_attributes(tuple(fa.decisions.columns)) if a in set(m.loc[m["population"] == CANDIDATES, "attribute"])]
-    placement_attrs = [a for a in fp.all_attributes(tuple(fa.predictions.columns))]
+    client_attrs = [
+        a
+        for a in fp.all_attributes(tuple(fa.decisions.columns))
+        if a in set(m.loc[m["population"] == CANDIDATES, "attribute"])
+    ]
+    placement_attrs = list(fp.all_attributes(tuple(fa.predictions.columns)))
     model_metrics = [x.name for x in METRICS if x.source == MODEL]
     sections = []
     for attr in placement_attrs:
-        sections.append({
-            "attribute": attr,
-            "gated": attr in gated,
-            "model": _table(_wide(m, MODEL, PLACEMENTS, attr, model_metrics)),
-            "comparison": _table(_comparison(m, attr)) if attr in client_attrs else "",
-            "worse": _table(_wide(m, PLAN, CANDIDATES, attr, ["worse_off_share", "displaced_share", "below_best_share"])) if attr in client_attrs else "",
-        })
+        sections.append(
+            {
+                "attribute": attr,
+                "gated": attr in gated,
+                "model": _table(_wide(m, MODEL, PLACEMENTS, attr, model_metrics)),
+                "comparison": _table(_comparison(m, attr)) if attr in client_attrs else "",
+                "worse": _table(
+                    _wide(m, PLAN, CANDIDATES, attr, ["worse_off_share", "displaced_share", "below_best_share"])
+                )
+                if attr in client_attrs
+                else "",
+            }
+        )
     dec = fa.decisions
     s = summary(result)
     proxy = proxy_summary(result.proxy_auc, result.proxy_importance, top=ap.proxy.top_features)
@@ -344,34 +446,69 @@ def render_html(result: AuditResult) -> str:
     flags["reads_as"] = flags["feature"].map(lambda f: FEATURE_INFO[f].en if f in FEATURE_INFO else f)
     support_placed = fa.predictions["support_count"]
     support_plan = fa.planned["support_count"] if len(fa.planned) else pd.Series(dtype=float)
-    support = pd.DataFrame([
-        {"pairs": "held-out placements (meeting's choices)", "n": len(support_placed), "median_support": float(support_placed.median()) if len(support_placed) else np.nan,
-         "share_little_support": float((support_placed < fp.low_support).mean()) if len(support_placed) else np.nan},
-        {"pairs": "the plan's proposals", "n": len(support_plan), "median_support": float(support_plan.median()) if len(support_plan) else np.nan,
-         "share_little_support": float((support_plan < fp.low_support).mean()) if len(support_plan) else np.nan},
-    ])
+    support = pd.DataFrame(
+        [
+            {
+                "pairs": "held-out placements (meeting's choices)",
+                "n": len(support_placed),
+                "median_support": float(support_placed.median()) if len(support_placed) else np.nan,
+                "share_little_support": float((support_placed < fp.low_support).mean())
+                if len(support_placed)
+                else np.nan,
+            },
+            {
+                "pairs": "the plan's proposals",
+                "n": len(support_plan),
+                "median_support": float(support_plan.median()) if len(support_plan) else np.nan,
+                "share_little_support": float((support_plan < fp.low_support).mean()) if len(support_plan) else np.nan,
+            },
+        ]
+    )
     figures = {
         "selection": figure_selection(m, [a for a in client_attrs if a in gated] or client_attrs),
         "model_rates": figure_model_rates(m, gated),
         "calibration": figure_calibration(m, [a for a in gated if INTERSECTION_SEP not in a]),
         "worse_off": figure_worse_off(m, [a for a in client_attrs if a in gated] or client_attrs),
         "shap_global": figure_shap_global(result.shap_importance, ap.shap_top_features),
-        "shap_groups": figure_shap_groups(result.shap_groups, result.shap_importance, list(ap.proxy.attributes), ap.shap_top_features),
+        "shap_groups": figure_shap_groups(
+            result.shap_groups, result.shap_importance, list(ap.proxy.attributes), ap.shap_top_features
+        ),
         "proxy": figure_proxy(result.proxy_auc, ap.proxy.flag_auc),
         "support": figure_support(fa.predictions, fa.planned, fp.low_support),
     }
-    definitions = pd.DataFrame([{"source": x.source, "population": x.population, "metric": x.name, "meaning": x.meaning,
-                                 "denominator": x.support} for x in METRICS])
+    definitions = pd.DataFrame(
+        [
+            {
+                "source": x.source,
+                "population": x.population,
+                "metric": x.name,
+                "meaning": x.meaning,
+                "denominator": x.support,
+            }
+            for x in METRICS
+        ]
+    )
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]))
     return env.get_template("audit.html.j2").render(
-        result=result, s=s, fa=fa, fp=fp, ap=ap, sections=sections, figures=figures,
+        result=result,
+        s=s,
+        fa=fa,
+        fp=fp,
+        ap=ap,
+        sections=sections,
+        figures=figures,
         gate_table=_table(fa.gate.table),
         proxy_table=_table(proxy.drop(columns=["n"])),
         flags_table=_table(flags),
-        importance_table=_table(result.shap_importance.head(ap.shap_top_features).rename_axis("feature").reset_index()
-                                .assign(reads_as=lambda f: f["feature"].map(lambda x: FEATURE_INFO[x].en if x in FEATURE_INFO else x))),
+        importance_table=_table(
+            result.shap_importance.head(ap.shap_top_features)
+            .rename_axis("feature")
+            .reset_index()
+            .assign(reads_as=lambda f: f["feature"].map(lambda x: FEATURE_INFO[x].en if x in FEATURE_INFO else x))
+        ),
         support_table=_table(support),
         definitions_table=_table(definitions),
         meta=result.model["metadata"],
-        n_candidates=len(dec), n_clients=int(dec["client_id"].nunique()) if len(dec) else 0,
+        n_candidates=len(dec),
+        n_clients=int(dec["client_id"].nunique()) if len(dec) else 0,
     )

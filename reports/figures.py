@@ -7,9 +7,9 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
 
 def importance_figure(importance: pd.Series, path: Path, title: str, top: int = 20) -> Path:
@@ -29,7 +29,9 @@ def shap_summary_figure(contributions: pd.DataFrame, X: pd.DataFrame, path: Path
     """SHAP beeswarm of precomputed TreeSHAP contributions (shap's own plot, no explainer re-run)."""
     import shap
 
-    shap.summary_plot(contributions.to_numpy(), X[contributions.columns], max_display=top, show=False, plot_size=(8, 0.35 * top + 1.5))
+    shap.summary_plot(
+        contributions.to_numpy(), X[contributions.columns], max_display=top, show=False, plot_size=(8, 0.35 * top + 1.5)
+    )
     fig = plt.gcf()
     fig.tight_layout()
     fig.savefig(path, dpi=100)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
+from typing import Any
 
 import jinja2
 import numpy as np
@@ -26,20 +27,20 @@ TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 TEMPLATE = "meeting.html.j2"
 MAX_IDS_PER_RULE = 12  # excluded client ids listed per rule and home on the sheet
 
-TEXT: dict[str, dict[str, str]] = {
+TEXT: dict[str, dict[str, Any]] = {
     "en": {
         "title": "Matching meeting {date}: suggestions",
         "notice": "These are suggestions, not decisions. The meeting decides. When the meeting chooses differently "
-                  "from the plan, record the decision and the reason (override log), so the choice can be explained later.",
+        "from the plan, record the decision and the reason (override log), so the choice can be explained later.",
         "meta": "Data: {dataset}, extract date {as_of}. Model: {model}. Made {made}.",
         "summary": "{vacancies} homes, {candidates} candidates; {eligible} eligible pairs, {excluded} excluded by the rules. "
-                   "The plan places {placed} clients. {low} suggestions have low support (fewer than {below} similar past placements).",
+        "The plan places {placed} clients. {low} suggestions have low support (fewer than {below} similar past placements).",
         "legend_title": "How to read this sheet",
         "legend": [
             "<b>Score</b>: the model's score for this client in this home. Compare scores only within one home.",
             "<b>Chance</b>: calibrated chance that the tenancy is sustained for a year (no eviction, no return to care).",
             "<b>Support</b>: how many similar past placements the model has learned from. "
-            "<span class=\"low\">Low support</span> means the suggestion is an extrapolation: weigh it with extra care.",
+            '<span class="low">Low support</span> means the suggestion is an extrapolation: weigh it with extra care.',
             "<b>Reasons</b> and bars: what raised (+) or lowered (−) the score most, in score units. "
             "The bars show each candidate's largest contributions on one scale per home. "
             "<i>Compared with #1</i> names the features whose contributions differ most from the first candidate's (this one minus #1).",
@@ -48,11 +49,19 @@ TEXT: dict[str, dict[str, str]] = {
         ],
         "warnings": "Warnings",
         "plan_title": "Proposed plan",
-        "plan_head": ["Home", "Client", "Rank for home", "Chance", "Client's own best home", "Best chance", "For the client"],
+        "plan_head": [
+            "Home",
+            "Client",
+            "Rank for home",
+            "Chance",
+            "Client's own best home",
+            "Best chance",
+            "For the client",
+        ],
         "plan_none": "No placement is proposed.",
         "clients_title": "Clients in the plan",
         "clients_summary": "{placed} placed: {as_good} in a home as good as their own best suggestion, {worse} in a home with a lower chance "
-                           "(on average {mean_loss} percentage points); {not_placed} candidates with an eligible home are not placed this week.",
+        "(on average {mean_loss} percentage points); {not_placed} candidates with an eligible home are not placed this week.",
         "status": {"as_good": "as good as own best", "worse_off": "worse off", "not_placed": "not placed"},
         "home": "Home",
         "neighbourhood": "Neighbourhood",
@@ -67,27 +76,38 @@ TEXT: dict[str, dict[str, str]] = {
         "excluded_none": "No candidate excluded.",
         "and_more": "and {n} more",
         "footer": "matchwijs suggests and explains; people decide. Record every decision that differs from the plan with its reason. "
-                  "Special-category data (health, addiction, justice) is named only where it drives a score, never with its value.",
+        "Special-category data (health, addiction, justice) is named only where it drives a score, never with its value.",
         "home_line": "{type}, {rooms} rooms, {area} m², {floor}, rent {rent} · complex {complex} ({units} homes), {landlord}",
         "nbh_line": "{name} ({district}) · liveability {live}/9 · {social} social housing · {vulnerable} vulnerable households · {nuisance} nuisance reports per 1000",
-        "ground": "ground floor", "floor": "floor {n}", "lift": "with lift", "no_lift": "no lift",
-        "wheelchair": "wheelchair accessible", "shared": "shared entrance", "own_door": "own front door",
-        "types": {"house": "house", "gallery_flat": "gallery flat", "portico_flat": "portico flat", "apartment": "apartment", "studio": "studio"},
+        "ground": "ground floor",
+        "floor": "floor {n}",
+        "lift": "with lift",
+        "no_lift": "no lift",
+        "wheelchair": "wheelchair accessible",
+        "shared": "shared entrance",
+        "own_door": "own front door",
+        "types": {
+            "house": "house",
+            "gallery_flat": "gallery flat",
+            "portico_flat": "portico flat",
+            "apartment": "apartment",
+            "studio": "studio",
+        },
         "vacancies_title": "Homes",
     },
     "nl": {
         "title": "Matchingsoverleg {date}: suggesties",
         "notice": "Dit zijn suggesties, geen besluiten. Het overleg beslist. Kiest het overleg anders dan het plan, "
-                  "leg dan het besluit en de reden vast (afwijkingslog), zodat de keuze later uit te leggen is.",
+        "leg dan het besluit en de reden vast (afwijkingslog), zodat de keuze later uit te leggen is.",
         "meta": "Gegevens: {dataset}, peildatum {as_of}. Model: {model}. Gemaakt {made}.",
         "summary": "{vacancies} woningen, {candidates} kandidaten; {eligible} passende paren, {excluded} uitgesloten door de regels. "
-                   "Het plan plaatst {placed} cliënten. {low} suggesties hebben weinig steun (minder dan {below} vergelijkbare eerdere plaatsingen).",
+        "Het plan plaatst {placed} cliënten. {low} suggesties hebben weinig steun (minder dan {below} vergelijkbare eerdere plaatsingen).",
         "legend_title": "Zo leest u dit overzicht",
         "legend": [
             "<b>Score</b>: de score van het model voor deze cliënt in deze woning. Vergelijk scores alleen binnen één woning.",
             "<b>Kans</b>: gekalibreerde kans dat de huur een jaar standhoudt (geen ontruiming, geen terugkeer naar zorg).",
             "<b>Steun</b>: hoeveel vergelijkbare eerdere plaatsingen het model heeft gezien. "
-            "<span class=\"low\">Weinig steun</span> betekent dat de suggestie een extrapolatie is: weeg haar extra zorgvuldig.",
+            '<span class="low">Weinig steun</span> betekent dat de suggestie een extrapolatie is: weeg haar extra zorgvuldig.',
             "<b>Redenen</b> en balken: wat de score het meest verhoogde (+) of verlaagde (−), in score-eenheden. "
             "De balken tonen per kandidaat de grootste bijdragen, op één schaal per woning. "
             "<i>Vergeleken met #1</i> noemt de kenmerken waarvan de bijdrage het meest verschilt van die van de eerste kandidaat (deze min #1).",
@@ -96,11 +116,19 @@ TEXT: dict[str, dict[str, str]] = {
         ],
         "warnings": "Waarschuwingen",
         "plan_title": "Voorgesteld plan",
-        "plan_head": ["Woning", "Cliënt", "Rang bij woning", "Kans", "Eigen beste woning", "Beste kans", "Voor de cliënt"],
+        "plan_head": [
+            "Woning",
+            "Cliënt",
+            "Rang bij woning",
+            "Kans",
+            "Eigen beste woning",
+            "Beste kans",
+            "Voor de cliënt",
+        ],
         "plan_none": "Er wordt geen plaatsing voorgesteld.",
         "clients_title": "Cliënten in het plan",
         "clients_summary": "{placed} geplaatst: {as_good} in een woning even goed als hun eigen beste suggestie, {worse} in een woning met een lagere kans "
-                           "(gemiddeld {mean_loss} procentpunt); {not_placed} kandidaten met een passende woning worden deze week niet geplaatst.",
+        "(gemiddeld {mean_loss} procentpunt); {not_placed} kandidaten met een passende woning worden deze week niet geplaatst.",
         "status": {"as_good": "even goed als eigen beste", "worse_off": "slechter af", "not_placed": "niet geplaatst"},
         "home": "Woning",
         "neighbourhood": "Buurt",
@@ -115,12 +143,23 @@ TEXT: dict[str, dict[str, str]] = {
         "excluded_none": "Geen kandidaat uitgesloten.",
         "and_more": "en nog {n}",
         "footer": "matchwijs doet suggesties en legt ze uit; mensen beslissen. Leg elk besluit dat afwijkt van het plan vast met de reden. "
-                  "Bijzondere persoonsgegevens (gezondheid, verslaving, justitie) worden alleen genoemd waar ze een score bepalen, nooit met hun waarde.",
+        "Bijzondere persoonsgegevens (gezondheid, verslaving, justitie) worden alleen genoemd waar ze een score bepalen, nooit met hun waarde.",
         "home_line": "{type}, {rooms} kamers, {area} m², {floor}, huur {rent} · complex {complex} ({units} woningen), {landlord}",
         "nbh_line": "{name} ({district}) · leefbaarheid {live}/9 · {social} sociale huur · {vulnerable} kwetsbare huishoudens · {nuisance} overlastmeldingen per 1000",
-        "ground": "begane grond", "floor": "{n}e verdieping", "lift": "met lift", "no_lift": "zonder lift",
-        "wheelchair": "rolstoeltoegankelijk", "shared": "gedeelde entree", "own_door": "eigen voordeur",
-        "types": {"house": "eengezinswoning", "gallery_flat": "galerijflat", "portico_flat": "portiekflat", "apartment": "appartement", "studio": "studio"},
+        "ground": "begane grond",
+        "floor": "{n}e verdieping",
+        "lift": "met lift",
+        "no_lift": "zonder lift",
+        "wheelchair": "rolstoeltoegankelijk",
+        "shared": "gedeelde entree",
+        "own_door": "eigen voordeur",
+        "types": {
+            "house": "eengezinswoning",
+            "gallery_flat": "galerijflat",
+            "portico_flat": "portiekflat",
+            "apartment": "appartement",
+            "studio": "studio",
+        },
         "vacancies_title": "Woningen",
     },
 }
@@ -134,7 +173,9 @@ class MeetingSheet:
     homes: pd.DataFrame  # one row per vacancy: dwelling and neighbourhood attributes
     recommendations: pd.DataFrame  # dwelling_id, client_id, rank, score, p_sustained, support, low_support, reasons
     contributions: pd.DataFrame  # one row per recommendation (same index), one column per model feature
-    assignment: pd.DataFrame  # dwelling_id, client_id, rank, p_sustained, best_dwelling_id, best_p_sustained, better_or_worse_off
+    assignment: (
+        pd.DataFrame
+    )  # dwelling_id, client_id, rank, p_sustained, best_dwelling_id, best_p_sustained, better_or_worse_off
     client_outcomes: pd.DataFrame  # client_id, status, change (from planning.assignment.client_outcomes)
     excluded: pd.DataFrame  # dwelling_id, client_id, rule, detail
     n_candidates: int
@@ -145,7 +186,9 @@ class MeetingSheet:
     made: str = ""
 
 
-def contribution_svg(items: list[tuple[str, float]], *, scale: float, lang: str = "en", width: int = 310, bar_height: int = 11) -> str:
+def contribution_svg(
+    items: list[tuple[str, float]], *, scale: float, lang: str = "en", width: int = 310, bar_height: int = 11
+) -> str:
     """A horizontal bar chart of contributions as inline SVG (positive right in blue, negative left in orange)."""
     label_w, value_w = 160, 36
     plot_w = width - label_w - value_w
@@ -153,8 +196,7 @@ def contribution_svg(items: list[tuple[str, float]], *, scale: float, lang: str 
     scale = scale if scale > 0 else 1.0
     row = bar_height + 3
     height = max(row * len(items), row)
-    parts = [f'<svg class="bars" width="{width}" height="{height}" '
-             f'viewBox="0 0 {width} {height}" role="img">']
+    parts = [f'<svg class="bars" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img">']
     parts.append(f'<line x1="{mid:.1f}" y1="0" x2="{mid:.1f}" y2="{height}" stroke="#888" stroke-width="0.6"/>')
     for i, (label, value) in enumerate(items):
         y = i * row
@@ -162,10 +204,12 @@ def contribution_svg(items: list[tuple[str, float]], *, scale: float, lang: str 
         x = mid if value >= 0 else mid - w
         cls = "pos" if value >= 0 else "neg"
         short = label if len(label) <= 31 else label[:30] + "…"
-        parts.append(f'<g><title>{escape(label)}: {escape(signed(value, lang=lang))}</title>'
-                     f'<text x="{label_w - 4}" y="{y + bar_height - 2}" text-anchor="end">{escape(short)}</text>'
-                     f'<rect class="{cls}" x="{x:.1f}" y="{y + 1}" width="{max(w, 0.8):.1f}" height="{bar_height - 1}"/>'
-                     f'<text x="{width - 2}" y="{y + bar_height - 2}" text-anchor="end">{escape(signed(value, lang=lang))}</text></g>')
+        parts.append(
+            f"<g><title>{escape(label)}: {escape(signed(value, lang=lang))}</title>"
+            f'<text x="{label_w - 4}" y="{y + bar_height - 2}" text-anchor="end">{escape(short)}</text>'
+            f'<rect class="{cls}" x="{x:.1f}" y="{y + 1}" width="{max(w, 0.8):.1f}" height="{bar_height - 1}"/>'
+            f'<text x="{width - 2}" y="{y + bar_height - 2}" text-anchor="end">{escape(signed(value, lang=lang))}</text></g>'
+        )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -177,15 +221,26 @@ def _home_lines(home: dict, t: dict, lang: str) -> tuple[str, str]:
     extras = [t["shared"] if bool(home["shared_entrance"]) else t["own_door"]]
     if bool(home["wheelchair_accessible"]):
         extras.append(t["wheelchair"])
-    line = t["home_line"].format(
-        type=t["types"].get(str(home["dwelling_type"]), str(home["dwelling_type"])),
-        rooms=int(home["rooms"]), area=_num(float(home["floor_area_m2"]), lang), floor=where,
-        rent=_eur(float(home["rent_eur"]), lang), complex=home["complex_id"], units=int(home["units_in_complex"]),
-        landlord=home["landlord"],
-    ) + " · " + ", ".join(extras)
+    line = (
+        t["home_line"].format(
+            type=t["types"].get(str(home["dwelling_type"]), str(home["dwelling_type"])),
+            rooms=int(home["rooms"]),
+            area=_num(float(home["floor_area_m2"]), lang),
+            floor=where,
+            rent=_eur(float(home["rent_eur"]), lang),
+            complex=home["complex_id"],
+            units=int(home["units_in_complex"]),
+            landlord=home["landlord"],
+        )
+        + " · "
+        + ", ".join(extras)
+    )
     nbh = t["nbh_line"].format(
-        name=home["neighbourhood"], district=home["district"], live=_num(float(home["liveability_score"]), lang, 1),
-        social=_pct(float(home["social_housing_share"]), lang), vulnerable=_pct(float(home["vulnerable_household_share"]), lang),
+        name=home["neighbourhood"],
+        district=home["district"],
+        live=_num(float(home["liveability_score"]), lang, 1),
+        social=_pct(float(home["social_housing_share"]), lang),
+        vulnerable=_pct(float(home["vulnerable_household_share"]), lang),
         nuisance=_num(float(home["nuisance_reports_per_1000"]), lang),
     )
     return line, nbh
@@ -202,7 +257,10 @@ def _vacancy_views(sheet: MeetingSheet, lang: str, params: ExplainParams) -> lis
     rows_by_home: dict[str, list[int]] = {}
     for pos, did in enumerate(shown["dwelling_id"].to_numpy()):
         rows_by_home.setdefault(did, []).append(pos)
-    cols = {c: shown[c].to_numpy() for c in ("client_id", "rank", "score", "p_sustained", "support", "low_support", "reasons")}
+    cols = {
+        c: shown[c].to_numpy()
+        for c in ("client_id", "rank", "score", "p_sustained", "support", "low_support", "reasons")
+    }
     planned_flags = shown["planned"].to_numpy() if "planned" in shown.columns else np.zeros(len(shown), dtype=bool)
     excl_by_home = dict(tuple(sheet.excluded.groupby("dwelling_id", sort=False))) if len(sheet.excluded) else {}
     plan = sheet.assignment.set_index("dwelling_id") if len(sheet.assignment) else None
@@ -220,16 +278,29 @@ def _vacancy_views(sheet: MeetingSheet, lang: str, params: ExplainParams) -> lis
             items = [(labels[j], float(c[j])) for j in top]
             contrast = ""
             if k > 0:
-                contrast = ", ".join(f"{label} ({signed(d, lang=lang)})" for label, d in differences(block[0], c, params.contrast_features, labels))
-            rows.append({
-                "rank": int(cols["rank"][pos]), "client_id": cols["client_id"][pos], "score": _num(float(cols["score"][pos]), lang, 2),
-                "chance": _pct(float(cols["p_sustained"][pos]), lang), "support": int(cols["support"][pos]),
-                "low_support": bool(cols["low_support"][pos]), "reasons": cols["reasons"][pos],
-                "planned": bool(planned_flags[pos]), "svg": contribution_svg(items, scale=scale, lang=lang), "contrast": contrast,
-            })
+                contrast = ", ".join(
+                    f"{label} ({signed(d, lang=lang)})"
+                    for label, d in differences(block[0], c, params.contrast_features, labels)
+                )
+            rows.append(
+                {
+                    "rank": int(cols["rank"][pos]),
+                    "client_id": cols["client_id"][pos],
+                    "score": _num(float(cols["score"][pos]), lang, 2),
+                    "chance": _pct(float(cols["p_sustained"][pos]), lang),
+                    "support": int(cols["support"][pos]),
+                    "low_support": bool(cols["low_support"][pos]),
+                    "reasons": cols["reasons"][pos],
+                    "planned": bool(planned_flags[pos]),
+                    "svg": contribution_svg(items, scale=scale, lang=lang),
+                    "contrast": contrast,
+                }
+            )
         if plan is not None and did in plan.index:
             p = plan.loc[did]
-            plan_line = t["plan_line"].format(client=p["client_id"], rank=int(p["rank"]), chance=_pct(float(p["p_sustained"]), lang))
+            plan_line = t["plan_line"].format(
+                client=p["client_id"], rank=int(p["rank"]), chance=_pct(float(p["p_sustained"]), lang)
+            )
         else:
             plan_line = t["plan_line_none"]
         excluded = []
@@ -241,13 +312,28 @@ def _vacancy_views(sheet: MeetingSheet, lang: str, params: ExplainParams) -> lis
                 if len(ids) > MAX_IDS_PER_RULE:
                     listed += " " + t["and_more"].format(n=len(ids) - MAX_IDS_PER_RULE)
                 example = group["detail"].iloc[0] if "detail" in group.columns and len(ids) == 1 else ""
-                excluded.append({"rule": RULE_LABELS.get(rule, {}).get(lang, rule), "n": len(ids), "ids": listed, "example": example})
+                excluded.append(
+                    {
+                        "rule": RULE_LABELS.get(rule, {}).get(lang, rule),
+                        "n": len(ids),
+                        "ids": listed,
+                        "example": example,
+                    }
+                )
         total = int(n_eligible.get(did, 0))
-        views.append({
-            "dwelling_id": did, "line": line, "nbh": nbh, "rows": rows, "n_eligible": total,
-            "more": total - len(positions), "plan_line": plan_line, "excluded": excluded,
-            "n_excluded": 0 if ex is None else len(ex),
-        })
+        views.append(
+            {
+                "dwelling_id": did,
+                "line": line,
+                "nbh": nbh,
+                "rows": rows,
+                "n_eligible": total,
+                "more": total - len(positions),
+                "plan_line": plan_line,
+                "excluded": excluded,
+                "n_excluded": 0 if ex is None else len(ex),
+            }
+        )
     return views
 
 
@@ -255,18 +341,26 @@ def _plan_view(sheet: MeetingSheet, lang: str) -> tuple[list[dict], str]:
     t = TEXT[lang]
     rows = []
     for _, p in sheet.assignment.sort_values("dwelling_id", kind="stable").iterrows():
-        rows.append({
-            "dwelling_id": p["dwelling_id"], "client_id": p["client_id"], "rank": int(p["rank"]),
-            "chance": _pct(float(p["p_sustained"]), lang), "best": p["best_dwelling_id"],
-            "best_chance": _pct(float(p["best_p_sustained"]), lang),
-            "status": t["status"][p["better_or_worse_off"]], "worse": p["better_or_worse_off"] == "worse_off",
-        })
+        rows.append(
+            {
+                "dwelling_id": p["dwelling_id"],
+                "client_id": p["client_id"],
+                "rank": int(p["rank"]),
+                "chance": _pct(float(p["p_sustained"]), lang),
+                "best": p["best_dwelling_id"],
+                "best_chance": _pct(float(p["best_p_sustained"]), lang),
+                "status": t["status"][p["better_or_worse_off"]],
+                "worse": p["better_or_worse_off"] == "worse_off",
+            }
+        )
     co = sheet.client_outcomes
     counts = co["status"].value_counts() if len(co) else pd.Series(dtype=int)
     worse = co.loc[co["status"] == "worse_off", "change"]
     summary = t["clients_summary"].format(
-        placed=int(counts.get("as_good", 0) + counts.get("worse_off", 0)), as_good=int(counts.get("as_good", 0)),
-        worse=int(counts.get("worse_off", 0)), mean_loss=_num(-100 * float(worse.mean()), lang, 1) if len(worse) else _num(0, lang, 1),
+        placed=int(counts.get("as_good", 0) + counts.get("worse_off", 0)),
+        as_good=int(counts.get("as_good", 0)),
+        worse=int(counts.get("worse_off", 0)),
+        mean_loss=_num(-100 * float(worse.mean()), lang, 1) if len(worse) else _num(0, lang, 1),
         not_placed=int(counts.get("not_placed", 0)),
     )
     return rows, summary
@@ -277,23 +371,39 @@ def render_meeting(sheet: MeetingSheet, *, lang: str = "en", params: ExplainPara
     check_lang(lang)
     t = TEXT[lang]
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATE_DIR), autoescape=True, undefined=jinja2.StrictUndefined,
-        trim_blocks=True, lstrip_blocks=True,
+        loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
     )
     date = f"{sheet.meeting_date:%Y-%m-%d}"
     plan_rows, clients_summary = _plan_view(sheet, lang)
     summary = t["summary"].format(
-        vacancies=len(sheet.homes), candidates=sheet.n_candidates, eligible=len(sheet.recommendations),
-        excluded=len(sheet.excluded), placed=len(sheet.assignment),
-        low=int(sheet.recommendations["low_support"].sum()), below=params.low_support_below,
+        vacancies=len(sheet.homes),
+        candidates=sheet.n_candidates,
+        eligible=len(sheet.recommendations),
+        excluded=len(sheet.excluded),
+        placed=len(sheet.assignment),
+        low=int(sheet.recommendations["low_support"].sum()),
+        below=params.low_support_below,
     )
     meta = t["meta"].format(
-        dataset=sheet.dataset or "-", as_of=f"{sheet.as_of:%Y-%m-%d}" if sheet.as_of is not None else "-",
-        model=sheet.model or "-", made=sheet.made or "-",
+        dataset=sheet.dataset or "-",
+        as_of=f"{sheet.as_of:%Y-%m-%d}" if sheet.as_of is not None else "-",
+        model=sheet.model or "-",
+        made=sheet.made or "-",
     )
     return env.get_template(TEMPLATE).render(
-        lang=lang, t=t, title=t["title"].format(date=date), meta=meta, summary=summary,
-        legend=[Markup(item) for item in t["legend"]], warnings=sheet.warnings,
-        vacancies=_vacancy_views(sheet, lang, params), plan_rows=plan_rows, clients_summary=clients_summary,
+        lang=lang,
+        t=t,
+        title=t["title"].format(date=date),
+        meta=meta,
+        summary=summary,
+        legend=[Markup(item) for item in t["legend"]],
+        warnings=sheet.warnings,
+        vacancies=_vacancy_views(sheet, lang, params),
+        plan_rows=plan_rows,
+        clients_summary=clients_summary,
         svg=Markup,
     )

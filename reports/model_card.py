@@ -55,19 +55,41 @@ def render_model_card(result, *, bundle: ModelBundle) -> str:
         "plan_median": _num(float(plan.median())) if len(plan) else "—",
         "plan_low": _pct(float((plan < fp.low_support).mean())) if len(plan) else "—",
     }
-    gate_rows = [{k: _num(v) if k in ("value", "threshold", "passed") else v for k, v in r.items()}
-                 for r in fa.gate.table.to_dict("records")]
-    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=False, trim_blocks=True, lstrip_blocks=True,
-                      keep_trailing_newline=True)
+    gate_rows = [
+        {k: _num(v) if k in ("value", "threshold", "passed") else v for k, v in r.items()}
+        for r in fa.gate.table.to_dict("records")
+    ]
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
     return env.get_template("model_card.md.j2").render(
-        model=result.model, meta=meta, data=result.data, metrics=metrics,
-        gate_passed=fa.gate.passed, failures=fa.gate.failures, warnings=fa.gate.warnings,
-        labels=fa.pipeline.labels, support=support, low_support=fp.low_support,
-        n_placements=len(fa.predictions), n_meetings=len(fa.meetings), n_candidate_meetings=len(fa.decisions),
+        model=result.model,
+        meta=meta,
+        data=result.data,
+        metrics=metrics,
+        gate_passed=fa.gate.passed,
+        failures=fa.gate.failures,
+        warnings=fa.gate.warnings,
+        labels=fa.pipeline.labels,
+        support=support,
+        low_support=fp.low_support,
+        n_placements=len(fa.predictions),
+        n_meetings=len(fa.meetings),
+        n_candidate_meetings=len(fa.decisions),
         composition=_composition(fa.predictions, ["gender", "age_band", "migration_background", "household_type"]),
-        gate_attributes=list(fp.gate.attributes), min_group_size=fp.min_group_size, gate_rows=gate_rows,
-        worse_off=_pct(s["worse_off_share"]), displaced=_pct(s["displaced_share"]), below_best=_pct(s["below_best_share_plan"]),
-        proxy_flags=s["proxy_flags"], flag_auc=result.audit_params.proxy.flag_auc,
-        rules=list(fa.plan_params.eligibility.rules), complex_cap=fa.plan_params.assignment.complex_cap,
+        gate_attributes=list(fp.gate.attributes),
+        min_group_size=fp.min_group_size,
+        gate_rows=gate_rows,
+        worse_off=_pct(s["worse_off_share"]),
+        displaced=_pct(s["displaced_share"]),
+        below_best=_pct(s["below_best_share_plan"]),
+        proxy_flags=s["proxy_flags"],
+        flag_auc=result.audit_params.proxy.flag_auc,
+        rules=list(fa.plan_params.eligibility.rules),
+        complex_cap=fa.plan_params.assignment.complex_cap,
         pool_factor=getattr(fa.plan_params.assignment, "pool_factor", None),
     )

@@ -9,8 +9,8 @@ named without its value.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -39,8 +39,12 @@ class ExplainParams:
     min_abs_contribution: float = 0.01  # smaller contributions are never a reason
     low_support_below: int = 5  # fewer similar past placements than this = an extrapolation
     special_category: tuple[str, ...] = (
-        "zrm_mental_health", "zrm_physical_health", "zrm_addiction", "zrm_justice",
-        "stairs_x_physical", "addiction_x_vulnerable",
+        "zrm_mental_health",
+        "zrm_physical_health",
+        "zrm_addiction",
+        "zrm_justice",
+        "stairs_x_physical",
+        "addiction_x_vulnerable",
     )
     sheet_candidates: int = 10  # candidates shown per home on the meeting sheet (all are in the CSVs)
     chart_features: int = 6  # bars per candidate in the sheet's contribution chart
@@ -86,7 +90,7 @@ def reasons(
                 continue
             name = features[f_pos]
             texts = phrases(name, rows, cols, lang=lang, special=name in special)
-            for r, text in zip(rows, texts):
+            for r, text in zip(rows, texts, strict=True):
                 parts[r].append(f"{text} ({signed(contrib[r, f_pos], lang=lang)})")
     return pd.Series(["; ".join(p) if p else NO_REASON[lang] for p in parts], index=contributions.index, dtype=object)
 
@@ -110,11 +114,14 @@ class _Columns:
     """Column access by name for a subset of rows: feature values from X, names from context."""
 
     def __init__(self, X: pd.DataFrame, context: pd.DataFrame | None, n: int):
-        self._X, self._ctx, self._n, self._cache = X, context, n, {}
+        self._X, self._ctx, self._n = X, context, n
+        self._cache: dict[str, np.ndarray] = {}
 
-    def num(self, name: str, rows: np.ndarray) -> np.ndarray:
+    def num(self, name: str, rows: np.ndarray | slice) -> np.ndarray:
         if name not in self._cache:
-            self._cache[name] = self._X[name].to_numpy(dtype=float) if name in self._X.columns else np.full(self._n, np.nan)
+            self._cache[name] = (
+                self._X[name].to_numpy(dtype=float) if name in self._X.columns else np.full(self._n, np.nan)
+            )
         return self._cache[name][rows]
 
     def at(self, name: str, row: int) -> float:
@@ -123,7 +130,7 @@ class _Columns:
     def text_at(self, name: str, row: int) -> str:
         return self.text(name, slice(None))[row]
 
-    def text(self, name: str, rows: np.ndarray) -> np.ndarray:
+    def text(self, name: str, rows: np.ndarray | slice) -> np.ndarray:
         key = "ctx:" + name
         if key not in self._cache:
             if self._ctx is not None and name in self._ctx.columns:
@@ -166,6 +173,7 @@ def _fmt(en: str, nl: str, fmt: Callable[[float, str], str] = lambda v, lang: _n
 
 def _count(en_one: str, en_many: str, nl_one: str, nl_many: str) -> Template:
     """A count with singular/plural wording; `{v}` is the number."""
+
     def template(v: float, r: int, c: _Columns, lang: str) -> str:
         one = round(v) == 1
         text = (nl_one if one else nl_many) if lang == "nl" else (en_one if one else en_many)
@@ -225,8 +233,11 @@ def _rooms_surplus(v: float, r: int, c: _Columns, lang: str) -> str:
 def _stairs(v: float, r: int, c: _Columns, lang: str) -> str:
     if v == 0:
         return "geen trap: begane grond of lift" if lang == "nl" else "no stairs: ground floor or lift"
-    return (f"{_num(v, lang)} {_plural(v, 'verdieping', 'verdiepingen')} traplopen zonder lift" if lang == "nl"
-            else f"{_num(v, lang)} {_plural(v, 'floor', 'floors')} of stairs without a lift")
+    return (
+        f"{_num(v, lang)} {_plural(v, 'verdieping', 'verdiepingen')} traplopen zonder lift"
+        if lang == "nl"
+        else f"{_num(v, lang)} {_plural(v, 'floor', 'floors')} of stairs without a lift"
+    )
 
 
 def _floor(v: float, r: int, c: _Columns, lang: str) -> str:
@@ -252,9 +263,17 @@ def _val(c: _Columns, name: str, r: int) -> float:
 def _network(v: float, r: int, c: _Columns, lang: str) -> str:
     district, network = c.text_at("district", r), c.text_at("network_district", r)
     if v >= 0.5:
-        return f"eigen netwerk woont in {district or 'dit stadsdeel'}" if lang == "nl" else f"own network lives in {district or 'this district'}"
+        return (
+            f"eigen netwerk woont in {district or 'dit stadsdeel'}"
+            if lang == "nl"
+            else f"own network lives in {district or 'this district'}"
+        )
     if network:
-        return f"eigen netwerk woont in {network}, niet hier" if lang == "nl" else f"own network lives in {network}, not here"
+        return (
+            f"eigen netwerk woont in {network}, niet hier"
+            if lang == "nl"
+            else f"own network lives in {network}, not here"
+        )
     return "geen eigen netwerk bekend in dit stadsdeel" if lang == "nl" else "no known own network in this district"
 
 
@@ -264,25 +283,37 @@ def _special(en: str, nl: str) -> Template:
 
 def _stairs_physical(v: float, r: int, c: _Columns, lang: str) -> str:
     stairs = _stairs(_val(c, "floors_without_lift", r), r, c, lang)
-    return f"{stairs}, gezien de lichamelijke gezondheid (ZRM, niet getoond)" if lang == "nl" else f"{stairs}, given physical health (ZRM, not shown)"
+    return (
+        f"{stairs}, gezien de lichamelijke gezondheid (ZRM, niet getoond)"
+        if lang == "nl"
+        else f"{stairs}, given physical health (ZRM, not shown)"
+    )
 
 
 def _addiction_vulnerable(v: float, r: int, c: _Columns, lang: str) -> str:
     share = _pct(_val(c, "vulnerable_household_share", r), lang)
-    return (f"{share} kwetsbare huishoudens in de buurt, gezien verslaving (ZRM, niet getoond)" if lang == "nl"
-            else f"{share} vulnerable households in the neighbourhood, given addiction (ZRM, not shown)")
+    return (
+        f"{share} kwetsbare huishoudens in de buurt, gezien verslaving (ZRM, niet getoond)"
+        if lang == "nl"
+        else f"{share} vulnerable households in the neighbourhood, given addiction (ZRM, not shown)"
+    )
 
 
 _DWELLING_TYPE_WORDS = {
-    "house": ("a house", "een eengezinswoning"), "gallery_flat": ("a gallery flat", "een galerijflat"),
-    "portico_flat": ("a portico flat", "een portiekflat"), "apartment": ("an apartment", "een appartement"),
+    "house": ("a house", "een eengezinswoning"),
+    "gallery_flat": ("a gallery flat", "een galerijflat"),
+    "portico_flat": ("a portico flat", "een portiekflat"),
+    "apartment": ("an apartment", "een appartement"),
     "studio": ("a studio", "een studio"),
 }
 
 
 _ZRM_SPECIAL = {  # special-category data: named, never with its score (the sheet's footer says why)
     "zrm_mental_health": ("mental health (ZRM, score not shown)", "geestelijke gezondheid (ZRM, score niet getoond)"),
-    "zrm_physical_health": ("physical health (ZRM, score not shown)", "lichamelijke gezondheid (ZRM, score niet getoond)"),
+    "zrm_physical_health": (
+        "physical health (ZRM, score not shown)",
+        "lichamelijke gezondheid (ZRM, score niet getoond)",
+    ),
     "zrm_addiction": ("addiction (ZRM, score not shown)", "verslaving (ZRM, score niet getoond)"),
     "zrm_justice": ("justice (ZRM, score not shown)", "justitie (ZRM, score niet getoond)"),
 }
@@ -290,64 +321,146 @@ _ZRM_SPECIAL = {  # special-category data: named, never with its score (the shee
 
 def _templates() -> dict[str, Template]:
     t: dict[str, Template] = {name: _zrm(name) for name in ZRM_DOMAINS}
-    t.update({
-        "zrm_mean": _fmt("overall self-reliance {v}/5 (ZRM mean)", "zelfredzaamheid gemiddeld {v}/5 (ZRM)", lambda v, lang: _num(v, lang, 1)),
-        "zrm_min": _fmt("weakest ZRM domain at {v}/5", "zwakste ZRM-domein op {v}/5"),
-        "household_size": _count("one-person household", "household of {v}", "eenpersoonshuishouden", "huishouden van {v} personen"),
-        "monthly_income_eur": _fmt("income {v} a month", "inkomen {v} per maand", _eur),
-        "support_hours_per_week": _count("1 support hour a week", "{v} support hours a week", "1 uur begeleiding per week", "{v} uur begeleiding per week"),
-        "from_sheltered_housing": _bool("coming from sheltered housing", "coming from a shelter",
-                                        "komt uit beschermd wonen", "komt uit de maatschappelijke opvang"),
-        "needs_ground_floor_or_lift": _bool("needs ground floor or lift", "no need for ground floor or lift",
-                                            "heeft begane grond of lift nodig", "geen begane grond of lift nodig"),
-        "needs_quiet_surroundings": _bool("needs quiet surroundings", "does not need quiet surroundings",
-                                          "heeft een rustige omgeving nodig", "heeft geen rustige omgeving nodig"),
-        "prior_failed_tenancies": _count("1 earlier tenancy that failed", "{v} earlier tenancies that failed",
-                                         "1 eerdere huurperiode die misging", "{v} eerdere huurperiodes die misgingen"),
-        "floor": _floor,
-        "has_lift": _bool("lift in the building", "no lift in the building", "lift in het gebouw", "geen lift in het gebouw"),
-        "rooms": _count("1 room", "{v} rooms", "1 kamer", "{v} kamers"),
-        "floor_area_m2": _fmt("{v} m² floor area", "{v} m² woonoppervlak"),
-        "rent_eur": _fmt("rent {v} a month", "huur {v} per maand", _eur),
-        "shared_entrance": _bool("shared entrance", "own front door", "gedeelde entree", "eigen voordeur"),
-        "units_in_complex": _fmt("{v} homes in the complex", "{v} woningen in het complex"),
-        "construction_year": _fmt("built in {v}", "bouwjaar {v}", lambda v, lang: f"{v:.0f}"),
-        "wheelchair_accessible": _bool("wheelchair accessible", "not wheelchair accessible", "rolstoeltoegankelijk", "niet rolstoeltoegankelijk"),
-        "liveability_score": _fmt("neighbourhood liveability {v}/9", "leefbaarheid buurt {v}/9", lambda v, lang: _num(v, lang, 1)),
-        "social_housing_share": _fmt("{v} social housing in the neighbourhood", "{v} sociale huur in de buurt", _pct),
-        "vulnerable_household_share": _fmt("{v} vulnerable households in the neighbourhood", "{v} kwetsbare huishoudens in de buurt", _pct),
-        "nuisance_reports_per_1000": _fmt("{v} nuisance reports per 1000 households in the neighbourhood",
-                                          "{v} overlastmeldingen per 1000 huishoudens in de buurt"),
-        "rent_to_income": _fmt("rent is {v} of income", "huur is {v} van het inkomen", _pct),
-        "residual_income_eur": _fmt("{v} a month left after rent", "{v} per maand over na de huur", _eur),
-        "rent_cap_headroom_eur": _headroom,
-        "rent_burden_x_finances": _rent_burden,
-        "rooms_surplus": _rooms_surplus,
-        "floors_without_lift": _stairs,
-        "stairs_x_physical": _stairs_physical,
-        "quiet_need_x_units": _quiet(lambda r, c: f"{_num(_val(c, 'units_in_complex', r), 'en')} homes in the complex for someone who needs quiet",
-                                     lambda r, c: f"{_num(_val(c, 'units_in_complex', r), 'nl')} woningen in het complex voor iemand die rust nodig heeft"),
-        "quiet_need_x_shared_entrance": _quiet(
-            lambda r, c: "shared entrance for someone who needs quiet" if _val(c, "shared_entrance", r) >= 0.5 else "own front door for someone who needs quiet",
-            lambda r, c: "gedeelde entree voor iemand die rust nodig heeft" if _val(c, "shared_entrance", r) >= 0.5 else "eigen voordeur voor iemand die rust nodig heeft"),
-        "quiet_need_x_nuisance": _quiet(
-            lambda r, c: f"{_num(_val(c, 'nuisance_reports_per_1000', r), 'en')} nuisance reports per 1000 households nearby for someone who needs quiet",
-            lambda r, c: f"{_num(_val(c, 'nuisance_reports_per_1000', r), 'nl')} overlastmeldingen per 1000 huishoudens in de buurt voor iemand die rust nodig heeft"),
-        "distance_to_care_km": _care,
-        "support_x_distance": _support_distance,
-        "network_in_district": _network,
-        "addiction_x_vulnerable": _addiction_vulnerable,
-        "recent_placements_complex": _count("1 recent placement of a client in this complex", "{v} recent placements of clients in this complex",
-                                            "1 recente plaatsing van een cliënt in dit complex", "{v} recente plaatsingen van cliënten in dit complex"),
-        "recent_placements_neighbourhood": _count("1 recent placement of a client in this neighbourhood", "{v} recent placements of clients in this neighbourhood",
-                                                  "1 recente plaatsing van een cliënt in deze buurt", "{v} recente plaatsingen van cliënten in deze buurt"),
-        "recent_failures_complex": _count("1 recent failed tenancy in this complex", "{v} recent failed tenancies in this complex",
-                                          "1 recent mislukte huurperiode in dit complex", "{v} recent mislukte huurperiodes in dit complex"),
-        "recent_nuisance_complex": _count("1 recent nuisance report in this complex", "{v} recent nuisance reports in this complex",
-                                          "1 recente overlastmelding in dit complex", "{v} recente overlastmeldingen in dit complex"),
-    })
+    t.update(
+        {
+            "zrm_mean": _fmt(
+                "overall self-reliance {v}/5 (ZRM mean)",
+                "zelfredzaamheid gemiddeld {v}/5 (ZRM)",
+                lambda v, lang: _num(v, lang, 1),
+            ),
+            "zrm_min": _fmt("weakest ZRM domain at {v}/5", "zwakste ZRM-domein op {v}/5"),
+            "household_size": _count(
+                "one-person household", "household of {v}", "eenpersoonshuishouden", "huishouden van {v} personen"
+            ),
+            "monthly_income_eur": _fmt("income {v} a month", "inkomen {v} per maand", _eur),
+            "support_hours_per_week": _count(
+                "1 support hour a week",
+                "{v} support hours a week",
+                "1 uur begeleiding per week",
+                "{v} uur begeleiding per week",
+            ),
+            "from_sheltered_housing": _bool(
+                "coming from sheltered housing",
+                "coming from a shelter",
+                "komt uit beschermd wonen",
+                "komt uit de maatschappelijke opvang",
+            ),
+            "needs_ground_floor_or_lift": _bool(
+                "needs ground floor or lift",
+                "no need for ground floor or lift",
+                "heeft begane grond of lift nodig",
+                "geen begane grond of lift nodig",
+            ),
+            "needs_quiet_surroundings": _bool(
+                "needs quiet surroundings",
+                "does not need quiet surroundings",
+                "heeft een rustige omgeving nodig",
+                "heeft geen rustige omgeving nodig",
+            ),
+            "prior_failed_tenancies": _count(
+                "1 earlier tenancy that failed",
+                "{v} earlier tenancies that failed",
+                "1 eerdere huurperiode die misging",
+                "{v} eerdere huurperiodes die misgingen",
+            ),
+            "floor": _floor,
+            "has_lift": _bool(
+                "lift in the building", "no lift in the building", "lift in het gebouw", "geen lift in het gebouw"
+            ),
+            "rooms": _count("1 room", "{v} rooms", "1 kamer", "{v} kamers"),
+            "floor_area_m2": _fmt("{v} m² floor area", "{v} m² woonoppervlak"),
+            "rent_eur": _fmt("rent {v} a month", "huur {v} per maand", _eur),
+            "shared_entrance": _bool("shared entrance", "own front door", "gedeelde entree", "eigen voordeur"),
+            "units_in_complex": _fmt("{v} homes in the complex", "{v} woningen in het complex"),
+            "construction_year": _fmt("built in {v}", "bouwjaar {v}", lambda v, lang: f"{v:.0f}"),
+            "wheelchair_accessible": _bool(
+                "wheelchair accessible",
+                "not wheelchair accessible",
+                "rolstoeltoegankelijk",
+                "niet rolstoeltoegankelijk",
+            ),
+            "liveability_score": _fmt(
+                "neighbourhood liveability {v}/9", "leefbaarheid buurt {v}/9", lambda v, lang: _num(v, lang, 1)
+            ),
+            "social_housing_share": _fmt(
+                "{v} social housing in the neighbourhood", "{v} sociale huur in de buurt", _pct
+            ),
+            "vulnerable_household_share": _fmt(
+                "{v} vulnerable households in the neighbourhood", "{v} kwetsbare huishoudens in de buurt", _pct
+            ),
+            "nuisance_reports_per_1000": _fmt(
+                "{v} nuisance reports per 1000 households in the neighbourhood",
+                "{v} overlastmeldingen per 1000 huishoudens in de buurt",
+            ),
+            "rent_to_income": _fmt("rent is {v} of income", "huur is {v} van het inkomen", _pct),
+            "residual_income_eur": _fmt("{v} a month left after rent", "{v} per maand over na de huur", _eur),
+            "rent_cap_headroom_eur": _headroom,
+            "rent_burden_x_finances": _rent_burden,
+            "rooms_surplus": _rooms_surplus,
+            "floors_without_lift": _stairs,
+            "stairs_x_physical": _stairs_physical,
+            "quiet_need_x_units": _quiet(
+                lambda r, c: (
+                    f"{_num(_val(c, 'units_in_complex', r), 'en')} homes in the complex for someone who needs quiet"
+                ),
+                lambda r, c: (
+                    f"{_num(_val(c, 'units_in_complex', r), 'nl')} woningen in het complex voor iemand die rust nodig heeft"
+                ),
+            ),
+            "quiet_need_x_shared_entrance": _quiet(
+                lambda r, c: (
+                    "shared entrance for someone who needs quiet"
+                    if _val(c, "shared_entrance", r) >= 0.5
+                    else "own front door for someone who needs quiet"
+                ),
+                lambda r, c: (
+                    "gedeelde entree voor iemand die rust nodig heeft"
+                    if _val(c, "shared_entrance", r) >= 0.5
+                    else "eigen voordeur voor iemand die rust nodig heeft"
+                ),
+            ),
+            "quiet_need_x_nuisance": _quiet(
+                lambda r, c: (
+                    f"{_num(_val(c, 'nuisance_reports_per_1000', r), 'en')} nuisance reports per 1000 households nearby for someone who needs quiet"
+                ),
+                lambda r, c: (
+                    f"{_num(_val(c, 'nuisance_reports_per_1000', r), 'nl')} overlastmeldingen per 1000 huishoudens in de buurt voor iemand die rust nodig heeft"
+                ),
+            ),
+            "distance_to_care_km": _care,
+            "support_x_distance": _support_distance,
+            "network_in_district": _network,
+            "addiction_x_vulnerable": _addiction_vulnerable,
+            "recent_placements_complex": _count(
+                "1 recent placement of a client in this complex",
+                "{v} recent placements of clients in this complex",
+                "1 recente plaatsing van een cliënt in dit complex",
+                "{v} recente plaatsingen van cliënten in dit complex",
+            ),
+            "recent_placements_neighbourhood": _count(
+                "1 recent placement of a client in this neighbourhood",
+                "{v} recent placements of clients in this neighbourhood",
+                "1 recente plaatsing van een cliënt in deze buurt",
+                "{v} recente plaatsingen van cliënten in deze buurt",
+            ),
+            "recent_failures_complex": _count(
+                "1 recent failed tenancy in this complex",
+                "{v} recent failed tenancies in this complex",
+                "1 recent mislukte huurperiode in dit complex",
+                "{v} recent mislukte huurperiodes in dit complex",
+            ),
+            "recent_nuisance_complex": _count(
+                "1 recent nuisance report in this complex",
+                "{v} recent nuisance reports in this complex",
+                "1 recente overlastmelding in dit complex",
+                "{v} recente overlastmeldingen in dit complex",
+            ),
+        }
+    )
     for kind, (en, nl) in _DWELLING_TYPE_WORDS.items():
-        t[f"type_{kind}"] = _bool(f"home is {en}", f"home is not {en}", f"woning is {nl}", f"woning is geen {nl.removeprefix('een ')}")
+        t[f"type_{kind}"] = _bool(
+            f"home is {en}", f"home is not {en}", f"woning is {nl}", f"woning is geen {nl.removeprefix('een ')}"
+        )
     for name, (en, nl) in _ZRM_SPECIAL.items():
         t[name] = _special(en, nl)
     return t
@@ -366,7 +479,7 @@ def phrases(name: str, rows: np.ndarray, cols: _Columns, *, lang: str, special: 
         return [f"{label} ({hidden})"] * len(rows)
     if template is None:
         return [f"{feature_label(name, lang)}: {_num(v, lang, 2)}" for v in values]
-    return [template(v, r, cols, lang) for v, r in zip(values, rows)]
+    return [template(v, r, cols, lang) for v, r in zip(values, rows, strict=True)]
 
 
 # Templates that already hide the special-category value themselves.

@@ -19,19 +19,41 @@ from features.load import Dataset
 from features.pairs import FeatureParams, build_pair_features, meeting_pairs
 from features.rules import PassendToewijzen
 from models.bundle import ModelBundle
-from models.contributions import explanations_frame, tree_shap
+from models.contributions import explanations_frame
 from planning.assignment import AssignmentParams, client_outcomes
 from planning.eligibility import EligibilityParams, apply_eligibility, unverified_amounts
 from planning.priority import plan_meeting
 from reports.meeting import MeetingSheet, render_meeting
 from reports.reasons import ExplainParams, reasons
 
-RECOMMENDATION_COLUMNS = ["meeting_date", "dwelling_id", "client_id", "rank", "score", "base_value", "reasons",
-                          "p_sustained", "support", "low_support", "planned"]
+RECOMMENDATION_COLUMNS = [
+    "meeting_date",
+    "dwelling_id",
+    "client_id",
+    "rank",
+    "score",
+    "base_value",
+    "reasons",
+    "p_sustained",
+    "support",
+    "low_support",
+    "planned",
+]
 
 
-ASSIGNMENT_COLUMNS = ["dwelling_id", "client_id", "score", "p_sustained", "rank", "complex_id", "best_dwelling_id",
-                      "best_p_sustained", "p_change", "better_or_worse_off", "meeting_date"]
+ASSIGNMENT_COLUMNS = [
+    "dwelling_id",
+    "client_id",
+    "score",
+    "p_sustained",
+    "rank",
+    "complex_id",
+    "best_dwelling_id",
+    "best_p_sustained",
+    "p_change",
+    "better_or_worse_off",
+    "meeting_date",
+]
 
 
 EXCLUDED_COLUMNS = ["dwelling_id", "client_id", "rule", "failed_rules", "detail", "meeting_date"]
@@ -93,7 +115,9 @@ def check_meeting(ds: Dataset, meeting_date: pd.Timestamp) -> None:
     has_vac, has_cand = meeting_date in vac, meeting_date in cand
     if has_vac and has_cand:
         return
-    what = "vacancies and no candidates" if not (has_vac or has_cand) else ("vacancies" if not has_vac else "candidates")
+    what = (
+        "vacancies and no candidates" if not (has_vac or has_cand) else ("vacancies" if not has_vac else "candidates")
+    )
     usable = vac.intersection(cand).sort_values()
     if len(usable) == 0:
         nearest = "The dataset has no meeting with both vacancies and candidates."
@@ -104,8 +128,10 @@ def check_meeting(ds: Dataset, meeting_date: pd.Timestamp) -> None:
             options.append(f"{before[-1]:%Y-%m-%d} (before)")
         if len(after):
             options.append(f"{after[0]:%Y-%m-%d} (after)")
-        nearest = (f"Nearest meeting dates with vacancies and candidates: {', '.join(options)} "
-                   f"(the dataset has {len(usable)}, from {usable[0]:%Y-%m-%d} to {usable[-1]:%Y-%m-%d}).")
+        nearest = (
+            f"Nearest meeting dates with vacancies and candidates: {', '.join(options)} "
+            f"(the dataset has {len(usable)}, from {usable[0]:%Y-%m-%d} to {usable[-1]:%Y-%m-%d})."
+        )
     raise UserError(ERR_NO_MEETING.format(what=what, date=f"{meeting_date:%Y-%m-%d}", nearest=nearest))
 
 
@@ -119,7 +145,8 @@ def _context(ds: Dataset, pairs: pd.DataFrame) -> pd.DataFrame:
     """Names the reasons mention: the client's care provider and network district, the home's district."""
 
     homes = ds.dwellings.set_index("dwelling_id")["neighbourhood_id"].map(
-        ds.neighbourhoods.set_index("neighbourhood_id")["district"])
+        ds.neighbourhoods.set_index("neighbourhood_id")["district"]
+    )
     clients = ds.clients.set_index("client_id")
     return pd.DataFrame(
         {
@@ -131,8 +158,16 @@ def _context(ds: Dataset, pairs: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def meeting_outputs(ds: Dataset, meeting_date: pd.Timestamp, bundle: ModelBundle, cfg: RecommendConfig, *, lang: str = "en",
-                    complex_cap: int | None = None, model_label: str = "") -> MeetingOutputs:
+def meeting_outputs(
+    ds: Dataset,
+    meeting_date: pd.Timestamp,
+    bundle: ModelBundle,
+    cfg: RecommendConfig,
+    *,
+    lang: str = "en",
+    complex_cap: int | None = None,
+    model_label: str = "",
+) -> MeetingOutputs:
     """Everything `recommend` writes for one meeting, computed in memory.
 
     Args:
@@ -165,7 +200,7 @@ def meeting_outputs(ds: Dataset, meeting_date: pd.Timestamp, bundle: ModelBundle
     lap("features")
     if len(X):
         score = bundle.score(X)
-        contrib, base = tree_shap(bundle, X)
+        contrib, base = bundle.contributions(X)
         support = bundle.support_counts(X)
     else:
         score, base, support = np.zeros(0), np.zeros(0), np.zeros(0, dtype=int)
@@ -179,7 +214,9 @@ def meeting_outputs(ds: Dataset, meeting_date: pd.Timestamp, bundle: ModelBundle
     recs["low_support"] = recs["support"] < cfg.explain.low_support_below
     recs = recs.sort_values(["dwelling_id", "score", "client_id"], ascending=[True, False, True], kind="stable")
     recs["rank"] = recs.groupby("dwelling_id", sort=False).cumcount() + 1
-    recs["reasons"] = reasons(X.loc[recs.index], contrib.loc[recs.index], context=_context(ds, recs), lang=lang, params=cfg.explain)
+    recs["reasons"] = reasons(
+        X.loc[recs.index], contrib.loc[recs.index], context=_context(ds, recs), lang=lang, params=cfg.explain
+    )
     lap("reasons")
 
     explanations = explanations_frame(recs, X.loc[recs.index], contrib.loc[recs.index])
@@ -199,19 +236,31 @@ def meeting_outputs(ds: Dataset, meeting_date: pd.Timestamp, bundle: ModelBundle
     recs["planned"] = pd.MultiIndex.from_frame(recs[["dwelling_id", "client_id"]]).isin(planned)
     lap("plan")
 
-    unfilled = sorted(set(ds.vacancies.loc[ds.vacancies["meeting_date"] == meeting_date, "dwelling_id"]) - set(recs["dwelling_id"]))
+    unfilled = sorted(
+        set(ds.vacancies.loc[ds.vacancies["meeting_date"] == meeting_date, "dwelling_id"]) - set(recs["dwelling_id"])
+    )
     if unfilled:
         shown = ", ".join(unfilled[:10]) + (f" and {len(unfilled) - 10} more" if len(unfilled) > 10 else "")
         warnings.append(
-            f"{len(unfilled)} home(s) without any eligible candidate: {shown}" if lang == "en"
+            f"{len(unfilled)} home(s) without any eligible candidate: {shown}"
+            if lang == "en"
             else f"{len(unfilled)} woning(en) zonder passende kandidaat: {shown}"
         )
     n_candidates = int((ds.candidates["meeting_date"] == meeting_date).sum())
     sheet = MeetingSheet(
-        meeting_date=meeting_date, homes=_homes(ds, pairs["dwelling_id"].unique()), recommendations=recs,
-        contributions=contrib.loc[recs.index], assignment=plan, client_outcomes=outcomes, excluded=excluded,
-        n_candidates=n_candidates, warnings=warnings, dataset=ds.name or ds.path.name, as_of=ds.as_of,
-        model=model_label or _model_label(bundle), made=dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
+        meeting_date=meeting_date,
+        homes=_homes(ds, pairs["dwelling_id"].unique()),
+        recommendations=recs,
+        contributions=contrib.loc[recs.index],
+        assignment=plan,
+        client_outcomes=outcomes,
+        excluded=excluded,
+        n_candidates=n_candidates,
+        warnings=warnings,
+        dataset=ds.name or ds.path.name,
+        as_of=ds.as_of,
+        model=model_label or _model_label(bundle),
+        made=dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
     )
     html = render_meeting(sheet, lang=lang, params=cfg.explain)
     lap("sheet")
@@ -219,11 +268,15 @@ def meeting_outputs(ds: Dataset, meeting_date: pd.Timestamp, bundle: ModelBundle
     day = f"{meeting_date:%Y-%m-%d}"
     recs = recs.assign(meeting_date=day)[RECOMMENDATION_COLUMNS].reset_index(drop=True)
     plan = plan.assign(meeting_date=day)[ASSIGNMENT_COLUMNS]
-    excluded = excluded.assign(meeting_date=day).sort_values(["dwelling_id", "client_id"], kind="stable")[EXCLUDED_COLUMNS]
+    excluded = excluded.assign(meeting_date=day).sort_values(["dwelling_id", "client_id"], kind="stable")[
+        EXCLUDED_COLUMNS
+    ]
     placed = len(plan)
-    summary = (f"meeting {day}: {len(pairs['dwelling_id'].unique())} homes, {n_candidates} candidates; "
-               f"{len(recs)} eligible pairs, {len(excluded)} excluded; plan places {placed}; "
-               f"{int(recs['low_support'].sum())} low-support suggestions")
+    summary = (
+        f"meeting {day}: {len(pairs['dwelling_id'].unique())} homes, {n_candidates} candidates; "
+        f"{len(recs)} eligible pairs, {len(excluded)} excluded; plan places {placed}; "
+        f"{int(recs['low_support'].sum())} low-support suggestions"
+    )
     return MeetingOutputs(meeting_date, recs, explanations, plan, excluded, html, warnings, summary, timings)
 
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -53,8 +53,15 @@ TRUTH_PLACEMENTS_FILE = "truth_placements.parquet"
 TRUTH_MANIFEST = "truth.yaml"
 NEVER = np.iinfo(np.int64).max // 4  # "never available again", in days
 DAYS_PER_YEAR = 365.0
-END_NAMES = ("failure", "voluntary_move", "deceased", "other")  # competing ends; a failure then draws its contract reason
-ERR_TRUTH_INSIDE = "the truth folder {truth} must lie outside the dataset folder {out}: the truth never goes into a dataset"
+END_NAMES = (
+    "failure",
+    "voluntary_move",
+    "deceased",
+    "other",
+)  # competing ends; a failure then draws its contract reason
+ERR_TRUTH_INSIDE = (
+    "the truth folder {truth} must lie outside the dataset folder {out}: the truth never goes into a dataset"
+)
 
 
 @dataclass(frozen=True)
@@ -151,7 +158,7 @@ def truth_meetings(meetings: pd.DatetimeIndex, cfg: GenerateParams) -> pd.Dateti
     """The last `truth_weeks` meetings whose placements' full horizon ends on or before as_of."""
     latest = pd.Timestamp(cfg.as_of) - pd.Timedelta(days=cfg.truth.horizon_days + cfg.tenancy_lag_days[1])
     done = meetings[meetings <= latest]
-    return done[-cfg.truth_weeks:] if cfg.truth_weeks > 0 else done[:0]
+    return done[-cfg.truth_weeks :] if cfg.truth_weeks > 0 else done[:0]
 
 
 def _days(dates) -> np.ndarray:
@@ -173,8 +180,15 @@ def _build_world(cfg: GenerateParams, rngs: list[np.random.Generator], meetings:
     meeting_day = _days(meetings)
     initial_wait = np.ceil(rng.exponential(7 * cfg.initial_wait_weeks, size=cfg.initial_queue)).astype(np.int64)
     per_week = rng.poisson(cfg.weekly_candidates, size=len(meetings) - 1)
-    first = np.concatenate([np.zeros(cfg.initial_queue, dtype=np.int64), np.repeat(np.arange(1, len(meetings)), per_week)])
-    arrival = np.concatenate([meeting_day[0] - initial_wait, meeting_day[first[cfg.initial_queue:]] - rng.integers(0, 7, size=per_week.sum())])
+    first = np.concatenate(
+        [np.zeros(cfg.initial_queue, dtype=np.int64), np.repeat(np.arange(1, len(meetings)), per_week)]
+    )
+    arrival = np.concatenate(
+        [
+            meeting_day[0] - initial_wait,
+            meeting_day[first[cfg.initial_queue :]] - rng.integers(0, 7, size=per_week.sum()),
+        ]
+    )
     order = np.lexsort((arrival, first))
     first, arrival = first[order], arrival[order]
     population = cbs.groupby("stadsdeel")["population_total"].sum().sort_index()
@@ -188,21 +202,44 @@ def _arrays(world: _World, cfg: GenerateParams) -> tuple[dict[str, np.ndarray], 
     districts = sorted(hoods["district"].unique())
     code = {d: i for i, d in enumerate(districts)}
     hood_index = pd.Index(hoods["neighbourhood_id"]).get_indexer(dw["neighbourhood_id"])
-    D = {c: dw[c].to_numpy() for c in ("rent_eur", "floor", "has_lift", "rooms", "shared_entrance", "units_in_complex", "wheelchair_accessible")}
+    D = {
+        c: dw[c].to_numpy()
+        for c in (
+            "rent_eur",
+            "floor",
+            "has_lift",
+            "rooms",
+            "shared_entrance",
+            "units_in_complex",
+            "wheelchair_accessible",
+        )
+    }
     D["hood"] = hood_index
     D["district"] = hoods["district"].map(code).to_numpy()[hood_index]
     D["nuisance_reports_per_1000"] = hoods["nuisance_reports_per_1000"].to_numpy()[hood_index]
     D["vulnerable_household_share"] = hoods["vulnerable_household_share"].to_numpy()[hood_index]
     D["complex"] = pd.factorize(dw["complex_id"])[0]
     D["busy"] = busy_complex(D, cfg.truth.scales)
-    C = {c: cl[c].to_numpy() for c in (*ZRM_DOMAINS, "household_size", "monthly_income_eur", "support_hours_per_week",
-                                         "needs_quiet_surroundings", "needs_ground_floor_or_lift", "needs_wheelchair_access")}
+    C = {
+        c: cl[c].to_numpy()
+        for c in (
+            *ZRM_DOMAINS,
+            "household_size",
+            "monthly_income_eur",
+            "support_hours_per_week",
+            "needs_quiet_surroundings",
+            "needs_ground_floor_or_lift",
+            "needs_wheelchair_access",
+        )
+    }
     C["provider"] = pd.Index(world.providers["care_provider"]).get_indexer(cl["care_provider"])
     C["network"] = cl["network_district"].map(code).fillna(-1).to_numpy(dtype=np.int64)
     C["avoid"] = cl["avoid_district"].map(code).fillna(-1).to_numpy(dtype=np.int64)
     distance = haversine_km(
-        hoods["lat"].to_numpy()[:, None], hoods["lon"].to_numpy()[:, None],
-        world.providers["lat"].to_numpy()[None, :], world.providers["lon"].to_numpy()[None, :],
+        hoods["lat"].to_numpy()[:, None],
+        hoods["lon"].to_numpy()[:, None],
+        world.providers["lat"].to_numpy()[None, :],
+        world.providers["lon"].to_numpy()[None, :],
     )
     return C, D, distance
 
@@ -222,7 +259,11 @@ def _pairs(C: dict, D: dict, distance: np.ndarray, cand: np.ndarray, vac: np.nda
 def _concentration_at(day, complexes, hist_complex, hist_start, window: int) -> np.ndarray:
     """Placements into each complex with tenancy_start in [day - window, day); `day` may be per complex."""
     day = np.broadcast_to(np.asarray(day), np.shape(complexes))
-    hit = (hist_complex[None, :] == np.asarray(complexes)[:, None]) & (hist_start[None, :] < day[:, None]) & (hist_start[None, :] >= day[:, None] - window)
+    hit = (
+        (hist_complex[None, :] == np.asarray(complexes)[:, None])
+        & (hist_start[None, :] < day[:, None])
+        & (hist_start[None, :] >= day[:, None] - window)
+    )
     return hit.sum(axis=1).astype(float)
 
 
@@ -240,15 +281,27 @@ def _go_through_vacancies(score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(chosen_v, dtype=np.int64), np.asarray(chosen_c, dtype=np.int64)
 
 
-def _truth_rows(coefs: TruthCoefs, k: int, vac: np.ndarray, cand: np.ndarray, pair: dict, ok: np.ndarray,
-                conc: np.ndarray, cv: np.ndarray, cc: np.ndarray) -> dict[str, np.ndarray]:
+def _truth_rows(
+    coefs: TruthCoefs,
+    k: int,
+    vac: np.ndarray,
+    cand: np.ndarray,
+    pair: dict,
+    ok: np.ndarray,
+    conc: np.ndarray,
+    cv: np.ndarray,
+    cc: np.ndarray,
+) -> dict[str, np.ndarray]:
     """Every (vacancy, candidate) pair of meeting k, vacancy-major, with its true outcome probabilities."""
     frame = dict(pair, concentration_12m=np.broadcast_to(conc[:, None], ok.shape))
     placed = np.zeros(ok.shape, dtype=bool)
     placed[cv, cc] = True
     return dict(
-        meeting=np.full(ok.size, k), dwelling=np.repeat(vac, len(cand)), client=np.tile(cand, len(vac)),
-        eligible=ok.ravel(), placed=placed.ravel(),
+        meeting=np.full(ok.size, k),
+        dwelling=np.repeat(vac, len(cand)),
+        client=np.tile(cand, len(vac)),
+        eligible=ok.ravel(),
+        placed=placed.ravel(),
         p_sustained=np.broadcast_to(true_p_sustained(frame, coefs), ok.shape).ravel(),
         expected_nuisance=np.broadcast_to(true_nuisance_rate(frame, coefs), ok.shape).ravel(),
         concentration_12m=frame["concentration_12m"].ravel(),
@@ -256,8 +309,13 @@ def _truth_rows(coefs: TruthCoefs, k: int, vac: np.ndarray, cand: np.ndarray, pa
     )
 
 
-def _simulate(cfg: GenerateParams, world: _World, meetings: pd.DatetimeIndex, rng: np.random.Generator,
-              progress: Callable[[str], None]) -> tuple[_History, dict]:
+def _simulate(
+    cfg: GenerateParams,
+    world: _World,
+    meetings: pd.DatetimeIndex,
+    rng: np.random.Generator,
+    progress: Callable[[str], None],
+) -> tuple[_History, dict]:
     C, D, distance = _arrays(world, cfg)
     p, e, s = cfg.policy, cfg.ends, cfg.truth.scales
     as_of = int(_days([pd.Timestamp(cfg.as_of)])[0])
@@ -273,7 +331,7 @@ def _simulate(cfg: GenerateParams, world: _World, meetings: pd.DatetimeIndex, rn
     h = _History()
     horizon = cfg.truth.horizon_days
     for k, day in enumerate(meeting_day):
-        state[(arrived[k - 1] if k else 0):arrived[k]] = 1
+        state[(arrived[k - 1] if k else 0) : arrived[k]] = 1
         cand = np.flatnonzero(state == 1)
         avail = np.flatnonzero(free_from <= day)
         nv = min(int(rng.poisson(cfg.weekly_vacancies)), len(avail))
@@ -286,8 +344,13 @@ def _simulate(cfg: GenerateParams, world: _World, meetings: pd.DatetimeIndex, rn
         pair = _pairs(C, D, distance, cand[None, :], vac[:, None])
         ok = eligible(pair, cfg.rules, years[k])
         wait = (day - world.arrival_day[cand]) / 7.0
-        fit = (p.quiet_fit * pair["needs_quiet_surroundings"] * (1.0 - pair["busy"]) + p.network_fit * pair["own_network_district"]
-               - p.near_provider * (pair["support_hours_per_week"] / s.support_hours_ref) * (pair["distance_km"] / s.distance_km_ref))
+        fit = (
+            p.quiet_fit * pair["needs_quiet_surroundings"] * (1.0 - pair["busy"])
+            + p.network_fit * pair["own_network_district"]
+            - p.near_provider
+            * (pair["support_hours_per_week"] / s.support_hours_ref)
+            * (pair["distance_km"] / s.distance_km_ref)
+        )
         score = p.wait_per_week * wait[None, :] + fit + p.noise * rng.gumbel(size=(len(vac), len(cand)))
         cv, cc = _go_through_vacancies(np.where(ok, score, -np.inf))
         if k in truth_idx and len(vac) and len(cand):
@@ -307,14 +370,27 @@ def _simulate(cfg: GenerateParams, world: _World, meetings: pd.DatetimeIndex, rn
         end = start + end_day
         free_from[pv] = np.where(end <= as_of, end + e.relet_days, NEVER)
         state[pc] = 2
-        h.placed.append(dict(meeting=np.full(len(pv), k), dwelling=pv, client=pc, start=start, end=end, reason=reason,
-                             failed_within_horizon=failed, p_sustained=1.0 - p_fail,
-                             expected_nuisance=true_nuisance_rate(frame, cfg.truth), concentration_12m=conc,
-                             distance_km=frame["distance_km"]))
+        h.placed.append(
+            dict(
+                meeting=np.full(len(pv), k),
+                dwelling=pv,
+                client=pc,
+                start=start,
+                end=end,
+                reason=reason,
+                failed_within_horizon=failed,
+                p_sustained=1.0 - p_fail,
+                expected_nuisance=true_nuisance_rate(frame, cfg.truth),
+                concentration_12m=conc,
+                distance_km=frame["distance_km"],
+            )
+        )
         waiting = np.flatnonzero(state == 1)
         state[waiting[rng.random(len(waiting)) < cfg.weekly_dropout]] = 3
         if (k + 1) % 52 == 0 or k == len(meetings) - 1:
-            progress(f"meeting {k + 1}/{len(meetings)} ({meetings[k]:%Y-%m-%d}): {len(cand)} candidates, {len(vac)} vacancies")
+            progress(
+                f"meeting {k + 1}/{len(meetings)} ({meetings[k]:%Y-%m-%d}): {len(cand)} candidates, {len(vac)} vacancies"
+            )
     return h, dict(C=C, D=D)
 
 
@@ -327,20 +403,35 @@ def _draw_ends(rng: np.random.Generator, p_fail: np.ndarray, frame: dict, e: End
     first = -scale * np.log1p(-u[:, 1] * (1.0 - np.exp(-horizon / scale)))
     hazard = -np.log1p(-np.minimum(p_fail, 1 - 1e-12)) / horizon * e.later_hazard_factor
     later = horizon - np.log(u[:, 2]) / np.maximum(hazard, 1e-12)
-    times = np.column_stack([
-        np.where(failed, first, later),
-        *(-np.log(u[:, 3 + i]) * DAYS_PER_YEAR / -np.log1p(-a) for i, a in enumerate((e.annual_voluntary_move, e.annual_deceased, e.annual_other))),
-    ])
+    times = np.column_stack(
+        [
+            np.where(failed, first, later),
+            *(
+                -np.log(u[:, 3 + i]) * DAYS_PER_YEAR / -np.log1p(-a)
+                for i, a in enumerate((e.annual_voluntary_move, e.annual_deceased, e.annual_other))
+            ),
+        ]
+    )
     which = times.argmin(axis=1)
     days = np.minimum(np.floor(times[np.arange(n), which]), NEVER // 2).astype(np.int64)
-    p_evict = 1.0 / (1.0 + np.exp(-(e.eviction_intercept + e.eviction_finances * severity(frame["zrm_finances"])
-                                    + e.eviction_mental_health * severity(frame["zrm_mental_health"]))))
+    p_evict = 1.0 / (
+        1.0
+        + np.exp(
+            -(
+                e.eviction_intercept
+                + e.eviction_finances * severity(frame["zrm_finances"])
+                + e.eviction_mental_health * severity(frame["zrm_mental_health"])
+            )
+        )
+    )
     failure_reason = np.where(u[:, 6] < p_evict, "eviction", "returned_to_care")
     reason = np.where(which == 0, failure_reason, np.array(END_NAMES, dtype=object)[which])
     return days, reason, failed
 
 
-def _nuisance_reports(rng: np.random.Generator, placements: pd.DataFrame, placed: dict, C: dict, cfg: GenerateParams, as_of: int) -> pd.DataFrame:
+def _nuisance_reports(
+    rng: np.random.Generator, placements: pd.DataFrame, placed: dict, C: dict, cfg: GenerateParams, as_of: int
+) -> pd.DataFrame:
     """Poisson reports at the true rate over the observed part of each tenancy, dates uniform in it."""
     start, end = placed["start"], placed["end"]
     period = np.clip(np.minimum(end, as_of) - start, 0, None)
@@ -351,21 +442,32 @@ def _nuisance_reports(rng: np.random.Generator, placements: pd.DataFrame, placed
     day = np.minimum(day, np.minimum(end, as_of)[row])
     r = cfg.nuisance_reports
     client = placed["client"][row]
-    p_serious = 1.0 / (1.0 + np.exp(-(r.serious_intercept + r.serious_justice * severity(C["zrm_justice"][client])
-                                      + r.serious_addiction * severity(C["zrm_addiction"][client]))))
+    p_serious = 1.0 / (
+        1.0
+        + np.exp(
+            -(
+                r.serious_intercept
+                + r.serious_justice * severity(C["zrm_justice"][client])
+                + r.serious_addiction * severity(C["zrm_addiction"][client])
+            )
+        )
+    )
     serious = rng.random(len(row)) < p_serious
     order = np.lexsort((day, row))
     row, day, serious = row[order], day[order], serious[order]
-    return pd.DataFrame({
-        "report_id": [f"R{i:07d}" for i in range(1, len(row) + 1)],
-        "placement_id": placements["placement_id"].to_numpy()[row],
-        "report_date": _dates(day),
-        "severity": np.where(serious, "serious", "minor"),
-    })
+    return pd.DataFrame(
+        {
+            "report_id": [f"R{i:07d}" for i in range(1, len(row) + 1)],
+            "placement_id": placements["placement_id"].to_numpy()[row],
+            "report_date": _dates(day),
+            "severity": np.where(serious, "serious", "minor"),
+        }
+    )
 
 
-def _tables(cfg: GenerateParams, world: _World, meetings: pd.DatetimeIndex, h: _History, arrays: dict,
-            rng: np.random.Generator) -> tuple[dict[str, pd.DataFrame], dict, pd.DataFrame]:
+def _tables(
+    cfg: GenerateParams, world: _World, meetings: pd.DatetimeIndex, h: _History, arrays: dict, rng: np.random.Generator
+) -> tuple[dict[str, pd.DataFrame], dict, pd.DataFrame]:
     dw_ids = world.dwellings["dwelling_id"].to_numpy()
     cl_ids = world.clients["client_id"].to_numpy()
     as_of = int(_days([pd.Timestamp(cfg.as_of)])[0])
@@ -375,19 +477,23 @@ def _tables(cfg: GenerateParams, world: _World, meetings: pd.DatetimeIndex, h: _
     cand_c = np.concatenate([c for _, c in h.candidates])
     placed = {key: np.concatenate([m[key] for m in h.placed]) for key in h.placed[0]}
     n = len(placed["client"])
-    placements = pd.DataFrame({
-        "placement_id": [f"P{i:06d}" for i in range(1, n + 1)],
-        "client_id": cl_ids[placed["client"]],
-        "dwelling_id": dw_ids[placed["dwelling"]],
-        "meeting_date": meetings[placed["meeting"]],
-        "tenancy_start": _dates(placed["start"]),
-    })
+    placements = pd.DataFrame(
+        {
+            "placement_id": [f"P{i:06d}" for i in range(1, n + 1)],
+            "client_id": cl_ids[placed["client"]],
+            "dwelling_id": dw_ids[placed["dwelling"]],
+            "meeting_date": meetings[placed["meeting"]],
+            "tenancy_start": _dates(placed["start"]),
+        }
+    )
     ended = placed["end"] <= as_of
-    ends = pd.DataFrame({
-        "placement_id": placements["placement_id"].to_numpy()[ended],
-        "end_date": _dates(placed["end"][ended]),
-        "reason": placed["reason"][ended],
-    })
+    ends = pd.DataFrame(
+        {
+            "placement_id": placements["placement_id"].to_numpy()[ended],
+            "end_date": _dates(placed["end"][ended]),
+            "reason": placed["reason"][ended],
+        }
+    )
     reports = _nuisance_reports(rng, placements, placed, arrays["C"], cfg, as_of)
     seen = np.zeros(len(cl_ids), dtype=bool)
     seen[cand_c] = True
@@ -404,8 +510,10 @@ def _tables(cfg: GenerateParams, world: _World, meetings: pd.DatetimeIndex, h: _
         "nuisance_reports": reports,
     }
     truth_placements = placements.assign(
-        p_sustained=placed["p_sustained"], expected_nuisance=placed["expected_nuisance"],
-        concentration_12m=placed["concentration_12m"], distance_km=placed["distance_km"],
+        p_sustained=placed["p_sustained"],
+        expected_nuisance=placed["expected_nuisance"],
+        concentration_12m=placed["concentration_12m"],
+        distance_km=placed["distance_km"],
         failed_within_horizon=placed["failed_within_horizon"],
     )
     stats = _base_rates(cfg, placed, tables, as_of)
@@ -431,23 +539,47 @@ def _base_rates(cfg: GenerateParams, placed: dict, tables: dict, as_of: int) -> 
         "vacancies_per_meeting": float(vac.mean()),
         "nuisance_reports": int(len(reports)),
         "serious_share": float((reports["severity"] == "serious").mean()) if len(reports) else 0.0,
-        "placements_with_report": float(tables["nuisance_reports"]["placement_id"].nunique() / max(len(placed["start"]), 1)),
+        "placements_with_report": float(
+            tables["nuisance_reports"]["placement_id"].nunique() / max(len(placed["start"]), 1)
+        ),
     }
 
 
 def _truth_pairs(cfg: GenerateParams, world: _World, meetings: pd.DatetimeIndex, h: _History) -> pd.DataFrame:
-    columns = ["meeting_date", "dwelling_id", "client_id", "eligible", "placed", "p_sustained", "expected_nuisance", "concentration_12m", "distance_km"]
+    columns = [
+        "meeting_date",
+        "dwelling_id",
+        "client_id",
+        "eligible",
+        "placed",
+        "p_sustained",
+        "expected_nuisance",
+        "concentration_12m",
+        "distance_km",
+    ]
     if not h.truth:
         empty = np.empty(0, dtype=np.int64)
-        h = _History(truth=[dict(meeting=empty, dwelling=empty, client=empty, eligible=empty.astype(bool), placed=empty.astype(bool),
-                                 **{c: empty.astype(float) for c in columns[5:]})])
+        h = _History(
+            truth=[
+                dict(
+                    meeting=empty,
+                    dwelling=empty,
+                    client=empty,
+                    eligible=empty.astype(bool),
+                    placed=empty.astype(bool),
+                    **{c: empty.astype(float) for c in columns[5:]},
+                )
+            ]
+        )
     t = {key: np.concatenate([m[key] for m in h.truth]) for key in h.truth[0]}
-    return pd.DataFrame({
-        "meeting_date": meetings[t["meeting"]],
-        "dwelling_id": world.dwellings["dwelling_id"].to_numpy()[t["dwelling"]],
-        "client_id": world.clients["client_id"].to_numpy()[t["client"]],
-        **{c: t[c] for c in columns[3:]},
-    })
+    return pd.DataFrame(
+        {
+            "meeting_date": meetings[t["meeting"]],
+            "dwelling_id": world.dwellings["dwelling_id"].to_numpy()[t["dwelling"]],
+            "client_id": world.clients["client_id"].to_numpy()[t["client"]],
+            **{c: t[c] for c in columns[3:]},
+        }
+    )
 
 
 def within_client_spread(truth: pd.DataFrame) -> pd.Series:
@@ -485,11 +617,26 @@ def _move_into_place(tmp: Path, final: Path) -> None:
         shutil.rmtree(old)
 
 
-def _write_truth(folder: Path, cfg: GenerateParams, meetings: pd.DatetimeIndex, pairs: pd.DataFrame,
-                 truth_placements: pd.DataFrame, spread: pd.Series) -> None:
+def _write_truth(
+    folder: Path,
+    cfg: GenerateParams,
+    meetings: pd.DatetimeIndex,
+    pairs: pd.DataFrame,
+    truth_placements: pd.DataFrame,
+    spread: pd.Series,
+) -> None:
     pairs.to_parquet(folder / TRUTH_PAIRS_FILE, index=False)
     truth_placements.to_parquet(folder / TRUTH_PLACEMENTS_FILE, index=False)
     held_out = sorted(pairs["meeting_date"].unique()) if len(pairs) else []
+    files = {
+        TRUTH_PAIRS_FILE: "one row per (meeting, vacancy, candidate) at the held-out meetings: meeting_date, dwelling_id, "
+        "client_id, eligible (passes every hard rule), placed (the historical policy made this match), p_sustained "
+        "(1 - P(failure within horizon)), expected_nuisance (reports per tenancy-year), concentration_12m (as of the "
+        "meeting date), distance_km (home to the client's care provider)",
+        TRUTH_PLACEMENTS_FILE: "one row per placement: the placements columns plus p_sustained, expected_nuisance, "
+        "concentration_12m (as of tenancy_start, among placements decided by that meeting), distance_km, "
+        "failed_within_horizon (the latent draw, before competing ends and censoring)",
+    }
     manifest = {
         "formula_version": FORMULA_VERSION,
         "seed": cfg.seed,
@@ -497,24 +644,18 @@ def _write_truth(folder: Path, cfg: GenerateParams, meetings: pd.DatetimeIndex, 
         "horizon_days": cfg.truth.horizon_days,
         "held_out_meetings": [f"{pd.Timestamp(d):%Y-%m-%d}" for d in held_out],
         "median_within_client_spread": float(spread.median()) if len(spread) else None,
-        "files": {
-            TRUTH_PAIRS_FILE: "one row per (meeting, vacancy, candidate) at the held-out meetings: meeting_date, dwelling_id, "
-            "client_id, eligible (passes every hard rule), placed (the historical policy made this match), p_sustained "
-            "(1 - P(failure within horizon)), expected_nuisance (reports per tenancy-year), concentration_12m (as of the "
-            "meeting date), distance_km (home to the client's care provider)",
-            TRUTH_PLACEMENTS_FILE: "one row per placement: the placements columns plus p_sustained, expected_nuisance, "
-            "concentration_12m (as of tenancy_start, among placements decided by that meeting), distance_km, "
-            "failed_within_horizon (the latent draw, before competing ends and censoring)",
-        },
+        "files": files,
         "coefficients": dataclasses.asdict(cfg.truth),
     }
-    (folder / TRUTH_MANIFEST).write_text(yaml.safe_dump(manifest, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    (folder / TRUTH_MANIFEST).write_text(
+        yaml.safe_dump(manifest, sort_keys=False, allow_unicode=True), encoding="utf-8"
+    )
     (folder / "README.md").write_text(
         f"# Ground truth of a matchwijs synthetic dataset (seed {cfg.seed}, formula {FORMULA_VERSION})\n\n"
         "Kept out of the dataset on purpose: a model never sees it. Evaluation code compares\n"
         "suggestions with the true success probabilities here.\n\n"
-        f"- `{TRUTH_PAIRS_FILE}`: {manifest['files'][TRUTH_PAIRS_FILE]}.\n"
-        f"- `{TRUTH_PLACEMENTS_FILE}`: {manifest['files'][TRUTH_PLACEMENTS_FILE]}.\n"
+        f"- `{TRUTH_PAIRS_FILE}`: {files[TRUTH_PAIRS_FILE]}.\n"
+        f"- `{TRUTH_PLACEMENTS_FILE}`: {files[TRUTH_PLACEMENTS_FILE]}.\n"
         f"- `{TRUTH_MANIFEST}`: the formula version, held-out meetings and every coefficient.\n\n"
         "Recompute any pair with `synthetic.truth.truth_pair_inputs` and `true_p_sustained`\n"
         "(coefficients: `synthetic.generate.load_truth_coefs(this folder)`).\n",
@@ -533,8 +674,13 @@ def _inside(child: Path, parent: Path) -> bool:
     return child == parent or parent in child.parents
 
 
-def generate_dataset(out_dir: str | Path, cfg: GenerateParams, *, truth_dir: str | Path | None = None,
-                     progress: Callable[[str], None] | None = None) -> str:
+def generate_dataset(
+    out_dir: str | Path,
+    cfg: GenerateParams,
+    *,
+    truth_dir: str | Path | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> str:
     """Write a synthetic dataset that follows the contract to `out_dir` (and its truth to `truth_dir`).
 
     Both folders are written next to their destination and renamed into place only
@@ -551,11 +697,15 @@ def generate_dataset(out_dir: str | Path, cfg: GenerateParams, *, truth_dir: str
     rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(cfg.seed).spawn(4)]
     meetings = meeting_dates(cfg)
     world = _build_world(cfg, rngs, meetings)
-    say("CBS cells suppressed and imputed (wijk, then stadsdeel, then city median): "
-        + ", ".join(f"{col} {n}" for col, n in world.imputed.items() if n))
-    say(f"world: {len(world.hoods)} neighbourhoods, {len(world.providers)} care providers, "
+    say(
+        "CBS cells suppressed and imputed (wijk, then stadsdeel, then city median): "
+        + ", ".join(f"{col} {n}" for col, n in world.imputed.items() if n)
+    )
+    say(
+        f"world: {len(world.hoods)} neighbourhoods, {len(world.providers)} care providers, "
         f"{len(world.dwellings)} dwellings, {len(world.clients)} clients; {len(meetings)} meetings "
-        f"{meetings[0]:%Y-%m-%d}..{meetings[-1]:%Y-%m-%d}")
+        f"{meetings[0]:%Y-%m-%d}..{meetings[-1]:%Y-%m-%d}"
+    )
     history, arrays = _simulate(cfg, world, meetings, rngs[2], say)
     tables, stats, truth_placements = _tables(cfg, world, meetings, history, arrays, rngs[3])
 
@@ -569,7 +719,9 @@ def generate_dataset(out_dir: str | Path, cfg: GenerateParams, *, truth_dir: str
             "buurten of Amsterdam; every client, home and outcome is simulated.",
             "as_of": cfg.as_of,
         }
-        (tmp / "dataset.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False, allow_unicode=True), encoding="utf-8")
+        (tmp / "dataset.yaml").write_text(
+            yaml.safe_dump(manifest, sort_keys=False, allow_unicode=True), encoding="utf-8"
+        )
         for name, frame in tables.items():
             _csv(frame[TABLES[name].column_names], tmp / f"{name}.csv")
         spread = pd.Series(dtype=float)
@@ -580,16 +732,18 @@ def generate_dataset(out_dir: str | Path, cfg: GenerateParams, *, truth_dir: str
             spread = within_client_spread(pairs)
             _write_truth(tmp_truth, cfg, meetings, pairs, truth_placements, spread)
         _move_into_place(tmp, out)
-        if tmp_truth is not None:
+        if tmp_truth is not None and truth is not None:
             _move_into_place(tmp_truth, truth)
     finally:
         for folder in (tmp, tmp_truth):
             if folder is not None and folder.exists():
                 shutil.rmtree(folder)
     counts = ", ".join(f"{n} {len(t)}" for n, t in tables.items())
-    rates = (f"sustained {stats['sustained_share']:.1%} of {stats['known_outcomes']} known outcomes, "
-             f"queue {stats['queue_mean']:.0f} ({stats['queue_min']}-{stats['queue_max']}), fill {stats['fill_rate']:.0%}, "
-             f"nuisance on {stats['placements_with_report']:.0%} of placements ({stats['serious_share']:.0%} serious)")
+    rates = (
+        f"sustained {stats['sustained_share']:.1%} of {stats['known_outcomes']} known outcomes, "
+        f"queue {stats['queue_mean']:.0f} ({stats['queue_min']}-{stats['queue_max']}), fill {stats['fill_rate']:.0%}, "
+        f"nuisance on {stats['placements_with_report']:.0%} of placements ({stats['serious_share']:.0%} serious)"
+    )
     if len(spread):
         rates += f", within-client spread of p_sustained median {spread.median():.3f}"
     return f"wrote {out}: {counts}; {rates}"

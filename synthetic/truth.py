@@ -14,15 +14,15 @@ arrays. None of them is a protected attribute.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import numpy as np
 import pandas as pd
 
 from features.config import ConfigError
 from features.contract import ZRM_DOMAINS
-from features.pairs import haversine_km  # noqa: F401 - re-exported for the generator
+from features.pairs import haversine_km
 from features.rules import YearAmounts as PassendToewijzen  # one year of amounts, shared with the project's rules
 
 FORMULA_VERSION = "matchwijs-truth-1"
@@ -172,9 +172,13 @@ def failure_terms(frame: Mapping, coefs: TruthCoefs) -> dict[str, np.ndarray]:
         * (_col(frame, "support_hours_per_week") / s.support_hours_ref)
         * (_col(frame, "distance_km") / s.distance_km_ref),
         concentration=f.concentration * _concentration(frame, s),
-        rent_burden_finances=f.rent_burden_finances * (burden - s.rent_burden_ref) * severity(_col(frame, "zrm_finances")),
+        rent_burden_finances=f.rent_burden_finances
+        * (burden - s.rent_burden_ref)
+        * severity(_col(frame, "zrm_finances")),
         own_network_district=f.own_network_district * _col(frame, "own_network_district"),
-        addiction_vulnerable=f.addiction_vulnerable * severity(_col(frame, "zrm_addiction")) * _vulnerable_level(frame, s),
+        addiction_vulnerable=f.addiction_vulnerable
+        * severity(_col(frame, "zrm_addiction"))
+        * _vulnerable_level(frame, s),
         stairs_physical=f.stairs_physical * stairs * severity(_col(frame, "zrm_physical_health")),
     )
     return terms
@@ -214,7 +218,9 @@ def complex_concentration(
     meeting_date; with `decided_by`, only placements decided at or before that
     meeting count (what the meeting could know).
     """
-    query = pd.DataFrame({"complex_id": np.asarray(complex_ids, dtype=object), "date": pd.to_datetime(np.asarray(dates))})
+    query = pd.DataFrame(
+        {"complex_id": np.asarray(complex_ids, dtype=object), "date": pd.to_datetime(np.asarray(dates))}
+    )
     query["row"] = np.arange(len(query))
     if decided_by is not None:
         query["decided_by"] = pd.to_datetime(np.asarray(decided_by))
@@ -259,10 +265,29 @@ def truth_pair_inputs(
         that `true_failure_logit`, `true_nuisance_rate` and `eligible` read, plus
         home_district, distance_km, concentration_12m, own_network_district and avoid_match.
     """
-    client_cols = ["care_provider", "network_district", "avoid_district", *ZRM_DOMAINS, "household_size", "monthly_income_eur",
-                   "support_hours_per_week", "needs_quiet_surroundings", "needs_ground_floor_or_lift", "needs_wheelchair_access"]
-    dwelling_cols = ["neighbourhood_id", "complex_id", "rent_eur", "rooms", "floor", "has_lift", "shared_entrance",
-                     "units_in_complex", "wheelchair_accessible"]
+    client_cols = [
+        "care_provider",
+        "network_district",
+        "avoid_district",
+        *ZRM_DOMAINS,
+        "household_size",
+        "monthly_income_eur",
+        "support_hours_per_week",
+        "needs_quiet_surroundings",
+        "needs_ground_floor_or_lift",
+        "needs_wheelchair_access",
+    ]
+    dwelling_cols = [
+        "neighbourhood_id",
+        "complex_id",
+        "rent_eur",
+        "rooms",
+        "floor",
+        "has_lift",
+        "shared_entrance",
+        "units_in_complex",
+        "wheelchair_accessible",
+    ]
     hood_cols = ["district", "lat", "lon", "nuisance_reports_per_1000", "vulnerable_household_share"]
     c = clients.set_index("client_id")[client_cols].reindex(pairs["client_id"].to_numpy())
     d = dwellings.set_index("dwelling_id")[dwelling_cols].reindex(pairs["dwelling_id"].to_numpy())

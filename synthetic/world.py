@@ -199,22 +199,33 @@ def derive_neighbourhoods(cbs: pd.DataFrame, p: NeighbourhoodParams) -> tuple[pd
     log_woz = np.log(d["avg_property_value_1000eur"])
     low_income = d["pct_low_income_households"]
     unoccupied = d["pct_unoccupied_homes"]
-    horeca = np.log1p(d["cafes_within_1km"] + d["cafeterias_within_1km"] + p.restaurant_weight * d["restaurants_within_1km"])
+    horeca = np.log1p(
+        d["cafes_within_1km"] + d["cafeterias_within_1km"] + p.restaurant_weight * d["restaurants_within_1km"]
+    )
     z = {
         name: _z(series, series[inhabited])
         for name, series in dict(
             woz=log_woz, low=low_income, unocc=unoccupied, horeca=horeca, income=d["avg_income_per_inhabitant_1000eur"]
         ).items()
     }
-    corp_share = _sigmoid(p.corp_share_intercept + p.corp_share_low_income * z["low"] + p.corp_share_property_value * z["woz"])
+    corp_share = _sigmoid(
+        p.corp_share_intercept + p.corp_share_low_income * z["low"] + p.corp_share_property_value * z["woz"]
+    )
     social = np.clip(d["pct_rental"] / 100.0 * corp_share, 0.0, p.social_share_max)
     live = 1.0 + 8.0 * _sigmoid(
-        p.live_intercept + p.live_income * z["income"] + p.live_property_value * z["woz"]
-        - p.live_low_income * z["low"] - p.live_unoccupied * z["unocc"]
+        p.live_intercept
+        + p.live_income * z["income"]
+        + p.live_property_value * z["woz"]
+        - p.live_low_income * z["low"]
+        - p.live_unoccupied * z["unocc"]
     )
     w = p.vulnerable_weight_social_min
-    vulnerable = np.clip(p.vulnerable_scale * (w * d["pct_below_120pct_social_min"] + (1 - w) * low_income) / 100.0, 0.0, 1.0)
-    nuisance = p.nuisance_base * np.exp(p.nuisance_horeca * z["horeca"] + p.nuisance_low_income * z["low"] + p.nuisance_unoccupied * z["unocc"])
+    vulnerable = np.clip(
+        p.vulnerable_scale * (w * d["pct_below_120pct_social_min"] + (1 - w) * low_income) / 100.0, 0.0, 1.0
+    )
+    nuisance = p.nuisance_base * np.exp(
+        p.nuisance_horeca * z["horeca"] + p.nuisance_low_income * z["low"] + p.nuisance_unoccupied * z["unocc"]
+    )
     hoods = pd.DataFrame(
         {
             "neighbourhood_id": d["buurt_code"],
@@ -237,7 +248,9 @@ def make_care_providers(hoods: pd.DataFrame, population: pd.Series, specs: tuple
     """Providers at the centroid of their district's most populated buurt (the next one for a second provider)."""
     rows = []
     used: dict[str, int] = {}
-    ranked = hoods.assign(population=population.to_numpy()).sort_values(["population", "neighbourhood_id"], ascending=[False, True])
+    ranked = hoods.assign(population=population.to_numpy()).sort_values(
+        ["population", "neighbourhood_id"], ascending=[False, True]
+    )
     for spec in specs:
         in_district = ranked[ranked["district"] == spec.district]
         if in_district.empty:
@@ -279,9 +292,17 @@ def make_dwellings(
     median = np.array([s.units_median for s in spec])[kind]
     sigma = np.array([s.units_sigma for s in spec])[kind]
     units = np.exp(np.log(median) + sigma * rng.standard_normal(n_complex)).round()
-    units = np.clip(units, np.array([s.units_min for s in spec])[kind], np.array([s.units_max for s in spec])[kind]).astype(int)
-    storeys = rng.integers(np.array([s.storeys_min for s in spec])[kind], np.array([s.storeys_max for s in spec])[kind] + 1)
-    lift_p = np.where(storeys >= p.lift_storeys, np.array([s.lift_high_rise for s in spec])[kind], np.array([s.lift_low_rise for s in spec])[kind])
+    units = np.clip(
+        units, np.array([s.units_min for s in spec])[kind], np.array([s.units_max for s in spec])[kind]
+    ).astype(int)
+    storeys = rng.integers(
+        np.array([s.storeys_min for s in spec])[kind], np.array([s.storeys_max for s in spec])[kind] + 1
+    )
+    lift_p = np.where(
+        storeys >= p.lift_storeys,
+        np.array([s.lift_high_rise for s in spec])[kind],
+        np.array([s.lift_low_rise for s in spec])[kind],
+    )
     lift_p = np.where((year >= p.new_build_year) & (storeys > 1), 1.0, lift_p)
     lift = rng.random(n_complex) < lift_p
     shared = rng.random(n_complex) < np.array([s.shared_entrance for s in spec])[kind]
@@ -329,7 +350,11 @@ def make_dwellings(
 def _categorical(rng: np.random.Generator, probs: np.ndarray) -> np.ndarray:
     """One draw per row of a (n, k) probability matrix."""
     u = rng.random(len(probs))
-    return (np.cumsum(probs, axis=1) < u[:, None] * probs.sum(axis=1, keepdims=True)).sum(axis=1).clip(0, probs.shape[1] - 1)
+    return (
+        (np.cumsum(probs, axis=1) < u[:, None] * probs.sum(axis=1, keepdims=True))
+        .sum(axis=1)
+        .clip(0, probs.shape[1] - 1)
+    )
 
 
 def make_clients(
@@ -353,7 +378,11 @@ def make_clients(
 
     multi_p = p.multi_person_share * np.where(gender == "female", p.multi_person_female, 1.0)
     multi_p = np.clip(multi_p * np.where(migration == "outside_europe", p.multi_person_outside_europe, 1.0), 0.0, 1.0)
-    larger = rng.choice(len(p.larger_household_weights), size=n, p=np.asarray(p.larger_household_weights) / sum(p.larger_household_weights))
+    larger = rng.choice(
+        len(p.larger_household_weights),
+        size=n,
+        p=np.asarray(p.larger_household_weights) / sum(p.larger_household_weights),
+    )
     household = np.where(rng.random(n) < multi_p, 2 + larger, 1)
 
     z = p.zrm
@@ -418,5 +447,7 @@ def make_clients(
             "avoid_district": avoid,
         }
     )
-    protected = pd.DataFrame({"client_id": ids, "gender": gender, "birth_year": birth_year, "migration_background": migration})
+    protected = pd.DataFrame(
+        {"client_id": ids, "gender": gender, "birth_year": birth_year, "migration_background": migration}
+    )
     return clients[TABLES["clients"].column_names], protected[TABLES["client_protected"].column_names]

@@ -119,8 +119,13 @@ def small_generate_params(**overrides):
 
     cfg = section(load_params(), "generate", GenerateParams)
     scale = 12 / cfg.weekly_vacancies
-    defaults = dict(years=4, weekly_vacancies=12, weekly_candidates=cfg.weekly_candidates * scale,
-                    initial_queue=int(cfg.initial_queue * scale), truth_weeks=16)
+    defaults = dict(
+        years=4,
+        weekly_vacancies=12,
+        weekly_candidates=cfg.weekly_candidates * scale,
+        initial_queue=int(cfg.initial_queue * scale),
+        truth_weeks=16,
+    )
     return dataclasses.replace(cfg, **{**defaults, **overrides})
 
 

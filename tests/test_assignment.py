@@ -21,7 +21,7 @@ def frame(rows: list[tuple]) -> pd.DataFrame:
 
 
 def chosen(plan: pd.DataFrame) -> set[tuple[str, str]]:
-    return set(zip(plan["dwelling_id"], plan["client_id"]))
+    return set(zip(plan["dwelling_id"], plan["client_id"], strict=True))
 
 
 # Greedy (best pair first) takes D1-a (0.90) and is left with D2-b (0.10): 1.00 in total.

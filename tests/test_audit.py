@@ -35,8 +35,9 @@ def train_small(data: Path):
     ds = load_dataset(data)
     rows = placement_rows(ds, features=FEATURE_PARAMS, labels=LABEL_PARAMS, rules=RULES)
     tp = dataclasses.replace(section(PARAMS, "train", TrainParams), test_weeks=52, calibration_weeks=12)
-    return train_bundle(rows, temporal_split(rows, tp), tp,
-                        metadata={"params": {k: PARAMS[k] for k in ("features", "labels", "train")}})
+    return train_bundle(
+        rows, temporal_split(rows, tp), tp, metadata={"params": {k: PARAMS[k] for k in ("features", "labels", "train")}}
+    )
 
 
 def biased_copy(src: Path, dst: Path, *, group: str = "female", fail_share: float = 0.7, seed: int = 5) -> Path:
@@ -51,17 +52,23 @@ def biased_copy(src: Path, dst: Path, *, group: str = "female", fail_share: floa
     def read(name: str) -> pd.DataFrame:
         return pd.read_csv(dst / f"{name}.csv", dtype=str, keep_default_na=False)
 
-    prot, clients, pl, ends, reports = (read(n) for n in ("client_protected", "clients", "placements", "tenancy_ends", "nuisance_reports"))
+    prot, clients, pl, ends, reports = (
+        read(n) for n in ("client_protected", "clients", "placements", "tenancy_ends", "nuisance_reports")
+    )
     members = set(prot.loc[prot["gender"] == group, "client_id"])
-    clients["support_hours_per_week"] = np.where(clients["client_id"].isin(members), "14.5", clients["support_hours_per_week"])
+    clients["support_hours_per_week"] = np.where(
+        clients["client_id"].isin(members), "14.5", clients["support_hours_per_week"]
+    )
     as_of = load_dataset(src).as_of
     open_ = pl[pl["client_id"].isin(members) & ~pl["placement_id"].isin(ends["placement_id"])]
     end = pd.to_datetime(open_["tenancy_start"]) + pd.Timedelta(days=60)
     draw = np.random.default_rng(seed).random(len(open_)) < fail_share
     evicted = open_[(end <= as_of).to_numpy() & draw]
     new_end = (pd.to_datetime(evicted["tenancy_start"]) + pd.Timedelta(days=60)).dt.strftime("%Y-%m-%d")
-    ends = pd.concat([ends, pd.DataFrame({"placement_id": evicted["placement_id"], "end_date": new_end, "reason": "eviction"})])
-    cut = reports["placement_id"].map(dict(zip(evicted["placement_id"], new_end)))
+    ends = pd.concat(
+        [ends, pd.DataFrame({"placement_id": evicted["placement_id"], "end_date": new_end, "reason": "eviction"})]
+    )
+    cut = reports["placement_id"].map(dict(zip(evicted["placement_id"], new_end, strict=True)))
     reports = reports[~(cut.notna() & (reports["report_date"] > cut.fillna("")))]
     for name, frame in (("clients", clients), ("tenancy_ends", ends), ("nuisance_reports", reports)):
         frame.to_csv(dst / f"{name}.csv", index=False)
@@ -75,8 +82,18 @@ def audited(small_synthetic, tmp_path_factory):
     root = tmp_path_factory.mktemp("audit")
     bundle = train_small(data)
     # what `train` stores: the model-vs-baseline comparison, shown on the model card
-    bundle.metadata["versus"] = [{"baseline": "profile_fit", "metric": "roc_auc_failure", "model": 0.76, "baseline_value": 0.75,
-                                  "difference": 0.01, "ci_low": -0.01, "ci_high": 0.03, "share_ahead": 0.8}]
+    bundle.metadata["versus"] = [
+        {
+            "baseline": "profile_fit",
+            "metric": "roc_auc_failure",
+            "model": 0.76,
+            "baseline_value": 0.75,
+            "difference": 0.01,
+            "ci_low": -0.01,
+            "ci_high": 0.03,
+            "share_ahead": 0.8,
+        }
+    ]
     bundle.save(root / "model")
     out = root / "out"
     result = CliRunner().invoke(app, ["audit", "--data", str(data), "--out", str(out), "--model", str(root / "model")])
@@ -98,12 +115,27 @@ def test_audit_writes_the_contract_files_and_names_the_failing_metrics(audited):
         for failure in summary["failures"]:
             assert failure in result.output
     pred = pd.read_csv(out / "audit_predictions.csv", dtype={"client_id": str, "placement_id": str})
-    assert list(pred.columns[:8]) == ["placement_id", "client_id", "score", "prediction", "outcome", "gender", "age_band", "migration_background"]
+    assert list(pred.columns[:8]) == [
+        "placement_id",
+        "client_id",
+        "score",
+        "prediction",
+        "outcome",
+        "gender",
+        "age_band",
+        "migration_background",
+    ]
     assert pred["placement_id"].is_unique and set(pred["outcome"]) <= {0, 1} and set(pred["prediction"]) <= {0, 1}
     fair = pd.read_csv(out / "fairness.csv")
     assert {"attribute", "group", "metric", "value", "n"} <= set(fair.columns)
     model_metrics = set(fair.loc[fair["source"] == "model", "metric"])
-    assert {"selection_rate", "true_positive_rate", "false_positive_rate", "mean_score", "success_rate"} <= model_metrics
+    assert {
+        "selection_rate",
+        "true_positive_rate",
+        "false_positive_rate",
+        "mean_score",
+        "success_rate",
+    } <= model_metrics
     assert {"human", "plan"} <= set(fair["source"])
 
 
@@ -119,8 +151,17 @@ def test_audit_html_is_self_contained(audited):
 def test_model_card_covers_what_auditors_ask_for(audited):
     _, out, _ = audited
     card = (out / "model_card.md").read_text(encoding="utf-8")
-    for heading in ("## Intended use", "## Non-uses", "## Data and population", "## Labels and their known biases",
-                    "## Evaluation", "## Fairness", "## Limitations", "## Human oversight", "## How to stop"):
+    for heading in (
+        "## Intended use",
+        "## Non-uses",
+        "## Data and population",
+        "## Labels and their known biases",
+        "## Evaluation",
+        "## Fairness",
+        "## Limitations",
+        "## Human oversight",
+        "## How to stop",
+    ):
         assert heading in card
     assert "Never automatic allocation" in card and "Not a blacklist" in card
     assert "neighbours reporting" in card and "Selection bias" in card
@@ -128,8 +169,12 @@ def test_model_card_covers_what_auditors_ask_for(audited):
 
 
 def _metric_rows(frame: pd.DataFrame, attribute: str, y_true, y_pred, func) -> pd.Series:
-    mf = MetricFrame(metrics=func, y_true=np.asarray(y_true, dtype=float), y_pred=np.asarray(y_pred, dtype=float),
-                     sensitive_features=frame[attribute].astype(str).rename(attribute))
+    mf = MetricFrame(
+        metrics=func,
+        y_true=np.asarray(y_true, dtype=float),
+        y_pred=np.asarray(y_pred, dtype=float),
+        sensitive_features=frame[attribute].astype(str).rename(attribute),
+    )
     return mf.by_group.astype(float)
 
 
@@ -141,7 +186,9 @@ def _mean_true(y_true, y_pred):
     return float(np.mean(y_true))
 
 
-def _recompute(pred: pd.DataFrame, dec: pd.DataFrame, source: str, metric: str, attribute: str) -> tuple[pd.Series, pd.Series]:
+def _recompute(
+    pred: pd.DataFrame, dec: pd.DataFrame, source: str, metric: str, attribute: str
+) -> tuple[pd.Series, pd.Series]:
     """(value by group, denominator by group), recomputed from the row-level CSVs with fairlearn."""
     if source == "model":
         f = pred
@@ -180,7 +227,7 @@ def _recompute(pred: pd.DataFrame, dec: pd.DataFrame, source: str, metric: str, 
 def test_every_number_in_fairness_csv_recomputes_from_the_row_level_files(audited):
     _, out, _ = audited
     fair = pd.read_csv(out / "fairness.csv", dtype={"group": str})
-    text = {c: str for c in (*fair["attribute"].unique(), "client_id", "placement_id", "dwelling_id")}
+    text = dict.fromkeys((*fair["attribute"].unique(), "client_id", "placement_id", "dwelling_id"), str)
     pred = pd.read_csv(out / "audit_predictions.csv", dtype=text)
     dec = pd.read_csv(out / "audit_decisions.csv", dtype=text)
     checked = 0
@@ -190,8 +237,9 @@ def test_every_number_in_fairness_csv_recomputes_from_the_row_level_files(audite
         sizes = frame.groupby(frame[attribute].astype(str)).size()
         for row in part.itertuples():
             expected = values.get(row.group, np.nan) if denominator.get(row.group, 0) > 0 else np.nan
-            assert (np.isnan(row.value) and np.isnan(expected)) or row.value == pytest.approx(expected, rel=1e-9, abs=1e-12), (
-                source, metric, attribute, row.group, row.value, expected)
+            assert (np.isnan(row.value) and np.isnan(expected)) or row.value == pytest.approx(
+                expected, rel=1e-9, abs=1e-12
+            ), (source, metric, attribute, row.group, row.value, expected)
             assert row.n == sizes[row.group] and row.support == denominator.get(row.group, 0)
             checked += 1
         # Gaps: against the reference group's value.
@@ -229,7 +277,9 @@ def test_no_client_protected_is_a_clear_error_and_writes_nothing(tmp_path, audit
     tables = tiny_tables()
     del tables["client_protected"]
     data = write_dataset(tmp_path / "np", tables)
-    result = CliRunner().invoke(app, ["audit", "--data", str(data), "--out", str(tmp_path / "out"), "--model", str(root / "model")])
+    result = CliRunner().invoke(
+        app, ["audit", "--data", str(data), "--out", str(tmp_path / "out"), "--model", str(root / "model")]
+    )
     assert result.exit_code == 1
     assert "no client_protected table" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "out").exists()
@@ -242,7 +292,9 @@ def test_a_model_without_held_out_period_is_a_clear_error(tmp_path, tiny_dir, au
     meta = json.loads((model / "bundle.json").read_text())
     meta["metadata"].pop("test_start")
     (model / "bundle.json").write_text(json.dumps(meta))
-    result = CliRunner().invoke(app, ["audit", "--data", str(tiny_dir), "--out", str(tmp_path / "out"), "--model", str(model)])
+    result = CliRunner().invoke(
+        app, ["audit", "--data", str(tiny_dir), "--out", str(tmp_path / "out"), "--model", str(model)]
+    )
     assert result.exit_code == 1 and "test_start" in result.output
     assert not (tmp_path / "out").exists()
 

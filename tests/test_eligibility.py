@@ -18,21 +18,50 @@ from tests.helpers import PARAMS, RULES
 # Literal amounts, so every boundary below can be checked by hand.
 AMOUNTS = PassendToewijzen(
     years={
-        2023: YearAmounts(income_threshold_single=24000, income_threshold_multi=36000, rent_cap_small=600.0, rent_cap_large=650.0),
-        2024: YearAmounts(income_threshold_single=24000, income_threshold_multi=36000, rent_cap_small=620.0, rent_cap_large=670.0,
-                          verified=False),
+        2023: YearAmounts(
+            income_threshold_single=24000, income_threshold_multi=36000, rent_cap_small=600.0, rent_cap_large=650.0
+        ),
+        2024: YearAmounts(
+            income_threshold_single=24000,
+            income_threshold_multi=36000,
+            rent_cap_small=620.0,
+            rent_cap_large=670.0,
+            verified=False,
+        ),
     },
     large_household_from=3,
 )
 ALL = EligibilityParams()
 MEETING = "2023-03-06"
 
-HOME_DEFAULTS = dict(neighbourhood_id="BU03630001", complex_id="C1", landlord="L", dwelling_type="apartment", floor=0,
-                     has_lift="false", rooms=3, floor_area_m2=60.0, rent_eur=500.0, shared_entrance="true",
-                     units_in_complex=20, construction_year=1990, wheelchair_accessible="false")
-CLIENT_DEFAULTS = dict(care_provider="Kompas Zorg", coming_from="shelter", household_size=1, monthly_income_eur=1500.0,
-                       support_hours_per_week=4.0, **{d: 3 for d in ZRM_DOMAINS}, needs_ground_floor_or_lift="false",
-                       needs_quiet_surroundings="false", needs_wheelchair_access="false", network_district="", avoid_district="")
+HOME_DEFAULTS = dict(
+    neighbourhood_id="BU03630001",
+    complex_id="C1",
+    landlord="L",
+    dwelling_type="apartment",
+    floor=0,
+    has_lift="false",
+    rooms=3,
+    floor_area_m2=60.0,
+    rent_eur=500.0,
+    shared_entrance="true",
+    units_in_complex=20,
+    construction_year=1990,
+    wheelchair_accessible="false",
+)
+CLIENT_DEFAULTS = dict(
+    care_provider="Kompas Zorg",
+    coming_from="shelter",
+    household_size=1,
+    monthly_income_eur=1500.0,
+    support_hours_per_week=4.0,
+    **dict.fromkeys(ZRM_DOMAINS, 3),
+    needs_ground_floor_or_lift="false",
+    needs_quiet_surroundings="false",
+    needs_wheelchair_access="false",
+    network_district="",
+    avoid_district="",
+)
 
 
 def make_dataset(tmp_path, homes: dict[str, dict], clients: dict[str, dict]):
@@ -41,10 +70,14 @@ def make_dataset(tmp_path, homes: dict[str, dict], clients: dict[str, dict]):
     t = {k: base[k] for k in ("neighbourhoods", "care_providers")}
     t["dwellings"] = pd.DataFrame([{**HOME_DEFAULTS, "dwelling_id": i, **v} for i, v in homes.items()])
     t["clients"] = pd.DataFrame([{**CLIENT_DEFAULTS, "client_id": i, **v} for i, v in clients.items()])
-    t["client_protected"] = pd.DataFrame({"client_id": list(clients), "gender": "x", "birth_year": 1980, "migration_background": "europe"})
+    t["client_protected"] = pd.DataFrame(
+        {"client_id": list(clients), "gender": "x", "birth_year": 1980, "migration_background": "europe"}
+    )
     t["vacancies"] = pd.DataFrame({"meeting_date": MEETING, "dwelling_id": list(homes)})
     t["candidates"] = pd.DataFrame({"meeting_date": MEETING, "client_id": list(clients)})
-    t["placements"] = pd.DataFrame(columns=["placement_id", "client_id", "dwelling_id", "meeting_date", "tenancy_start"])
+    t["placements"] = pd.DataFrame(
+        columns=["placement_id", "client_id", "dwelling_id", "meeting_date", "tenancy_start"]
+    )
     t["tenancy_ends"] = pd.DataFrame(columns=["placement_id", "end_date", "reason"])
     t["nuisance_reports"] = pd.DataFrame(columns=["report_id", "placement_id", "report_date", "severity"])
     return load_dataset(write_dataset(tmp_path / "ds", t))
@@ -59,8 +92,10 @@ def all_pairs(ds, date: str = MEETING) -> pd.DataFrame:
 def verdicts(ds, rules=ALL, amounts=AMOUNTS, date: str = MEETING) -> dict[tuple[str, str], str]:
     """(dwelling, client) -> "ok" or the rule that excluded the pair."""
     eligible, excluded = apply_eligibility(ds, all_pairs(ds, date), rules, amounts)
-    out = {(d, c): "ok" for d, c in zip(eligible["dwelling_id"], eligible["client_id"])}
-    out.update({(d, c): r for d, c, r in zip(excluded["dwelling_id"], excluded["client_id"], excluded["rule"])})
+    out = dict.fromkeys(zip(eligible["dwelling_id"], eligible["client_id"], strict=True), "ok")
+    out.update(
+        {(d, c): r for d, c, r in zip(excluded["dwelling_id"], excluded["client_id"], excluded["rule"], strict=True)}
+    )
     return out
 
 
@@ -70,12 +105,19 @@ ONLY = {name: EligibilityParams(rules=(name,)) for name in RULE_NAMES}
 def test_rent_cap_boundaries(tmp_path):
     ds = make_dataset(
         tmp_path,
-        homes={"AT_SMALL": {"rent_eur": 600.00}, "OVER_SMALL": {"rent_eur": 600.01},
-               "AT_LARGE": {"rent_eur": 650.00}, "OVER_LARGE": {"rent_eur": 650.01}},
+        homes={
+            "AT_SMALL": {"rent_eur": 600.00},
+            "OVER_SMALL": {"rent_eur": 600.01},
+            "AT_LARGE": {"rent_eur": 650.00},
+            "OVER_LARGE": {"rent_eur": 650.01},
+        },
         clients={
             "single_at_threshold": {"monthly_income_eur": 2000.00},  # 24,000 a year = threshold: the cap applies
             "single_over_threshold": {"monthly_income_eur": 2000.01},  # 24,000.12 > threshold: no cap
-            "two_at_threshold": {"household_size": 2, "monthly_income_eur": 3000.00},  # 36,000 = multi threshold, cap for 1-2
+            "two_at_threshold": {
+                "household_size": 2,
+                "monthly_income_eur": 3000.00,
+            },  # 36,000 = multi threshold, cap for 1-2
             "three_at_threshold": {"household_size": 3, "monthly_income_eur": 3000.00},  # cap for 3+
             "three_over_threshold": {"household_size": 3, "monthly_income_eur": 3000.01},
         },
@@ -96,7 +138,9 @@ def test_amounts_follow_the_meeting_year(tmp_path):
     ds = make_dataset(tmp_path, homes={"H610": {"rent_eur": 610.0}}, clients={"low": {"monthly_income_eur": 1500.0}})
     assert verdicts(ds, ONLY["passend_toewijzen"], date="2023-06-05")[("H610", "low")] == "passend_toewijzen"  # cap 600
     assert verdicts(ds, ONLY["passend_toewijzen"], date="2024-06-03")[("H610", "low")] == "ok"  # cap 620
-    assert verdicts(ds, ONLY["passend_toewijzen"], date="2030-01-07")[("H610", "low")] == "ok"  # latest earlier year: 2024
+    assert (
+        verdicts(ds, ONLY["passend_toewijzen"], date="2030-01-07")[("H610", "low")] == "ok"
+    )  # latest earlier year: 2024
 
 
 def test_rooms_by_household_size(tmp_path):
@@ -113,8 +157,11 @@ def test_rooms_by_household_size(tmp_path):
 
 
 def test_wheelchair_access(tmp_path):
-    ds = make_dataset(tmp_path, homes={"WA": {"wheelchair_accessible": "true"}, "NO": {}},
-                      clients={"needs": {"needs_wheelchair_access": "true"}, "walks": {}})
+    ds = make_dataset(
+        tmp_path,
+        homes={"WA": {"wheelchair_accessible": "true"}, "NO": {}},
+        clients={"needs": {"needs_wheelchair_access": "true"}, "walks": {}},
+    )
     v = verdicts(ds, ONLY["wheelchair"])
     assert v == {("WA", "needs"): "ok", ("NO", "needs"): "wheelchair", ("WA", "walks"): "ok", ("NO", "walks"): "ok"}
 
@@ -122,7 +169,11 @@ def test_wheelchair_access(tmp_path):
 def test_ground_floor_or_lift(tmp_path):
     ds = make_dataset(
         tmp_path,
-        homes={"GROUND": {"floor": 0}, "LIFT": {"floor": 4, "has_lift": "true"}, "STAIRS": {"floor": 2, "has_lift": "false"}},
+        homes={
+            "GROUND": {"floor": 0},
+            "LIFT": {"floor": 4, "has_lift": "true"},
+            "STAIRS": {"floor": 2, "has_lift": "false"},
+        },
         clients={"needs": {"needs_ground_floor_or_lift": "true"}, "climbs": {}},
     )
     v = verdicts(ds, ONLY["ground_floor_or_lift"])
@@ -138,22 +189,35 @@ def test_avoid_district_ignores_case_and_blanks(tmp_path):
         clients={"avoids_west": {"avoid_district": " west "}, "avoids_none": {"avoid_district": ""}},
     )
     v = verdicts(ds, ONLY["avoid_district"])
-    assert v == {("EAST", "avoids_west"): "ok", ("WEST", "avoids_west"): "avoid_district",
-                 ("EAST", "avoids_none"): "ok", ("WEST", "avoids_none"): "ok"}
+    assert v == {
+        ("EAST", "avoids_west"): "ok",
+        ("WEST", "avoids_west"): "avoid_district",
+        ("EAST", "avoids_none"): "ok",
+        ("WEST", "avoids_none"): "ok",
+    }
 
 
 def test_first_failing_rule_in_configured_order_and_all_rules_listed(tmp_path):
     ds = make_dataset(
         tmp_path,
         homes={"BAD": {"rent_eur": 700.0, "floor": 3, "rooms": 1, "neighbourhood_id": "BU03630002"}},
-        clients={"c": {"household_size": 2, "monthly_income_eur": 1500.0, "needs_ground_floor_or_lift": "true", "avoid_district": "West"}},
+        clients={
+            "c": {
+                "household_size": 2,
+                "monthly_income_eur": 1500.0,
+                "needs_ground_floor_or_lift": "true",
+                "avoid_district": "West",
+            }
+        },
     )
     _, excluded = apply_eligibility(ds, all_pairs(ds), ALL, AMOUNTS)
     row = excluded.iloc[0]
     assert row["rule"] == "passend_toewijzen"
     assert row["failed_rules"] == "passend_toewijzen;rooms;ground_floor_or_lift;avoid_district"
     assert "€700.00" in row["detail"] and "€600.00" in row["detail"]
-    reordered = EligibilityParams(rules=("avoid_district", "rooms", "passend_toewijzen", "ground_floor_or_lift", "wheelchair"))
+    reordered = EligibilityParams(
+        rules=("avoid_district", "rooms", "passend_toewijzen", "ground_floor_or_lift", "wheelchair")
+    )
     _, excluded = apply_eligibility(ds, all_pairs(ds), reordered, AMOUNTS, lang="nl")
     assert excluded.iloc[0]["rule"] == "avoid_district"
     assert excluded.iloc[0]["failed_rules"] == "avoid_district;rooms;passend_toewijzen;ground_floor_or_lift"
@@ -177,8 +241,15 @@ def test_tiny_dataset_verdicts(tiny_dir):
     pairs = pairs[pairs["dwelling_id"].isin(["D001", "D002"])]
     eligible, excluded = apply_eligibility(ds, pairs, ALL, RULES)
     assert sorted(eligible["dwelling_id"] + "/" + eligible["client_id"]) == ["D001/0001", "D001/0002", "D001/0003"]
-    assert excluded.set_index("client_id")["rule"].to_dict() == {"0001": "passend_toewijzen", "0002": "passend_toewijzen", "0003": "passend_toewijzen"}
-    assert excluded.set_index("client_id").loc["0002", "failed_rules"] == "passend_toewijzen;ground_floor_or_lift;avoid_district"
+    assert excluded.set_index("client_id")["rule"].to_dict() == {
+        "0001": "passend_toewijzen",
+        "0002": "passend_toewijzen",
+        "0003": "passend_toewijzen",
+    }
+    assert (
+        excluded.set_index("client_id").loc["0002", "failed_rules"]
+        == "passend_toewijzen;ground_floor_or_lift;avoid_district"
+    )
     checks = rule_checks(ds, pairs, ALL, RULES)
     assert list(checks.columns) == list(RULE_NAMES) and checks.dtypes.eq(bool).all()
 

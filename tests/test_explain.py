@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,7 +12,7 @@ from features.config import section
 from features.load import load_dataset
 from features.pairs import FEATURE_NAMES, all_meeting_pairs, build_pair_features
 from models.bundle import ModelBundle
-from models.contributions import differences, explanations_frame, tree_shap
+from models.contributions import differences, explanations_frame
 from reports.reasons import TEMPLATES, ExplainParams, check_lang, reasons, signed
 from synthetic.stand_in import jittered, stand_in_bundle
 from tests.helpers import FEATURE_PARAMS, PARAMS, RULES
@@ -35,42 +34,9 @@ def tiny_bundle(tiny_features):
     return stand_in_bundle(jittered(tiny_features, 400, seed=1), n_trees=25, num_leaves=6, min_data_in_leaf=5)
 
 
-def _bundle_from(booster: lgb.Booster, names: list[str]) -> ModelBundle:
-    return ModelBundle(booster, tuple(names), "binary", {"a": 1.0, "b": 0.0}, 0.5, pd.DataFrame(), {}, 1.0)
-
-
-@pytest.mark.parametrize("lgb_params", [
-    {},
-    {"zero_as_missing": True},
-    {"use_missing": False},
-])
-def test_tree_shap_equals_pred_contrib(lgb_params):
-    """Also with NaN, exact zeros, integer-valued features and values exactly at split thresholds."""
-    rng = np.random.default_rng(0)
-    n, names = 3000, [f"f{i}" for i in range(6)]
-    X = np.column_stack([rng.normal(size=n), rng.integers(0, 4, n), rng.random(n) < 0.3, rng.normal(size=n),
-                         rng.integers(0, 2, n) * rng.normal(size=n), rng.uniform(0, 10, n)]).astype(float)
-    X[rng.random(n) < 0.1, 0] = np.nan
-    X[rng.random(n) < 0.1, 3] = 0.0
-    y = ((np.nan_to_num(X[:, 0]) + X[:, 1] - 2 * X[:, 2] + X[:, 3] * X[:, 4] + rng.normal(size=n)) > 0.5).astype(int)
-    params = {"objective": "binary", "num_leaves": 15, "verbosity": -1, "seed": 1, "deterministic": True, **lgb_params}
-    booster = lgb.train(params, lgb.Dataset(X, y, feature_name=names), num_boost_round=40)
-    bundle = _bundle_from(booster, names)
-    Q = pd.DataFrame(np.vstack([X[:500], rng.normal(size=(200, 6))]), columns=names)
-    # rows exactly at some split thresholds
-    thresholds = [t for t in (booster.dump_model()["tree_info"][0]["tree_structure"].get("threshold"),) if t is not None]
-    Q.loc[len(Q)] = [thresholds[0]] * 6
-    fast, fast_base = tree_shap(bundle, Q)
-    slow, slow_base = bundle.contributions(Q)
-    assert np.abs(fast.to_numpy() - slow.to_numpy()).max() < 1e-10
-    assert np.abs(fast_base - slow_base).max() < 1e-10
-    assert np.abs(fast_base + fast.sum(axis=1).to_numpy() - bundle.score(Q)).max() < 1e-6
-    assert list(fast.columns) == names and fast.index.equals(Q.index)
-
-
 def test_explanations_are_additive_to_the_score(tiny_bundle, tiny_features):
     X = tiny_features
-    contrib, base = tree_shap(tiny_bundle, X)
+    contrib, base = tiny_bundle.contributions(X)
     assert (contrib.abs().sum(axis=1) > 0).all(), "the stand-in model should explain something"
     long = explanations_frame(X[["dwelling_id", "client_id"]], X, contrib)
     assert list(long.columns) == ["dwelling_id", "client_id", "feature", "value", "contribution"]
@@ -78,7 +44,9 @@ def test_explanations_are_additive_to_the_score(tiny_bundle, tiny_features):
     assert long["feature"].iloc[: len(FEATURE_NAMES)].tolist() == list(FEATURE_NAMES)
     total = long.groupby(["dwelling_id", "client_id"], sort=False)["contribution"].sum().to_numpy()
     np.testing.assert_allclose(base + total, tiny_bundle.score(X), atol=1e-6, rtol=0)
-    row = long[(long["dwelling_id"] == "D002") & (long["client_id"] == "0002") & (long["feature"] == "floors_without_lift")]
+    row = long[
+        (long["dwelling_id"] == "D002") & (long["client_id"] == "0002") & (long["feature"] == "floors_without_lift")
+    ]
     assert row["value"].item() == 3.0
 
 
@@ -89,17 +57,21 @@ def test_prior_is_explained_exactly_and_survives_saving(tiny_bundle, tiny_featur
     from models.bundle import LinearPrior
 
     X = tiny_features
-    prior = LinearPrior(coef={"zrm_mean": 0.8, "rent_to_income": -1.5}, intercept=0.3,
-                        mean={"zrm_mean": float(X["zrm_mean"].mean()), "rent_to_income": 0.25})
+    prior = LinearPrior(
+        coef={"zrm_mean": 0.8, "rent_to_income": -1.5},
+        intercept=0.3,
+        mean={"zrm_mean": float(X["zrm_mean"].mean()), "rent_to_income": 0.25},
+    )
     with_prior = dataclasses.replace(tiny_bundle, prior=prior)
-    contrib, base = tree_shap(with_prior, X)
-    slow, slow_base = with_prior.contributions(X)
-    np.testing.assert_allclose(contrib.to_numpy(), slow.to_numpy(), atol=1e-10)
+    contrib, base = with_prior.contributions(X)
     np.testing.assert_allclose(base + contrib.sum(axis=1).to_numpy(), with_prior.score(X), atol=1e-6)
-    np.testing.assert_allclose(with_prior.score(X) - tiny_bundle.score(X),
-                               0.3 + 0.8 * X["zrm_mean"] - 1.5 * X["rent_to_income"], atol=1e-12)
-    trees_only, _ = tree_shap(tiny_bundle, X)
-    np.testing.assert_allclose(contrib["rent_to_income"] - trees_only["rent_to_income"], -1.5 * (X["rent_to_income"] - 0.25), atol=1e-12)
+    np.testing.assert_allclose(
+        with_prior.score(X) - tiny_bundle.score(X), 0.3 + 0.8 * X["zrm_mean"] - 1.5 * X["rent_to_income"], atol=1e-12
+    )
+    trees_only, _ = tiny_bundle.contributions(X)
+    np.testing.assert_allclose(
+        contrib["rent_to_income"] - trees_only["rent_to_income"], -1.5 * (X["rent_to_income"] - 0.25), atol=1e-12
+    )
     untouched = [f for f in FEATURE_NAMES if f not in prior.coef]
     np.testing.assert_allclose(contrib[untouched].to_numpy(), trees_only[untouched].to_numpy(), atol=1e-12)
     loaded = ModelBundle.load(with_prior.save(tmp_path / "m"))
@@ -125,15 +97,26 @@ CONTEXT = pd.DataFrame({"care_provider": ["Kompas Zorg"], "district": ["Oost"], 
 
 
 def test_reasons_in_english_and_dutch():
-    X = _one_pair(distance_to_care_km=3.2, support_hours_per_week=8, support_x_distance=25.6, rent_to_income=0.38,
-                  zrm_finances=2, rent_cap_headroom_eur=-52.4, floors_without_lift=3)
+    X = _one_pair(
+        distance_to_care_km=3.2,
+        support_hours_per_week=8,
+        support_x_distance=25.6,
+        rent_to_income=0.38,
+        zrm_finances=2,
+        rent_cap_headroom_eur=-52.4,
+        floors_without_lift=3,
+    )
     c = _contrib(support_x_distance=-0.4, rent_cap_headroom_eur=0.21, floors_without_lift=-0.15, rent_to_income=0.004)
     en = reasons(X, c, context=CONTEXT, lang="en", params=PARAMS_EXPLAIN).iloc[0]
-    assert en == ("3.2 km from Kompas Zorg for someone with 8 support hours a week (−0.40); "
-                  "rent €52 over the passend-toewijzen rent cap (+0.21); 3 floors of stairs without a lift (−0.15)")
+    assert en == (
+        "3.2 km from Kompas Zorg for someone with 8 support hours a week (−0.40); "
+        "rent €52 over the passend-toewijzen rent cap (+0.21); 3 floors of stairs without a lift (−0.15)"
+    )
     nl = reasons(X, c, context=CONTEXT, lang="nl", params=PARAMS_EXPLAIN).iloc[0]
-    assert nl == ("3,2 km van Kompas Zorg bij 8 uur begeleiding per week (−0,40); "
-                  "huur € 52 boven de huurgrens van passend toewijzen (+0,21); 3 verdiepingen traplopen zonder lift (−0,15)")
+    assert nl == (
+        "3,2 km van Kompas Zorg bij 8 uur begeleiding per week (−0,40); "
+        "huur € 52 boven de huurgrens van passend toewijzen (+0,21); 3 verdiepingen traplopen zonder lift (−0,15)"
+    )
 
 
 def test_reasons_respect_count_and_minimum():
@@ -149,8 +132,15 @@ def test_reasons_respect_count_and_minimum():
 
 
 def test_special_category_values_are_not_shown():
-    X = _one_pair(zrm_justice=1, zrm_addiction=2, addiction_x_vulnerable=0.3, vulnerable_household_share=0.1,
-                  stairs_x_physical=9, floors_without_lift=3, zrm_physical_health=2)
+    X = _one_pair(
+        zrm_justice=1,
+        zrm_addiction=2,
+        addiction_x_vulnerable=0.3,
+        vulnerable_household_share=0.1,
+        stairs_x_physical=9,
+        floors_without_lift=3,
+        zrm_physical_health=2,
+    )
     c = _contrib(zrm_justice=-0.5, addiction_x_vulnerable=-0.4, stairs_x_physical=-0.3)
     for lang in ("en", "nl"):
         text = reasons(X, c, lang=lang, params=PARAMS_EXPLAIN).iloc[0]
@@ -158,10 +148,13 @@ def test_special_category_values_are_not_shown():
     assert reasons(X, c, params=PARAMS_EXPLAIN).iloc[0] == (
         "justice (ZRM, score not shown) (−0.50); "
         "10% vulnerable households in the neighbourhood, given addiction (ZRM, not shown) (−0.40); "
-        "3 floors of stairs without a lift, given physical health (ZRM, not shown) (−0.30)")
+        "3 floors of stairs without a lift, given physical health (ZRM, not shown) (−0.30)"
+    )
     # A feature declared special in params but without its own wording is named without its value.
     special = ExplainParams(special_category=("rent_eur",))
-    assert reasons(_one_pair(rent_eur=610), _contrib(rent_eur=0.2), params=special).iloc[0] == "rent (not shown) (+0.20)"
+    assert (
+        reasons(_one_pair(rent_eur=610), _contrib(rent_eur=0.2), params=special).iloc[0] == "rent (not shown) (+0.20)"
+    )
 
 
 @pytest.mark.parametrize("value", [0.0, 1.0, 3.0])

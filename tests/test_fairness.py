@@ -24,47 +24,73 @@ from features.errors import UserError
 from features.load import load_dataset
 from features.pairs import FEATURE_NAMES, PROTECTED_COLUMNS
 from models.bundle import SUPPORT_FEATURES, ModelBundle, standardise, support_scale_of
+from models.calibration import PlattCalibration
 from tests.conftest import tiny_tables, write_dataset
 from tests.helpers import PARAMS
 
 FAIRNESS = section(PARAMS, "fairness", FairnessParams)
 
 
-def tiny_bundle(seed: int = 0, *, test_start: str = "2023-01-01", test_end: str = "2023-12-31", **metadata) -> ModelBundle:
+def tiny_bundle(
+    seed: int = 0, *, test_start: str = "2023-01-01", test_end: str = "2023-12-31", **metadata
+) -> ModelBundle:
     """A small deterministic binary LightGBM on random features, wrapped as a bundle."""
     rng = np.random.default_rng(seed)
     X = pd.DataFrame(rng.normal(size=(300, len(FEATURE_NAMES))), columns=list(FEATURE_NAMES))
     y = (X["zrm_mean"] + X["rent_to_income"] + rng.normal(scale=0.5, size=len(X)) > 0).astype(int)
-    params = {"objective": "binary", "num_leaves": 4, "min_data_in_leaf": 10, "seed": seed, "deterministic": True,
-              "force_row_wise": True, "num_threads": 1, "verbosity": -1}
+    params = {
+        "objective": "binary",
+        "num_leaves": 4,
+        "min_data_in_leaf": 10,
+        "seed": seed,
+        "deterministic": True,
+        "force_row_wise": True,
+        "num_threads": 1,
+        "verbosity": -1,
+    }
     booster = lgb.train(params, lgb.Dataset(X.to_numpy(), label=y, feature_name=list(FEATURE_NAMES)), num_boost_round=5)
     scale = support_scale_of(X)
-    return ModelBundle(booster, tuple(FEATURE_NAMES), "binary", {"a": 1.0, "b": 0.0}, 0.5,
-                       support_reference=pd.DataFrame(standardise(X, scale), columns=list(SUPPORT_FEATURES)),
-                       support_scale=scale, support_radius=1.5,
-                       metadata={"test_start": test_start, "test_end": test_end, **metadata})
+    return ModelBundle(
+        booster,
+        tuple(FEATURE_NAMES),
+        "binary",
+        PlattCalibration(1.0, 0.0),
+        0.5,
+        support_reference=pd.DataFrame(standardise(X, scale), columns=list(SUPPORT_FEATURES)),
+        support_scale=scale,
+        support_radius=1.5,
+        metadata={"test_start": test_start, "test_end": test_end, **metadata},
+    )
 
 
 def params_with(min_group_size: int = 1, **gate) -> FairnessParams:
     base = dict(attributes=("g",), max_difference={}, min_ratio={}, max_ratio_drop={}, fail_when_unjudgeable=True)
-    return FairnessParams(age_band_edges=(18, 25, 35, 50, 65), attributes=("gender",), intersections=(),
-                          min_group_size=min_group_size, worse_off_tolerance=0.02, low_support=5,
-                          gate=GateParams(**{**base, **gate, "attributes": ("gender",)}))
+    return FairnessParams(
+        age_band_edges=(18, 25, 35, 50, 65),
+        attributes=("gender",),
+        intersections=(),
+        min_group_size=min_group_size,
+        worse_off_tolerance=0.02,
+        low_support=5,
+        gate=GateParams(**{**base, **gate, "attributes": ("gender",)}),
+    )
 
 
 # Seven held-out placements in two groups, checked by hand below.
 #   female: outcome 1 1 1 0, prediction 1 1 0 0 -> selection 2/4, TPR 2/3, FPR 0/1
 #   male:   outcome 1 0 0,   prediction 0 1 0   -> selection 1/3, TPR 0/1, FPR 1/2
-PLACED = pd.DataFrame({
-    "placement_id": [f"P{i}" for i in range(7)],
-    "client_id": [f"C{i}" for i in range(7)],
-    "gender": ["female"] * 4 + ["male"] * 3,
-    "outcome": [1, 1, 1, 0, 1, 0, 0],
-    "prediction": [1, 1, 0, 0, 0, 1, 0],
-    "probability": [0.9, 0.8, 0.4, 0.3, 0.4, 0.7, 0.2],
-    "score": [2.0, 1.0, -0.5, -1.0, -0.5, 0.8, -1.5],
-    "low_support": [0, 0, 1, 0, 1, 1, 0],
-})
+PLACED = pd.DataFrame(
+    {
+        "placement_id": [f"P{i}" for i in range(7)],
+        "client_id": [f"C{i}" for i in range(7)],
+        "gender": ["female"] * 4 + ["male"] * 3,
+        "outcome": [1, 1, 1, 0, 1, 0, 0],
+        "prediction": [1, 1, 0, 0, 0, 1, 0],
+        "probability": [0.9, 0.8, 0.4, 0.3, 0.4, 0.7, 0.2],
+        "score": [2.0, 1.0, -0.5, -1.0, -0.5, 0.8, -1.5],
+        "low_support": [0, 0, 1, 0, 1, 1, 0],
+    }
+)
 
 
 def _value(table: pd.DataFrame, metric: str, group: str, source: str = "model") -> pd.Series:
@@ -122,7 +148,9 @@ def test_gate_fails_with_the_metric_named_and_passes_under_a_looser_threshold():
     strict = params_with(max_difference={"model.true_positive_rate": 0.1, "model.selection_rate": 0.2})
     result = judge(table, params=strict)
     assert not result.passed
-    assert result.failures == ["model.true_positive_rate by gender: difference 0.667 between female and male exceeds 0.100"]
+    assert result.failures == [
+        "model.true_positive_rate by gender: difference 0.667 between female and male exceeds 0.100"
+    ]
     row = result.table.set_index("metric").loc["true_positive_rate"]
     assert row["value"] == pytest.approx(2 / 3) and row["passed"] == False  # noqa: E712
     assert result.table.set_index("metric").loc["selection_rate", "passed"] == True  # noqa: E712 (1/6 <= 0.2)
@@ -145,8 +173,14 @@ def _decisions(placed_b: list[int], planned_b: list[int]) -> pd.DataFrame:
     """Eight candidate-meetings: four women (placed 1 of 4, planned 2 of 4) and four men."""
     placed = [1, 0, 0, 0] + placed_b
     planned = [1, 1, 0, 0] + planned_b
-    frame = pd.DataFrame({"client_id": [f"C{i}" for i in range(8)], "gender": ["female"] * 4 + ["male"] * 4,
-                          "placed": placed, "planned": planned})
+    frame = pd.DataFrame(
+        {
+            "client_id": [f"C{i}" for i in range(8)],
+            "gender": ["female"] * 4 + ["male"] * 4,
+            "placed": placed,
+            "planned": planned,
+        }
+    )
     frame["p_actual"] = np.where(frame["placed"] == 1, 0.7, np.nan)
     frame["p_plan"] = np.where(frame["planned"] == 1, 0.8, np.nan)
     frame["displaced"] = np.where(frame["placed"] == 1, 1 - frame["planned"], np.nan)
@@ -174,7 +208,9 @@ def test_gate_fails_when_the_plan_widens_the_meetings_selection_gap():
 
 def test_candidate_support_counts_distinct_clients():
     frame = _decisions([1, 0, 0, 0], [1, 1, 0, 0])
-    frame = pd.concat([frame, frame.assign(placed=0, planned=0)], ignore_index=True)  # the same clients at a second meeting
+    frame = pd.concat(
+        [frame, frame.assign(placed=0, planned=0)], ignore_index=True
+    )  # the same clients at a second meeting
     table = group_metrics({CANDIDATES: frame}, params=params_with())
     row = _value(table, "selection_rate", "female", "human")
     assert row["n"] == 8 and row["support"] == 4 and row["value"] == pytest.approx(1 / 8)
@@ -182,7 +218,17 @@ def test_candidate_support_counts_distinct_clients():
 
 def test_age_bands():
     ages = pd.Series([17, 18, 24, 25, 49, 50, 64, 65, 90])
-    assert age_band(ages, (18, 25, 35, 50, 65)).tolist() == ["<18", "18-24", "18-24", "25-34", "35-49", "50-64", "50-64", "65+", "65+"]
+    assert age_band(ages, (18, 25, 35, 50, 65)).tolist() == [
+        "<18",
+        "18-24",
+        "18-24",
+        "25-34",
+        "35-49",
+        "50-64",
+        "50-64",
+        "65+",
+        "65+",
+    ]
 
 
 def test_attributes_of_the_tiny_dataset(tiny_dir):
@@ -226,10 +272,17 @@ def test_no_protected_attribute_among_the_model_features():
 
 def test_assert_no_protected_on_tracked_params():
     # What the trainer logs: the model's own sections of params.yaml.
-    assert_no_protected({k: PARAMS[k] for k in ("features", "labels", "train", "baselines", "eligibility", "assignment")})
+    assert_no_protected(
+        {k: PARAMS[k] for k in ("features", "labels", "train", "baselines", "eligibility", "assignment")}
+    )
     assert_no_protected({"data.path": "/data/x", "average": 1, "coverage": 0.5, "usage": "stage", "label_gain": [0, 1]})
-    for bad in ({"train": {"features": ["zrm_mean", "gender"]}}, {"features": {"migration_background_weight": 1.0}},
-                {"train.feature_names": "zrm_mean,birth_year"}, {"mean_age": 40}, {"x": {"y": "Gender_X_income"}}):
+    for bad in (
+        {"train": {"features": ["zrm_mean", "gender"]}},
+        {"features": {"migration_background_weight": 1.0}},
+        {"train.feature_names": "zrm_mean,birth_year"},
+        {"mean_age": 40},
+        {"x": {"y": "Gender_X_income"}},
+    ):
         with pytest.raises(ProtectedAttributeError):
             assert_no_protected(bad)
 
@@ -251,7 +304,9 @@ def test_gate_fails_when_nothing_can_be_judged(tiny_dir):
     no_period.metadata = {}
     result = fairness_gate(ds, no_period, params=FAIRNESS, config=PARAMS)
     assert not result.passed and "test_start" in result.failures[0]
-    later = fairness_gate(ds, tiny_bundle(test_start="2024-01-01", test_end="2024-06-30"), params=FAIRNESS, config=PARAMS)
+    later = fairness_gate(
+        ds, tiny_bundle(test_start="2024-01-01", test_end="2024-06-30"), params=FAIRNESS, config=PARAMS
+    )
     assert not later.passed and "no held-out placement with a known outcome" in later.failures[0]
 
 
@@ -266,12 +321,22 @@ def test_candidate_decisions_on_the_tiny_dataset(tiny_dir):
     ds = load_dataset(tiny_dir)
     bundle = tiny_bundle()
     meetings = held_out_meetings(ds, held_out_period(bundle))
-    dec, planned = candidate_decisions(ds, bundle, meetings, pipeline=pipeline_params(bundle, PARAMS),
-                                       plan_params=PlanParams.from_config(PARAMS), tol=0.02)
+    dec, planned = candidate_decisions(
+        ds,
+        bundle,
+        meetings,
+        pipeline=pipeline_params(bundle, PARAMS),
+        plan_params=PlanParams.from_config(PARAMS),
+        tol=0.02,
+    )
     dec = dec.set_index([dec["meeting_date"].dt.strftime("%Y-%m-%d"), "client_id"])
     assert len(dec) == 4  # three candidates at the first meeting, one at the second
-    assert dec["placed"].to_dict() == {("2023-01-02", "0001"): 1, ("2023-01-02", "0002"): 1,
-                                       ("2023-01-02", "0003"): 0, ("2023-01-09", "0003"): 1}
+    assert dec["placed"].to_dict() == {
+        ("2023-01-02", "0001"): 1,
+        ("2023-01-02", "0002"): 1,
+        ("2023-01-02", "0003"): 0,
+        ("2023-01-09", "0003"): 1,
+    }
     # Client 0002 got D002: 3rd floor without lift in West, the district 0002 must avoid: the rules exclude it.
     assert dec.loc[("2023-01-02", "0002"), "actual_eligible"] == False  # noqa: E712
     assert dec.loc[("2023-01-02", "0001"), "actual_eligible"] == True  # noqa: E712
@@ -299,8 +364,17 @@ def _placements(draw):
     outcome = draw(st.lists(st.integers(0, 1), min_size=n, max_size=n))
     prediction = draw(st.lists(st.integers(0, 1), min_size=n, max_size=n))
     proba = draw(st.lists(st.floats(0.01, 0.99), min_size=n, max_size=n))
-    return pd.DataFrame({"client_id": [f"C{i}" for i in range(n)], "gender": groups, "outcome": outcome,
-                         "prediction": prediction, "probability": proba, "score": proba, "low_support": prediction})
+    return pd.DataFrame(
+        {
+            "client_id": [f"C{i}" for i in range(n)],
+            "gender": groups,
+            "outcome": outcome,
+            "prediction": prediction,
+            "probability": proba,
+            "score": proba,
+            "low_support": prediction,
+        }
+    )
 
 
 @given(frame=_placements(), min_size=st.integers(1, 10))
@@ -308,18 +382,24 @@ def _placements(draw):
 def test_gate_difference_is_fairlearns_between_groups_difference(frame, min_size):
     from fairlearn.metrics import MetricFrame, selection_rate, true_positive_rate
 
-    params = params_with(min_group_size=min_size, max_difference={"model.selection_rate": 0.5, "model.true_positive_rate": 0.5})
+    params = params_with(
+        min_group_size=min_size, max_difference={"model.selection_rate": 0.5, "model.true_positive_rate": 0.5}
+    )
     table = group_metrics({PLACEMENTS: frame}, params=params)
     checks = judge(table, params=params).table.set_index("metric")
-    for metric, func, denominator in (("selection_rate", selection_rate, frame),
-                                      ("true_positive_rate", true_positive_rate, frame[frame["outcome"] == 1])):
+    for metric, func, denominator in (
+        ("selection_rate", selection_rate, frame),
+        ("true_positive_rate", true_positive_rate, frame[frame["outcome"] == 1]),
+    ):
         sizes = denominator.groupby("gender").size()
         judged = sizes[sizes >= min_size].index
         rows = frame[frame["gender"].isin(judged)]
         if len(judged) < 2:
             assert np.isnan(checks.at[metric, "value"]) and not checks.at[metric, "passed"]
             continue
-        mf = MetricFrame(metrics=func, y_true=rows["outcome"], y_pred=rows["prediction"], sensitive_features=rows["gender"])
+        mf = MetricFrame(
+            metrics=func, y_true=rows["outcome"], y_pred=rows["prediction"], sensitive_features=rows["gender"]
+        )
         assert checks.at[metric, "value"] == pytest.approx(mf.difference(method="between_groups"))
         part = table[(table["metric"] == metric) & table["judgeable"]]
         assert (part["difference"] <= 1e-12).all() and part["value"].between(0, 1).all()

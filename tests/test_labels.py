@@ -57,5 +57,7 @@ def test_other_end_reasons(tmp_path):
     lab = _labels(tmp_path, ends=ends)
     assert lab.loc["P1", "status"] == KNOWN and lab.loc["P1", "sustained"] == 1
     assert lab.loc["P2", "status"] == EXCLUDED and pd.isna(lab.loc["P2", "grade"])
-    strict = dataclasses.replace(LABEL_PARAMS, other_ends={"voluntary_move": "exclude", "deceased": "exclude", "other": "exclude"})
+    strict = dataclasses.replace(
+        LABEL_PARAMS, other_ends={"voluntary_move": "exclude", "deceased": "exclude", "other": "exclude"}
+    )
     assert _labels(tmp_path, ends=ends, params=strict).loc["P1", "status"] == EXCLUDED

@@ -44,7 +44,9 @@ def test_parquet_reads_like_csv(tmp_path):
     for name in ("dwellings", "placements"):
         (folder / f"{name}.csv").unlink()
         typed = csv_ds.table(name)
-        typed.astype({c: "object" for c in typed.columns if str(typed[c].dtype) == "boolean"}).to_parquet(folder / f"{name}.parquet")
+        typed.astype({c: "object" for c in typed.columns if str(typed[c].dtype) == "boolean"}).to_parquet(
+            folder / f"{name}.parquet"
+        )
     pq_ds = load_dataset(folder)
     pd.testing.assert_frame_equal(pq_ds.dwellings, csv_ds.dwellings)
     pd.testing.assert_frame_equal(pq_ds.placements, csv_ds.placements)
@@ -95,7 +97,9 @@ def test_duplicate_key_pair(tmp_path):
 
 
 def test_dangling_reference(tmp_path):
-    (p,) = _problems(_broken(tmp_path, lambda t: t["dwellings"].__setitem__("neighbourhood_id", ["BU03630001", "BU9", "BU03630002"])))
+    (p,) = _problems(
+        _broken(tmp_path, lambda t: t["dwellings"].__setitem__("neighbourhood_id", ["BU03630001", "BU9", "BU03630002"]))
+    )
     assert (p.table, p.column, p.rows, p.values) == ("dwellings", "neighbourhood_id", (2,), ("BU9",))
     assert "not in neighbourhoods" in p.message
 
@@ -131,7 +135,11 @@ def test_empty_allowed_columns(tiny_dir):
 
 
 def test_tenancy_start_before_meeting(tmp_path):
-    (p,) = _problems(_broken(tmp_path, lambda t: t["placements"].__setitem__("tenancy_start", ["2022-12-01", "2023-02-15", "2023-02-01"])))
+    (p,) = _problems(
+        _broken(
+            tmp_path, lambda t: t["placements"].__setitem__("tenancy_start", ["2022-12-01", "2023-02-15", "2023-02-01"])
+        )
+    )
     assert (p.table, p.column, p.rows) == ("placements", "tenancy_start", (1,))
 
 
@@ -145,7 +153,12 @@ def test_end_before_start_and_after_as_of(tmp_path):
 def test_report_outside_tenancy(tmp_path):
     def change(t):
         t["nuisance_reports"] = pd.DataFrame(
-            {"report_id": ["R1", "R2"], "placement_id": ["P1", "P2"], "report_date": ["2023-01-15", "2023-10-15"], "severity": ["minor", "serious"]}
+            {
+                "report_id": ["R1", "R2"],
+                "placement_id": ["P1", "P2"],
+                "report_date": ["2023-01-15", "2023-10-15"],
+                "severity": ["minor", "serious"],
+            }
         )
 
     (p,) = _problems(_broken(tmp_path, change))
@@ -199,7 +212,13 @@ def corruption(draw):
     spec = TABLES[table]
     col = draw(st.sampled_from(spec.columns))
     kind = draw(st.sampled_from(_CORRUPTIONS))
-    junk = draw(st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n\x00"), min_size=1, max_size=6).filter(lambda s: s.strip() != "" and not _parses(s, col.kind)))
+    junk = draw(
+        st.text(
+            alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n\x00"),
+            min_size=1,
+            max_size=6,
+        ).filter(lambda s: s.strip() != "" and not _parses(s, col.kind))
+    )
     return table, col, kind, junk
 
 
@@ -225,7 +244,9 @@ def test_random_corruption_is_reported_never_crashes(tmp_path_factory, case):
         frame.loc[0, col.name] = junk
     elif kind == "drop_column":
         frame = frame.drop(columns=col.name)
-    elif kind == "dangling" and any(r[:2] == (table, col.name) for r in __import__("features.contract", fromlist=["REFERENCES"]).REFERENCES):
+    elif kind == "dangling" and any(
+        r[:2] == (table, col.name) for r in __import__("features.contract", fromlist=["REFERENCES"]).REFERENCES
+    ):
         frame.loc[0, col.name] = "NO-SUCH-" + junk
     elif kind == "duplicate_row" and (col.unique or TABLES[table].key):
         frame = pd.concat([frame, frame.iloc[[0]]], ignore_index=True)

@@ -27,7 +27,9 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shuti
 def setup(tmp_path_factory):
     ds = load_dataset(write_dataset(tmp_path_factory.mktemp("tiny"), tiny_tables()))
     cfg = load_config()
-    X = build_pair_features(ds, all_meeting_pairs(ds, ds.vacancies["meeting_date"].unique()), params=cfg.features, rules=cfg.amounts)
+    X = build_pair_features(
+        ds, all_meeting_pairs(ds, ds.vacancies["meeting_date"].unique()), params=cfg.features, rules=cfg.amounts
+    )
     bundle = stand_in_bundle(jittered(X, 400, seed=1), n_trees=25, num_leaves=6, min_data_in_leaf=5)
     return ds, cfg, bundle
 
@@ -90,7 +92,11 @@ def test_no_protected_attribute_reaches_the_sheet(setup):
 def test_contribution_svg():
     svg = contribution_svg([("rent", 0.3), ("distance to the care provider given the support hours", -0.15)], scale=0.3)
     assert svg.count('class="pos"') == 1 and svg.count('class="neg"') == 1
-    assert "−0.15" in svg and "…" in svg and "<title>distance to the care provider given the support hours: −0.15</title>" in svg
+    assert (
+        "−0.15" in svg
+        and "…" in svg
+        and "<title>distance to the care provider given the support hours: −0.15</title>" in svg
+    )
     # the largest bar spans half the plot width, (310 - 160 - 36) / 2 = 57; half of that for half the value
     assert 'width="57.0"' in svg and 'width="28.5"' in svg
 
@@ -103,10 +109,24 @@ def test_sheet_renders_in_headless_chromium(setup, tmp_path):
     profile = tempfile.mkdtemp()
     try:
         subprocess.run(
-            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={profile}", f"--screenshot={shot}", "--window-size=1280,1400", page.as_uri()],
-            capture_output=True, timeout=120, check=False,
+            [
+                CHROMIUM,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                f"--user-data-dir={profile}",
+                f"--screenshot={shot}",
+                "--window-size=1280,1400",
+                page.as_uri(),
+            ],
+            capture_output=True,
+            timeout=120,
+            check=False,
         )
     finally:
         shutil.rmtree(profile, ignore_errors=True)

@@ -6,7 +6,14 @@ import pandas as pd
 import pytest
 
 from features.load import load_dataset
-from features.pairs import FEATURE_NAMES, PROTECTED_COLUMNS, build_pair_features, haversine_km, meeting_pairs, window_count
+from features.pairs import (
+    FEATURE_NAMES,
+    PROTECTED_COLUMNS,
+    build_pair_features,
+    haversine_km,
+    meeting_pairs,
+    window_count,
+)
 from tests.conftest import tiny_tables, write_dataset
 from tests.helpers import FEATURE_PARAMS, RULES
 
@@ -57,11 +64,53 @@ def test_point_in_time_invariance(tmp_path):
     before = build_pair_features(ds, meeting_pairs(ds, meeting), params=FEATURE_PARAMS, rules=RULES)
 
     later = tiny_tables()
-    later["vacancies"] = pd.concat([later["vacancies"], pd.DataFrame({"meeting_date": ["2023-01-09", "2023-03-06"], "dwelling_id": ["D001", "D002"]})], ignore_index=True)
-    later["candidates"] = pd.concat([later["candidates"], pd.DataFrame({"meeting_date": ["2023-03-06"], "client_id": ["0001"]})], ignore_index=True)
-    later["placements"] = pd.concat([later["placements"], pd.DataFrame({"placement_id": ["P9"], "client_id": ["0001"], "dwelling_id": ["D002"], "meeting_date": ["2023-03-06"], "tenancy_start": ["2023-04-01"]})], ignore_index=True)
-    later["tenancy_ends"] = pd.concat([later["tenancy_ends"], pd.DataFrame({"placement_id": ["P9", "P3"], "end_date": ["2023-05-01", "2023-03-01"], "reason": ["eviction", "returned_to_care"]})], ignore_index=True)
-    later["nuisance_reports"] = pd.concat([later["nuisance_reports"], pd.DataFrame({"report_id": ["R9"], "placement_id": ["P9"], "report_date": ["2023-04-15"], "severity": ["serious"]})], ignore_index=True)
+    later["vacancies"] = pd.concat(
+        [
+            later["vacancies"],
+            pd.DataFrame({"meeting_date": ["2023-01-09", "2023-03-06"], "dwelling_id": ["D001", "D002"]}),
+        ],
+        ignore_index=True,
+    )
+    later["candidates"] = pd.concat(
+        [later["candidates"], pd.DataFrame({"meeting_date": ["2023-03-06"], "client_id": ["0001"]})], ignore_index=True
+    )
+    later["placements"] = pd.concat(
+        [
+            later["placements"],
+            pd.DataFrame(
+                {
+                    "placement_id": ["P9"],
+                    "client_id": ["0001"],
+                    "dwelling_id": ["D002"],
+                    "meeting_date": ["2023-03-06"],
+                    "tenancy_start": ["2023-04-01"],
+                }
+            ),
+        ],
+        ignore_index=True,
+    )
+    later["tenancy_ends"] = pd.concat(
+        [
+            later["tenancy_ends"],
+            pd.DataFrame(
+                {
+                    "placement_id": ["P9", "P3"],
+                    "end_date": ["2023-05-01", "2023-03-01"],
+                    "reason": ["eviction", "returned_to_care"],
+                }
+            ),
+        ],
+        ignore_index=True,
+    )
+    later["nuisance_reports"] = pd.concat(
+        [
+            later["nuisance_reports"],
+            pd.DataFrame(
+                {"report_id": ["R9"], "placement_id": ["P9"], "report_date": ["2023-04-15"], "severity": ["serious"]}
+            ),
+        ],
+        ignore_index=True,
+    )
     ds2 = load_dataset(write_dataset(tmp_path / "b", later, as_of="2025-12-31"))
     after = build_pair_features(ds2, meeting_pairs(ds2, meeting), params=FEATURE_PARAMS, rules=RULES)
     # The new vacancy at the same meeting adds pairs; the pairs that existed are unchanged.

@@ -67,7 +67,10 @@ def test_prior_and_refit(small_rows):
     # Platt scaling comes from trees that never saw the calibration weeks, refitted or not.
     assert refit.calibration == plain.calibration
     md = refit.metadata
-    assert md["n_trees_fitted_on"] == md["n_fit"] + md["n_calibration"] and plain.metadata["n_trees_fitted_on"] == md["n_fit"]
+    assert (
+        md["n_trees_fitted_on"] == md["n_fit"] + md["n_calibration"]
+        and plain.metadata["n_trees_fitted_on"] == md["n_fit"]
+    )
     assert refit.booster.model_to_string() != plain.booster.model_to_string()
     # Platt scaling sees the scores the bundle gives (prior included): on its own rows the mean chance is the observed rate.
     cal = small_rows[split.part(small_rows) == "calibration"]
@@ -77,11 +80,17 @@ def test_prior_and_refit(small_rows):
     np.testing.assert_allclose(refit.score(test), trees + refit.prior.score(test))
     from features.errors import UserError
 
-    with pytest.raises(UserError, match="fewer sustained tenancies"):  # a rule that predicts the wrong way is refused, not flipped
-        train_bundle(small_rows, split, dataclasses.replace(tp, prior_weights={f: -w for f, w in tp.prior_weights.items()}))
+    with pytest.raises(
+        UserError, match="fewer sustained tenancies"
+    ):  # a rule that predicts the wrong way is refused, not flipped
+        train_bundle(
+            small_rows, split, dataclasses.replace(tp, prior_weights={f: -w for f, w in tp.prior_weights.items()})
+        )
     bare = train_bundle(small_rows, split, dataclasses.replace(tp, prior_weights={}))
     assert bare.prior is None and bare.metadata["prior"] == "none"
-    np.testing.assert_allclose(bare.score(test), bare.booster.predict(test[list(bare.feature_names)].to_numpy(dtype=float), raw_score=True))
+    np.testing.assert_allclose(
+        bare.score(test), bare.booster.predict(test[list(bare.feature_names)].to_numpy(dtype=float), raw_score=True)
+    )
 
 
 def test_test_week_outcomes_never_reach_the_model(small_rows):
@@ -109,9 +118,19 @@ def test_paired_bootstrap_literal_cases():
 
     meetings = np.repeat(pd.to_datetime(["2024-01-01", "2024-01-08", "2024-01-15", "2024-01-22"]), 4)
     grade = np.array([3, 0, 2, 1] * 4)
-    frame = pd.DataFrame({"meeting_date": meetings, "grade": grade, "sustained": (grade > 0).astype(int),
-                          "perfect": grade.astype(float), "same": grade.astype(float), "reversed": -grade.astype(float)})
-    table = paired_bootstrap(frame, "perfect", {"same": "same", "reversed": "reversed"}, (0, 1, 3, 7), resamples=50, seed=1)
+    frame = pd.DataFrame(
+        {
+            "meeting_date": meetings,
+            "grade": grade,
+            "sustained": (grade > 0).astype(int),
+            "perfect": grade.astype(float),
+            "same": grade.astype(float),
+            "reversed": -grade.astype(float),
+        }
+    )
+    table = paired_bootstrap(
+        frame, "perfect", {"same": "same", "reversed": "reversed"}, (0, 1, 3, 7), resamples=50, seed=1
+    )
     same = table[table["baseline"] == "same"]
     assert (same["difference"] == 0).all() and (same["ci_low"] == 0).all() and (same["ci_high"] == 0).all()
     assert (same["share_ahead"] == 0).all()  # a tie is never "ahead"
@@ -135,13 +154,20 @@ def test_fast_roc_auc_equals_sklearn():
 def test_bootstrap_against_by_hand():
     from models.oracle import bootstrap_against
 
-    per = pd.DataFrame({
-        "plan_model_total": [9.0, 8.0], "plan_model_n": [10, 10],
-        "plan_rule_total": [8.0, 8.0], "plan_rule_n": [10, 10],
-        "plan_oracle_total": [10.0, 9.0], "plan_oracle_n": [10, 10],
-        "plan_random_total": [7.0, 6.0], "plan_random_n": [10, 10],
-        "top1_model": [0.9, 0.8], "top1_rule": [0.9, 0.7],
-    })
+    per = pd.DataFrame(
+        {
+            "plan_model_total": [9.0, 8.0],
+            "plan_model_n": [10, 10],
+            "plan_rule_total": [8.0, 8.0],
+            "plan_rule_n": [10, 10],
+            "plan_oracle_total": [10.0, 9.0],
+            "plan_oracle_n": [10, 10],
+            "plan_random_total": [7.0, 6.0],
+            "plan_random_n": [10, 10],
+            "top1_model": [0.9, 0.8],
+            "top1_rule": [0.9, 0.7],
+        }
+    )
     table = bootstrap_against(per, ["rule"], resamples=20, seed=0).set_index("metric")
     # plan shares: model (0.85 - 0.65) / (0.95 - 0.65) = 2/3, rule (0.80 - 0.65) / 0.30 = 1/2
     assert table.loc["plan_captured_gain", "model"] == pytest.approx(2 / 3)
@@ -154,8 +180,14 @@ def test_temporal_split_holds_out_latest_meetings(small_rows):
     tp = dataclasses.replace(section(PARAMS, "train", TrainParams), **SHORT_SPLIT)
     split = temporal_split(small_rows, tp)
     part = split.part(small_rows)
-    assert small_rows.loc[part == "fit", "meeting_date"].max() < small_rows.loc[part == "calibration", "meeting_date"].min()
-    assert small_rows.loc[part == "calibration", "meeting_date"].max() < small_rows.loc[part == "test", "meeting_date"].min()
+    assert (
+        small_rows.loc[part == "fit", "meeting_date"].max()
+        < small_rows.loc[part == "calibration", "meeting_date"].min()
+    )
+    assert (
+        small_rows.loc[part == "calibration", "meeting_date"].max()
+        < small_rows.loc[part == "test", "meeting_date"].min()
+    )
     assert split.test_end == small_rows["meeting_date"].max()
     # Nothing the model learns from had its outcome known on or after the first test meeting.
     learned = part.isin(["fit", "calibration"])
@@ -169,24 +201,42 @@ def test_train_tracks_and_promotes_only_when_not_worse(small_synthetic, tmp_path
     data, truth = small_synthetic
     # The fairness gate is opened wide here: this test is about the metric comparison
     # (the gate's own refusal is tested below and in tests/test_fairness.py).
-    open_gate = {**PARAMS["fairness"]["gate"], "max_difference": {}, "max_ratio_drop": {}, "fail_when_unjudgeable": False}
+    open_gate = {
+        **PARAMS["fairness"]["gate"],
+        "max_difference": {},
+        "max_ratio_drop": {},
+        "fail_when_unjudgeable": False,
+    }
     good = params_file(tmp_path, train=SHORT_SPLIT, fairness={"gate": open_gate})
     runner = CliRunner()
-    first = runner.invoke(app, ["train", "--data", str(data), "--params", str(good), "--metrics-out", str(tmp_path / "m1.json")])
+    first = runner.invoke(
+        app, ["train", "--data", str(data), "--params", str(good), "--metrics-out", str(tmp_path / "m1.json")]
+    )
     assert first.exit_code == 0, first.output
     m1 = json.loads((tmp_path / "m1.json").read_text())
     assert m1["promoted"] is True and m1["model_version"] == "1"
 
     (tmp_path / "bad").mkdir()
-    bad = params_file(tmp_path / "bad", train={**SHORT_SPLIT, "prior_weights": {},
-                                               "lgbm": {**PARAMS["train"]["lgbm"], "num_boost_round": 1, "num_leaves": 2}},
-                      fairness={"gate": open_gate})
-    second = runner.invoke(app, ["train", "--data", str(data), "--params", str(bad), "--metrics-out", str(tmp_path / "m2.json")])
+    bad = params_file(
+        tmp_path / "bad",
+        train={
+            **SHORT_SPLIT,
+            "prior_weights": {},
+            "lgbm": {**PARAMS["train"]["lgbm"], "num_boost_round": 1, "num_leaves": 2},
+        },
+        fairness={"gate": open_gate},
+    )
+    second = runner.invoke(
+        app, ["train", "--data", str(data), "--params", str(bad), "--metrics-out", str(tmp_path / "m2.json")]
+    )
     assert second.exit_code == 0, second.output
     m2 = json.loads((tmp_path / "m2.json").read_text())
     assert m2["promoted"] is False and "stays a candidate" in second.output
 
-    third = runner.invoke(app, ["train", "--data", str(data), "--params", str(good), "--metrics-out", str(tmp_path / "m3.json")])
+    third = runner.invoke(
+        app, ["train", "--data", str(data), "--params", str(good), "--metrics-out", str(tmp_path / "m3.json")]
+    )
+    assert third.exit_code == 0, third.output
     assert json.loads((tmp_path / "m3.json").read_text())["promoted"] is True
 
     from models.tracking import resolve_bundle
@@ -199,12 +249,23 @@ def test_train_tracks_and_promotes_only_when_not_worse(small_synthetic, tmp_path
 
 def test_promotion_says_when_the_champion_learned_from_the_new_test_weeks(small_synthetic, tmp_path, monkeypatch):
     monkeypatch.setenv("MATCHWIJS_MLFLOW_DIR", str(tmp_path / "store"))
-    open_gate = {**PARAMS["fairness"]["gate"], "max_difference": {}, "max_ratio_drop": {}, "fail_when_unjudgeable": False}
+    open_gate = {
+        **PARAMS["fairness"]["gate"],
+        "max_difference": {},
+        "max_ratio_drop": {},
+        "fail_when_unjudgeable": False,
+    }
     runner = CliRunner()
-    first = params_file(tmp_path, train={**SHORT_SPLIT, "test_weeks": 4, "bootstrap_resamples": 0}, fairness={"gate": open_gate})
+    first = params_file(
+        tmp_path, train={**SHORT_SPLIT, "test_weeks": 4, "bootstrap_resamples": 0}, fairness={"gate": open_gate}
+    )
     assert runner.invoke(app, ["train", "--data", str(small_synthetic[0]), "--params", str(first)]).exit_code == 0
     (tmp_path / "long").mkdir()
-    longer = params_file(tmp_path / "long", train={**SHORT_SPLIT, "test_weeks": 70, "bootstrap_resamples": 0}, fairness={"gate": open_gate})
+    longer = params_file(
+        tmp_path / "long",
+        train={**SHORT_SPLIT, "test_weeks": 70, "bootstrap_resamples": 0},
+        fairness={"gate": open_gate},
+    )
     second = runner.invoke(app, ["train", "--data", str(small_synthetic[0]), "--params", str(longer)])
     assert second.exit_code == 0, second.output
     assert "inside these held-out weeks" in second.output and "is optimistic" in second.output
@@ -214,8 +275,20 @@ def test_failing_fairness_gate_blocks_promotion(small_synthetic, tmp_path, monke
     monkeypatch.setenv("MATCHWIJS_MLFLOW_DIR", str(tmp_path / "store"))
     strict = {**PARAMS["fairness"]["gate"], "max_difference": {"model.selection_rate": 0.0}}
     params = params_file(tmp_path, train=SHORT_SPLIT, fairness={"gate": strict})
-    result = CliRunner().invoke(app, ["train", "--data", str(small_synthetic[0]), "--params", str(params),
-                                      "--metrics-out", str(tmp_path / "m.json"), "--bundle-out", str(tmp_path / "model")])
+    result = CliRunner().invoke(
+        app,
+        [
+            "train",
+            "--data",
+            str(small_synthetic[0]),
+            "--params",
+            str(params),
+            "--metrics-out",
+            str(tmp_path / "m.json"),
+            "--bundle-out",
+            str(tmp_path / "model"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "m.json").read_text())
     assert summary["promoted"] is False and summary["fairness_gate_passed"] is False
@@ -274,17 +347,24 @@ def test_grid_search_never_refits_on_its_validation_weeks(small_rows, monkeypatc
 def test_oracle_comparison_is_bounded_by_the_oracle(small_synthetic, small_rows):
     """Per meeting, no policy beats the oracle's plan total or its top-1; captured gains are shares."""
     from features.load import load_dataset
+    from models.bundle import LinearPrior
     from models.oracle import OracleParams, oracle_comparison
 
     ds = load_dataset(small_synthetic[0])
     tp = dataclasses.replace(section(PARAMS, "train", TrainParams), **SHORT_SPLIT)
     bundle = train_bundle(small_rows, temporal_split(small_rows, tp), tp)
-    result = oracle_comparison(ds, bundle, small_synthetic[1], params=PARAMS, oracle=OracleParams(random_draws=2, seed=1),
-                               baselines={"zrm": lambda X: X["zrm_mean"].to_numpy()})
+    result = oracle_comparison(
+        ds,
+        bundle,
+        small_synthetic[1],
+        params=PARAMS,
+        oracle=OracleParams(random_draws=2, seed=1),
+        baselines={"zrm": LinearPrior(coef={"zrm_mean": 1.0}, intercept=0.0, mean={"zrm_mean": 0.0})},
+    )
     per = result.per_meeting
     assert len(per) > 0
     for policy in ("model", "random", "zrm"):
-        assert (per[f"plan_oracle_total"] >= per[f"plan_{policy}_total"] - 1e-9).all(), policy
+        assert (per["plan_oracle_total"] >= per[f"plan_{policy}_total"] - 1e-9).all(), policy
         assert (per["top1_oracle"] >= per[f"top1_{policy}"] - 1e-9).all(), policy
     assert result.table.loc["oracle", "plan_placements"] == result.table.loc["model", "plan_placements"]
     assert result.summary["plan_captured_gain"] <= 1.0 + 1e-9

@@ -32,8 +32,12 @@ CONTRACT = {
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     """The installed command line, as a user runs it (UserError handling included)."""
-    return subprocess.run([sys.executable, "-c", "from pipelines.cli import main; main()", *args],
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", "from pipelines.cli import main; main()", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def read(out: Path, name: str) -> pd.DataFrame:
@@ -47,7 +51,9 @@ def tiny(tmp_path_factory):
     data = write_dataset(root / "tiny", tiny_tables())
     ds = load_dataset(data)
     cfg = load_config()
-    X = build_pair_features(ds, all_meeting_pairs(ds, ds.vacancies["meeting_date"].unique()), params=cfg.features, rules=cfg.amounts)
+    X = build_pair_features(
+        ds, all_meeting_pairs(ds, ds.vacancies["meeting_date"].unique()), params=cfg.features, rules=cfg.amounts
+    )
     bundle = stand_in_bundle(jittered(X, 400, seed=1), n_trees=25, num_leaves=6, min_data_in_leaf=5)
     return data, bundle.save(root / "model"), ds, cfg, bundle
 
@@ -55,7 +61,9 @@ def tiny(tmp_path_factory):
 def test_cli_end_to_end_on_the_tiny_dataset(tiny, tmp_path):
     data, model, *_ = tiny
     out = tmp_path / "out"
-    proc = run_cli("recommend", "--data", str(data), "--meeting", "2023-01-02", "--out", str(out), "--model", str(model))
+    proc = run_cli(
+        "recommend", "--data", str(data), "--meeting", "2023-01-02", "--out", str(out), "--model", str(model)
+    )
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUT_FILES)
     assert "warning: passend toewijzen: the 2023 amounts are marked verified: false" in proc.stderr
@@ -91,20 +99,39 @@ def test_cli_end_to_end_on_the_tiny_dataset(tiny, tmp_path):
 def test_cli_in_dutch_with_a_complex_cap(tiny, tmp_path):
     data, model, *_ = tiny
     out = tmp_path / "nl"
-    proc = run_cli("recommend", "--data", str(data), "--meeting", "2023-01-09", "--out", str(out), "--model", str(model),
-                   "--lang", "nl", "--complex-cap", "1")
+    proc = run_cli(
+        "recommend",
+        "--data",
+        str(data),
+        "--meeting",
+        "2023-01-09",
+        "--out",
+        str(out),
+        "--model",
+        str(model),
+        "--lang",
+        "nl",
+        "--complex-cap",
+        "1",
+    )
     assert proc.returncode == 0, proc.stderr
     assert "Matchingsoverleg 2023-01-09" in (out / "meeting.html").read_text(encoding="utf-8")
     reasons = read(out, "recommendations.csv")["reasons"]
     assert reasons.str.contains(r"\([+−]\d+,\d\d\)").all()  # Dutch decimal comma in every contribution
 
 
-@pytest.mark.parametrize("date, expected", [
-    ("2023-01-05", "no vacancies and no candidates at meeting 2023-01-05. Nearest meeting dates with vacancies and candidates: "
-                   "2023-01-02 (before), 2023-01-09 (after)"),
-    ("2022-12-01", "Nearest meeting dates with vacancies and candidates: 2023-01-02 (after) (the dataset has 2,"),
-    ("2023-13-01", "--meeting '2023-13-01' is not a date; expected YYYY-MM-DD"),
-])
+@pytest.mark.parametrize(
+    "date, expected",
+    [
+        (
+            "2023-01-05",
+            "no vacancies and no candidates at meeting 2023-01-05. Nearest meeting dates with vacancies and candidates: "
+            "2023-01-02 (before), 2023-01-09 (after)",
+        ),
+        ("2022-12-01", "Nearest meeting dates with vacancies and candidates: 2023-01-02 (after) (the dataset has 2,"),
+        ("2023-13-01", "--meeting '2023-13-01' is not a date; expected YYYY-MM-DD"),
+    ],
+)
 def test_bad_meeting_date_exits_1_without_traceback_and_writes_nothing(tiny, tmp_path, date, expected):
     data, model, *_ = tiny
     out = tmp_path / "never"
@@ -117,7 +144,9 @@ def test_bad_meeting_date_exits_1_without_traceback_and_writes_nothing(tiny, tmp
 
 def test_date_with_vacancies_but_no_candidates(tiny, tmp_path):
     t = tiny_tables()
-    t["vacancies"] = pd.concat([t["vacancies"], pd.DataFrame({"meeting_date": ["2023-01-16"], "dwelling_id": ["D001"]})])
+    t["vacancies"] = pd.concat(
+        [t["vacancies"], pd.DataFrame({"meeting_date": ["2023-01-16"], "dwelling_id": ["D001"]})]
+    )
     ds = load_dataset(write_dataset(tmp_path / "d", t))
     with pytest.raises(UserError, match=r"no candidates at meeting 2023-01-16\. .*2023-01-09 \(before\)"):
         check_meeting(ds, pd.Timestamp("2023-01-16"))
@@ -128,7 +157,17 @@ def test_bad_data_exits_1_without_traceback(tmp_path, tiny):
     t = tiny_tables()
     t["dwellings"]["rooms"] = ["two", "3", "1"]
     data = write_dataset(tmp_path / "bad", t)
-    proc = run_cli("recommend", "--data", str(data), "--meeting", "2023-01-02", "--out", str(tmp_path / "out"), "--model", str(model))
+    proc = run_cli(
+        "recommend",
+        "--data",
+        str(data),
+        "--meeting",
+        "2023-01-02",
+        "--out",
+        str(tmp_path / "out"),
+        "--model",
+        str(model),
+    )
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "dwellings.rooms" in proc.stderr and not (tmp_path / "out").exists()
 
@@ -150,7 +189,9 @@ def test_outputs_are_all_or_nothing(tiny, tmp_path, monkeypatch):
     monkeypatch.setattr(rec, "_write_csv", failing)
     with pytest.raises(OSError):
         write_outputs(outputs, out)
-    assert (out / "recommendations.csv").read_text() == "old\n" and sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert (out / "recommendations.csv").read_text() == "old\n" and sorted(p.name for p in tmp_path.iterdir()) == [
+        "out"
+    ]
     monkeypatch.setattr(rec, "_write_csv", real)
     write_outputs(outputs, out)
     assert sorted(p.name for p in out.iterdir()) == sorted([*OUTPUT_FILES, "notes.txt"])
@@ -186,7 +227,9 @@ def test_model_resolution(tiny, tmp_path, monkeypatch):
 
 
 def test_bigger_meeting_plan_is_optimal_and_ranks_are_consistent(tmp_path):
-    tables, meeting, as_of = synthetic_meeting_tables(n_vacancies=12, n_candidates=60, history_weeks=20, weekly_history=10, seed=3)
+    tables, meeting, as_of = synthetic_meeting_tables(
+        n_vacancies=12, n_candidates=60, history_weeks=20, weekly_history=10, seed=3
+    )
     ds = load_dataset(write_tables(tmp_path / "d", tables, as_of=as_of))
     cfg = load_config()
     bundle = history_bundle(ds, cfg, n_trees=40, num_leaves=7)
@@ -213,7 +256,9 @@ def test_bigger_meeting_plan_is_optimal_and_ranks_are_consistent(tmp_path):
 
 def test_meeting_where_every_pair_is_excluded(tiny, tmp_path):
     _, _, ds, cfg, bundle = tiny
-    strict = dataclasses.replace(cfg, eligibility=dataclasses.replace(cfg.eligibility, min_rooms_by_household_size=(9,)))
+    strict = dataclasses.replace(
+        cfg, eligibility=dataclasses.replace(cfg.eligibility, min_rooms_by_household_size=(9,))
+    )
     outputs = meeting_outputs(ds, pd.Timestamp("2023-01-02"), bundle, strict)
     assert outputs.recommendations.empty and outputs.explanations.empty and outputs.assignment.empty
     assert len(outputs.excluded) == 6 and set(outputs.excluded["rule"]) == {"rooms", "passend_toewijzen"}

@@ -71,8 +71,14 @@ def small(tmp_path_factory) -> tuple[Path, Path, str]:
 
 def _truth_inputs(ds, pairs: pd.DataFrame, coefs: TruthCoefs, **kw) -> pd.DataFrame:
     return truth_pair_inputs(
-        pairs, clients=ds.clients, dwellings=ds.dwellings, neighbourhoods=ds.neighbourhoods,
-        care_providers=ds.care_providers, placements=ds.placements, scales=coefs.scales, **kw,
+        pairs,
+        clients=ds.clients,
+        dwellings=ds.dwellings,
+        neighbourhoods=ds.neighbourhoods,
+        care_providers=ds.care_providers,
+        placements=ds.placements,
+        scales=coefs.scales,
+        **kw,
     )
 
 
@@ -80,11 +86,14 @@ def _sustained_share(ds) -> float:
     horizon = pd.Timedelta(days=365)
     known = ds.placements[ds.placements["tenancy_start"] + horizon <= ds.as_of]
     ends = known.merge(ds.tenancy_ends, on="placement_id", how="left")
-    failed = ends["reason"].isin(["eviction", "returned_to_care"]) & (ends["end_date"] - ends["tenancy_start"] < horizon)
+    failed = ends["reason"].isin(["eviction", "returned_to_care"]) & (
+        ends["end_date"] - ends["tenancy_start"] < horizon
+    )
     return 1.0 - failed.mean()
 
 
 # --- the dataset follows the contract -------------------------------------------------------------
+
 
 def test_generated_folder_passes_the_contract(small):
     data, _, summary = small
@@ -111,7 +120,19 @@ def test_homes_only_in_inhabited_buurten_and_names_are_fictional(small):
     cbs = pd.read_csv(CBS_FILE, dtype=str)
     population = cbs.set_index("buurt_code")["population_total"].astype(float)
     assert population.reindex(ds.dwellings["neighbourhood_id"]).min() >= _params().neighbourhoods.min_population
-    real = ("querido", "leger des heils", "hvo", "ymere", "eigen haard", "stadgenoot", "de alliantie", "rochdale", "de key", "cordaan", "arkin")
+    real = (
+        "querido",
+        "leger des heils",
+        "hvo",
+        "ymere",
+        "eigen haard",
+        "stadgenoot",
+        "de alliantie",
+        "rochdale",
+        "de key",
+        "cordaan",
+        "arkin",
+    )
     names = " ".join([*ds.care_providers["care_provider"], *ds.dwellings["landlord"].unique()]).lower()
     assert not [r for r in real if r in names]
     districts = set(ds.neighbourhoods["district"])
@@ -130,6 +151,7 @@ def test_every_placement_passes_the_hard_rules(small):
 
 # --- determinism ------------------------------------------------------------------------------------
 
+
 def test_same_seed_gives_identical_files_and_another_seed_differs(tmp_path, small):
     data, _, _ = small
     again = tmp_path / "again"
@@ -140,10 +162,13 @@ def test_same_seed_gives_identical_files_and_another_seed_differs(tmp_path, smal
     generate_dataset(other, small_params(seed=small_params().seed + 1))
     assert (other / "placements.csv").read_bytes() != (data / "placements.csv").read_bytes()
     assert (other / "clients.csv").read_bytes() != (data / "clients.csv").read_bytes()
-    assert (other / "neighbourhoods.csv").read_bytes() == (data / "neighbourhoods.csv").read_bytes()  # derived, not drawn
+    assert (other / "neighbourhoods.csv").read_bytes() == (
+        data / "neighbourhoods.csv"
+    ).read_bytes()  # derived, not drawn
 
 
 # --- base rates -------------------------------------------------------------------------------------
+
 
 def test_base_rates_are_plausible(small):
     ds = load_dataset(small[0])
@@ -170,6 +195,7 @@ def test_recent_placements_are_right_censored(small):
 
 
 # --- the truth --------------------------------------------------------------------------------------
+
 
 def test_truth_stays_out_of_the_dataset(small, tmp_path):
     data, truth, _ = small
@@ -237,26 +263,65 @@ def test_no_protected_attribute_enters_the_truth(small):
 
 # --- the formula and rules on hand-checked numbers ----------------------------------------------------
 
+
 def _toy_coefs() -> TruthCoefs:
-    scales = TruthScales(busy_units_ref=100, nuisance_ref=50, nuisance_cap=3, support_hours_ref=4, distance_km_ref=5,
-                         concentration_window_days=365, concentration_cap=5, rent_burden_ref=0.4, vulnerable_ref=0.1,
-                         stairs_min_floor=2)
-    failure = FailureCoefs(intercept=-2.0, client={"zrm_finances": 1.0}, quiet_busy_complex=1.0, quiet_nuisance=0.5,
-                           support_distance=0.2, concentration=0.1, rent_burden_finances=2.0, own_network_district=-0.5,
-                           addiction_vulnerable=0.6, stairs_physical=1.2)
-    nuisance = NuisanceCoefs(intercept=-1.0, addiction=1.0, mental_health=0.5, quiet_busy_complex=0.5,
-                             vulnerable_neighbourhood=0.4, concentration=0.1)
+    scales = TruthScales(
+        busy_units_ref=100,
+        nuisance_ref=50,
+        nuisance_cap=3,
+        support_hours_ref=4,
+        distance_km_ref=5,
+        concentration_window_days=365,
+        concentration_cap=5,
+        rent_burden_ref=0.4,
+        vulnerable_ref=0.1,
+        stairs_min_floor=2,
+    )
+    failure = FailureCoefs(
+        intercept=-2.0,
+        client={"zrm_finances": 1.0},
+        quiet_busy_complex=1.0,
+        quiet_nuisance=0.5,
+        support_distance=0.2,
+        concentration=0.1,
+        rent_burden_finances=2.0,
+        own_network_district=-0.5,
+        addiction_vulnerable=0.6,
+        stairs_physical=1.2,
+    )
+    nuisance = NuisanceCoefs(
+        intercept=-1.0,
+        addiction=1.0,
+        mental_health=0.5,
+        quiet_busy_complex=0.5,
+        vulnerable_neighbourhood=0.4,
+        concentration=0.1,
+    )
     return TruthCoefs(horizon_days=365, scales=scales, failure=failure, nuisance=nuisance)
 
 
 def test_failure_logit_on_a_hand_checked_pair():
-    pair = pd.DataFrame({
-        "zrm_finances": [1], "zrm_addiction": [3], "zrm_mental_health": [5], "zrm_physical_health": [1],
-        "support_hours_per_week": [8.0], "needs_quiet_surroundings": [True], "monthly_income_eur": [1000.0],
-        "rent_eur": [600.0], "floor": [3], "has_lift": [False], "shared_entrance": [True], "units_in_complex": [100],
-        "nuisance_reports_per_1000": [100.0], "vulnerable_household_share": [0.2], "distance_km": [10.0],
-        "concentration_12m": [7], "own_network_district": [True],
-    })
+    pair = pd.DataFrame(
+        {
+            "zrm_finances": [1],
+            "zrm_addiction": [3],
+            "zrm_mental_health": [5],
+            "zrm_physical_health": [1],
+            "support_hours_per_week": [8.0],
+            "needs_quiet_surroundings": [True],
+            "monthly_income_eur": [1000.0],
+            "rent_eur": [600.0],
+            "floor": [3],
+            "has_lift": [False],
+            "shared_entrance": [True],
+            "units_in_complex": [100],
+            "nuisance_reports_per_1000": [100.0],
+            "vulnerable_household_share": [0.2],
+            "distance_km": [10.0],
+            "concentration_12m": [7],
+            "own_network_district": [True],
+        }
+    )
     # finances 1.0*1 + busy 1.0*1 + nuisance 0.5*(2-1) + distance 0.2*2*2 + concentration 0.1*5 (capped)
     # + burden 2.0*(0.6-0.4)*1 + network -0.5 + addiction 0.6*0.5*(2-1) + stairs 1.2*1
     expected = -2.0 + 1.0 + 1.0 + 0.5 + 0.8 + 0.5 + 0.4 - 0.5 + 0.3 + 1.2
@@ -267,20 +332,28 @@ def test_failure_logit_on_a_hand_checked_pair():
 
 
 def test_hard_rules_on_hand_checked_pairs():
-    rules = HardRules(large_household_from=3, min_rooms_by_household_size=(1, 2, 3),
-                      years={2024: PassendToewijzen(27725, 37625, 650.43, 697.07), 2025: PassendToewijzen(28375, 38500, 682.96, 731.93)})
-    pairs = pd.DataFrame({
-        "monthly_income_eur": [1300, 1300, 2500, 1300, 1300, 1300],
-        "household_size": [1, 1, 1, 4, 1, 1],
-        "rent_eur": [660.0, 660.0, 800.0, 690.0, 500.0, 500.0],
-        "rooms": [2, 2, 2, 3, 1, 1],
-        "needs_wheelchair_access": [False] * 6,
-        "wheelchair_accessible": [False] * 6,
-        "needs_ground_floor_or_lift": [False, False, False, False, True, False],
-        "floor": [0, 0, 0, 0, 2, 0],
-        "has_lift": [False] * 6,
-        "avoid_match": [False, False, False, False, False, True],
-    })
+    rules = HardRules(
+        large_household_from=3,
+        min_rooms_by_household_size=(1, 2, 3),
+        years={
+            2024: PassendToewijzen(27725, 37625, 650.43, 697.07),
+            2025: PassendToewijzen(28375, 38500, 682.96, 731.93),
+        },
+    )
+    pairs = pd.DataFrame(
+        {
+            "monthly_income_eur": [1300, 1300, 2500, 1300, 1300, 1300],
+            "household_size": [1, 1, 1, 4, 1, 1],
+            "rent_eur": [660.0, 660.0, 800.0, 690.0, 500.0, 500.0],
+            "rooms": [2, 2, 2, 3, 1, 1],
+            "needs_wheelchair_access": [False] * 6,
+            "wheelchair_accessible": [False] * 6,
+            "needs_ground_floor_or_lift": [False, False, False, False, True, False],
+            "floor": [0, 0, 0, 0, 2, 0],
+            "has_lift": [False] * 6,
+            "avoid_match": [False, False, False, False, False, True],
+        }
+    )
     years = np.array([2024, 2025, 2024, 2023, 2024, 2024])  # 2023 falls back to the earliest year
     assert eligible(pairs, rules, years).tolist() == [False, True, True, True, False, False]
 
@@ -309,7 +382,9 @@ def test_generate_rules_mirror_the_project_rules():
     for year, amounts in rules.years.items():
         if year in project:
             mine = dataclasses.asdict(amounts)
-            assert {k: mine[k] for k in project[year] if k in mine} == {k: v for k, v in project[year].items() if k in mine}, year
+            assert {k: mine[k] for k in project[year] if k in mine} == {
+                k: v for k, v in project[year].items() if k in mine
+            }, year
     if "large_household_from" in params.get("passend_toewijzen", {}):
         assert rules.large_household_from == params["passend_toewijzen"]["large_household_from"]
     if "min_rooms_by_household_size" in params.get("eligibility", {}):
@@ -347,10 +422,13 @@ def test_a_provider_in_an_unknown_district_is_a_user_error():
 
 # --- end to end -------------------------------------------------------------------------------------
 
+
 def test_cli_generate_then_validate(tmp_path):
     runner = CliRunner()
     out = tmp_path / "cli"
-    result = runner.invoke(app, ["generate", "--out", str(out), "--years", "1", "--weekly-vacancies", "8", "--weekly-candidates", "8"])
+    result = runner.invoke(
+        app, ["generate", "--out", str(out), "--years", "1", "--weekly-vacancies", "8", "--weekly-candidates", "8"]
+    )
     assert result.exit_code == 0, result.output
     assert "wrote" in result.stdout
     assert runner.invoke(app, ["validate", "--data", str(out)]).exit_code == 0
