@@ -10,6 +10,7 @@ import pandas as pd
 from fairness.params import GROUP_SEP, FairnessParams, intersection_name
 from features.errors import UserError
 from features.load import Dataset
+from features.profiles import clients_as_of
 
 ERR_NO_PROTECTED = (
     "the dataset has no client_protected table: the fairness audit needs gender, birth_year and "
@@ -29,7 +30,7 @@ def attribute_frame(ds: Dataset, rows: pd.DataFrame, *, params: FairnessParams) 
     """Audit attributes of each row (`client_id`, `meeting_date`, optionally `dwelling_id`).
 
     Age is the meeting year minus the birth year (exact to a year: only the birth
-    year is known). Household type is `single` (household_size 1) or `multi`.
+    year is known). Household type is `single` (household_size 1 as of the meeting) or `multi`.
     District is that of the home and exists only for rows with a `dwelling_id`.
     """
     if ds.client_protected is None:
@@ -42,7 +43,7 @@ def attribute_frame(ds: Dataset, rows: pd.DataFrame, *, params: FairnessParams) 
     age = rows["meeting_date"].dt.year - cid.map(prot["birth_year"]).astype(float)
     out["age_band"] = age_band(age, params.age_band_edges)
     out["migration_background"] = cid.map(prot["migration_background"]).astype(object)
-    size = cid.map(clients["household_size"]).astype(float)
+    size = clients_as_of(ds, rows)["household_size"].astype(float)  # as of the meeting
     out["household_type"] = np.where(size <= 1, "single", "multi")
     out["care_provider"] = cid.map(clients["care_provider"]).astype(object)
     if "dwelling_id" in rows:

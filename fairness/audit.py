@@ -278,6 +278,7 @@ def build_audit(
         "path": str(ds.path),
         "as_of": f"{ds.as_of:%Y-%m-%d}",
         "summary": ds.summary(),
+        "profile_history": ds.client_profiles is not None,
     }
     return AuditResult(fa, importance, groups, flags, auc, imp, len(rows), _model_info(bundle), data, fairness, audit)
 
@@ -303,7 +304,7 @@ def summary(result: AuditResult) -> dict:
         "below_best_share_meeting": _share(dec, "below_best_actual", "placed"),
         "eligibility_rules": list(fa.plan_params.eligibility.rules),
         "complex_cap": fa.plan_params.assignment.complex_cap,
-        "pool_factor": getattr(fa.plan_params.assignment, "pool_factor", None),
+        "pool_factor": fa.plan_params.assignment.pool_factor,
         "proxy_flags": [
             f"{r.attribute}={r.group} (AUC {r.auc:.2f})" for r in result.proxy_auc.itertuples() if r.flagged
         ],

@@ -93,6 +93,19 @@ def _zrm() -> tuple[Col, ...]:
     return tuple(Col(d, INT, min=1, max=5) for d in ZRM_DOMAINS)
 
 
+# The client profile columns that can change over time (optional table client_profiles). Without a
+# history, every meeting sees the profile in clients (intake, or as of the extract).
+PROFILE_HISTORY_COLUMNS: tuple[Col, ...] = (
+    Col("household_size", INT, min=1),
+    Col("monthly_income_eur", FLOAT, min=0),
+    Col("support_hours_per_week", FLOAT, min=0),
+    *_zrm(),
+    Col("needs_ground_floor_or_lift", BOOL),
+    Col("needs_quiet_surroundings", BOOL),
+    Col("needs_wheelchair_access", BOOL),
+)
+PROFILE_COLUMNS: tuple[str, ...] = tuple(c.name for c in PROFILE_HISTORY_COLUMNS)
+
 TABLES: dict[str, TableSpec] = {
     t.name: t
     for t in (
@@ -170,6 +183,17 @@ TABLES: dict[str, TableSpec] = {
             description="audit only; never a model feature",
         ),
         TableSpec(
+            "client_profiles",
+            (
+                Col("client_id", STR),
+                Col("valid_from", DATE),
+                *PROFILE_HISTORY_COLUMNS,
+            ),
+            key=("client_id", "valid_from"),
+            required=False,
+            description="optional effective-dated client profiles: each row holds from valid_from until the next",
+        ),
+        TableSpec(
             "vacancies",
             (Col("meeting_date", DATE), Col("dwelling_id", STR)),
             key=("meeting_date", "dwelling_id"),
@@ -219,6 +243,7 @@ REFERENCES: tuple[tuple[str, str, str, str], ...] = (
     ("dwellings", "neighbourhood_id", "neighbourhoods", "neighbourhood_id"),
     ("clients", "care_provider", "care_providers", "care_provider"),
     ("client_protected", "client_id", "clients", "client_id"),
+    ("client_profiles", "client_id", "clients", "client_id"),
     ("vacancies", "dwelling_id", "dwellings", "dwelling_id"),
     ("candidates", "client_id", "clients", "client_id"),
     ("placements", "client_id", "clients", "client_id"),

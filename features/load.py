@@ -84,6 +84,7 @@ class Dataset:
     placements: pd.DataFrame
     tenancy_ends: pd.DataFrame
     nuisance_reports: pd.DataFrame
+    client_profiles: pd.DataFrame | None = None  # optional effective-dated profile history
 
     def table(self, name: str) -> pd.DataFrame | None:
         return getattr(self, name)
@@ -387,6 +388,19 @@ def _check_dates(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp | None, pr
             )
 
 
+def _check_profile_dates(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp | None, problems: list[Problem]) -> None:
+    if as_of is not None and _has(tables, "client_profiles", "valid_from"):
+        cp = tables["client_profiles"]
+        _flag(
+            problems,
+            "client_profiles",
+            "valid_from",
+            cp["valid_from"] > as_of,
+            f"valid_from is after as_of {as_of:%Y-%m-%d}, expected nothing after the extract date",
+            _ymd(cp["valid_from"]),
+        )
+
+
 def load_dataset(path: str | Path) -> Dataset:
     """Read and validate a dataset folder.
 
@@ -406,6 +420,7 @@ def load_dataset(path: str | Path) -> Dataset:
         tables[spec.name] = _typed_table(raw, spec, problems)
     _check_references(tables, problems)
     _check_dates(tables, manifest.get("as_of"), problems)
+    _check_profile_dates(tables, manifest.get("as_of"), problems)
     if problems:
         raise DataError(problems)
     return Dataset(
@@ -413,8 +428,7 @@ def load_dataset(path: str | Path) -> Dataset:
         as_of=manifest["as_of"],
         name=str(manifest.get("name") or ""),
         description=str(manifest.get("description") or ""),
-        client_protected=tables.get("client_protected"),
-        **{n: tables[n] for n in TABLES if n != "client_protected"},
+        **{n: tables[n] if TABLES[n].required else tables.get(n) for n in TABLES},
     )
 
 

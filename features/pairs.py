@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from features.contract import DWELLING_TYPES, FAILURE_REASONS, ZRM_DOMAINS
+from features.contract import DWELLING_TYPES, FAILURE_REASONS, PROFILE_COLUMNS, ZRM_DOMAINS
 from features.load import Dataset
+from features.profiles import clients_as_of
 from features.rules import PassendToewijzen
 
 PAIR_KEYS = ["meeting_date", "dwelling_id", "client_id"]
@@ -239,6 +240,9 @@ def build_pair_features(
         clients, on="client_id", how="left", validate="many_to_one"
     )
     x.index = p.index
+    profile = clients_as_of(ds, p)  # the client's profile as of each meeting (client_profiles, else clients)
+    for col in PROFILE_COLUMNS:
+        x[col] = profile[col]
     out = pd.DataFrame(index=p.index)
     for col in PAIR_KEYS:
         out[col] = p[col]

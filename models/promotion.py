@@ -95,7 +95,8 @@ def decide_promotion(comparison: ChampionComparison, *, gate_passed: bool | None
     reasons = []
     if not comparison.better:
         reasons.append(
-            f"{comparison.metric} {comparison.new_value:.4f} is below the current default's "
+            f"{comparison.metric} {comparison.new_value:.4f} is {'below' if comparison.higher_is_better else 'above'} "
+            f"the current default's "
             f"{comparison.champion_value:.4f} on the same held-out placements"
         )
     if gate_passed is False:

@@ -28,18 +28,8 @@ def _echo_err(text: str) -> None:
 
 
 def _resolve_model(model: str | None, params: Path | None):
-    from models.bundle import ModelBundle
+    from models.tracking import resolve_bundle
 
-    try:
-        from models.tracking import resolve_bundle
-    except ModuleNotFoundError as exc:
-        if exc.name != "models.tracking":
-            raise
-        if model is None:
-            raise UserError(
-                "no model given: pass --model PATH to a model folder (no model registry is installed)"
-            ) from None
-        return ModelBundle.load(model)
     return resolve_bundle(model, params_path=params)
 
 
@@ -62,10 +52,8 @@ def _log_to_mlflow(bundle, out: Path, params: Path | None) -> str | None:
     run_id = (bundle.metadata or {}).get("mlflow_run_id")
     if not run_id:
         return None
-    try:
-        from models import tracking
-    except ModuleNotFoundError:
-        return "the model has an MLflow run but no tracking module is installed: report not logged"
+    from models import tracking
+
     try:
         store = tracking.store_dir(tracking.mlflow_params(params))
         if not (store / tracking.DB_FILE).is_file():

@@ -111,12 +111,7 @@ def _register() -> None:
         ("pipelines.recommend", "recommend"),
         ("pipelines.audit", "audit"),
     ):
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-            continue
+        mod = importlib.import_module(module)
         app.command(name)(user_errors(getattr(mod, name)))
 
 

@@ -31,7 +31,9 @@ import numpy as np
 import pandas as pd
 
 from features.config import ConfigError
+from features.formatting import money
 from features.load import Dataset
+from features.profiles import clients_as_of
 from features.rules import PassendToewijzen
 
 RULE_NAMES: tuple[str, ...] = ("passend_toewijzen", "rooms", "wheelchair", "ground_floor_or_lift", "avoid_district")
@@ -80,9 +82,8 @@ def _pair_attributes(ds: Dataset, pairs: pd.DataFrame) -> dict[str, np.ndarray]:
     """The home, neighbourhood and client attributes the rules need, aligned with `pairs` rows."""
     homes = ds.dwellings.set_index("dwelling_id")
     district = ds.neighbourhoods.set_index("neighbourhood_id")["district"]
-    clients = ds.clients.set_index("client_id")
     h = homes.reindex(pairs["dwelling_id"].to_numpy())
-    c = clients.reindex(pairs["client_id"].to_numpy())
+    c = clients_as_of(ds, pairs)  # household size and income as of each pair's meeting
 
     def num(frame: pd.DataFrame, col: str) -> np.ndarray:
         return frame[col].to_numpy(dtype=float, na_value=np.nan)
@@ -204,14 +205,6 @@ def unverified_amounts(years, amounts: PassendToewijzen, *, lang: str = "en") ->
     return warnings
 
 
-def _eur(v: float, lang: str, decimals: int = 2) -> str:
-    text = f"{v:,.{decimals}f}"
-    if lang == "nl":
-        text = text.replace(",", "_").replace(".", ",").replace("_", ".")
-        return f"€ {text}"
-    return f"€{text}"
-
-
 def _detail_passend(a: dict, lang: str) -> list[str]:
     out = []
     for rent, cap, inc, thr, size, year in zip(
@@ -220,13 +213,13 @@ def _detail_passend(a: dict, lang: str) -> list[str]:
         n = int(size)
         if lang == "nl":
             out.append(
-                f"huur {_eur(rent, lang)} boven de huurgrens {_eur(cap, lang)} ({year}, huishouden van {n}); "
-                f"inkomen {_eur(inc, lang, 0)} per jaar ≤ grens {_eur(thr, lang, 0)}"
+                f"huur {money(rent, lang)} boven de huurgrens {money(cap, lang)} ({year}, huishouden van {n}); "
+                f"inkomen {money(inc, lang, 0)} per jaar ≤ grens {money(thr, lang, 0)}"
             )
         else:
             out.append(
-                f"rent {_eur(rent, lang)} above the {year} cap of {_eur(cap, lang)} (household of {n}); "
-                f"income {_eur(inc, lang, 0)} a year ≤ threshold {_eur(thr, lang, 0)}"
+                f"rent {money(rent, lang)} above the {year} cap of {money(cap, lang)} (household of {n}); "
+                f"income {money(inc, lang, 0)} a year ≤ threshold {money(thr, lang, 0)}"
             )
     return out
 

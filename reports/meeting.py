@@ -19,9 +19,10 @@ import numpy as np
 import pandas as pd
 from markupsafe import Markup
 
+from features.formatting import money, number, percent, signed
 from models.contributions import differences
 from planning.eligibility import RULE_LABELS
-from reports.reasons import ExplainParams, _eur, _num, _pct, check_lang, feature_label, signed
+from reports.reasons import ExplainParams, check_lang, feature_label
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 TEMPLATE = "meeting.html.j2"
@@ -225,9 +226,9 @@ def _home_lines(home: dict, t: dict, lang: str) -> tuple[str, str]:
         t["home_line"].format(
             type=t["types"].get(str(home["dwelling_type"]), str(home["dwelling_type"])),
             rooms=int(home["rooms"]),
-            area=_num(float(home["floor_area_m2"]), lang),
+            area=number(float(home["floor_area_m2"]), lang),
             floor=where,
-            rent=_eur(float(home["rent_eur"]), lang),
+            rent=money(float(home["rent_eur"]), lang, 0),
             complex=home["complex_id"],
             units=int(home["units_in_complex"]),
             landlord=home["landlord"],
@@ -238,10 +239,10 @@ def _home_lines(home: dict, t: dict, lang: str) -> tuple[str, str]:
     nbh = t["nbh_line"].format(
         name=home["neighbourhood"],
         district=home["district"],
-        live=_num(float(home["liveability_score"]), lang, 1),
-        social=_pct(float(home["social_housing_share"]), lang),
-        vulnerable=_pct(float(home["vulnerable_household_share"]), lang),
-        nuisance=_num(float(home["nuisance_reports_per_1000"]), lang),
+        live=number(float(home["liveability_score"]), lang, 1),
+        social=percent(float(home["social_housing_share"]), lang),
+        vulnerable=percent(float(home["vulnerable_household_share"]), lang),
+        nuisance=number(float(home["nuisance_reports_per_1000"]), lang),
     )
     return line, nbh
 
@@ -286,8 +287,8 @@ def _vacancy_views(sheet: MeetingSheet, lang: str, params: ExplainParams) -> lis
                 {
                     "rank": int(cols["rank"][pos]),
                     "client_id": cols["client_id"][pos],
-                    "score": _num(float(cols["score"][pos]), lang, 2),
-                    "chance": _pct(float(cols["p_sustained"][pos]), lang),
+                    "score": number(float(cols["score"][pos]), lang, 2),
+                    "chance": percent(float(cols["p_sustained"][pos]), lang),
                     "support": int(cols["support"][pos]),
                     "low_support": bool(cols["low_support"][pos]),
                     "reasons": cols["reasons"][pos],
@@ -299,7 +300,7 @@ def _vacancy_views(sheet: MeetingSheet, lang: str, params: ExplainParams) -> lis
         if plan is not None and did in plan.index:
             p = plan.loc[did]
             plan_line = t["plan_line"].format(
-                client=p["client_id"], rank=int(p["rank"]), chance=_pct(float(p["p_sustained"]), lang)
+                client=p["client_id"], rank=int(p["rank"]), chance=percent(float(p["p_sustained"]), lang)
             )
         else:
             plan_line = t["plan_line_none"]
@@ -346,9 +347,9 @@ def _plan_view(sheet: MeetingSheet, lang: str) -> tuple[list[dict], str]:
                 "dwelling_id": p["dwelling_id"],
                 "client_id": p["client_id"],
                 "rank": int(p["rank"]),
-                "chance": _pct(float(p["p_sustained"]), lang),
+                "chance": percent(float(p["p_sustained"]), lang),
                 "best": p["best_dwelling_id"],
-                "best_chance": _pct(float(p["best_p_sustained"]), lang),
+                "best_chance": percent(float(p["best_p_sustained"]), lang),
                 "status": t["status"][p["better_or_worse_off"]],
                 "worse": p["better_or_worse_off"] == "worse_off",
             }
@@ -360,7 +361,7 @@ def _plan_view(sheet: MeetingSheet, lang: str) -> tuple[list[dict], str]:
         placed=int(counts.get("as_good", 0) + counts.get("worse_off", 0)),
         as_good=int(counts.get("as_good", 0)),
         worse=int(counts.get("worse_off", 0)),
-        mean_loss=_num(-100 * float(worse.mean()), lang, 1) if len(worse) else _num(0, lang, 1),
+        mean_loss=number(-100 * float(worse.mean()), lang, 1) if len(worse) else number(0, lang, 1),
         not_placed=int(counts.get("not_placed", 0)),
     )
     return rows, summary

@@ -9,22 +9,28 @@ import pandas as pd
 from jinja2 import Environment, FileSystemLoader
 
 from fairness.audit import summary
+from features.formatting import number, percent, significant
 from models.bundle import ModelBundle
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
+LANG = "en"  # the model card is written in English (en_GB number formats, features.formatting)
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, (float, np.floating)) and bool(np.isnan(value)))
 
 
 def _pct(value) -> str:
-    return "—" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{100 * value:.1f}%"
+    return "—" if _missing(value) else percent(float(value), LANG, 1)
 
 
 def _num(value) -> str:
     if isinstance(value, (bool, np.bool_)):
         return str(bool(value))
     if isinstance(value, (int, np.integer)):
-        return str(int(value))
+        return number(int(value), LANG)
     if isinstance(value, (float, np.floating)):
-        return "—" if np.isnan(value) else f"{value:.4g}"
+        return "—" if _missing(value) else significant(float(value), LANG)
     return str(value)
 
 
@@ -34,7 +40,7 @@ def _composition(pred: pd.DataFrame, attributes: list[str]) -> list[str]:
         if attr not in pred:
             continue
         counts = pred[attr].value_counts().sort_index()
-        lines.append(f"{attr}: " + ", ".join(f"{g} {n} ({n / len(pred):.0%})" for g, n in counts.items()))
+        lines.append(f"{attr}: " + ", ".join(f"{g} {n} ({percent(n / len(pred), LANG)})" for g, n in counts.items()))
     return lines
 
 
@@ -91,5 +97,5 @@ def render_model_card(result, *, bundle: ModelBundle) -> str:
         flag_auc=result.audit_params.proxy.flag_auc,
         rules=list(fa.plan_params.eligibility.rules),
         complex_cap=fa.plan_params.assignment.complex_cap,
-        pool_factor=getattr(fa.plan_params.assignment, "pool_factor", None),
+        pool_factor=fa.plan_params.assignment.pool_factor,
     )

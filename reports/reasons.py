@@ -16,13 +16,11 @@ import numpy as np
 import pandas as pd
 
 from features.contract import ZRM_DOMAINS
+from features.formatting import money, number, percent, signed
 from features.pairs import FEATURE_INFO
 from models.contributions import top_features
 
 LANGS = ("en", "nl")
-
-
-MINUS = "\u2212"
 
 
 NO_REASON = {"en": "no single factor stands out", "nl": "geen factor springt eruit"}
@@ -95,13 +93,6 @@ def reasons(
     return pd.Series(["; ".join(p) if p else NO_REASON[lang] for p in parts], index=contributions.index, dtype=object)
 
 
-def signed(value: float, decimals: int = 2, lang: str = "en") -> str:
-    """A contribution as "+0.21" or "−0.40" (typographic minus; decimal comma in Dutch)."""
-    text = f"{abs(value):.{decimals}f}"
-    sign = MINUS if value < 0 and float(text) != 0 else "+"
-    return sign + (text.replace(".", ",") if lang == "nl" else text)
-
-
 def feature_label(name: str, lang: str) -> str:
     """The feature's short name in words (FEATURE_INFO)."""
     info = FEATURE_INFO.get(name)
@@ -140,19 +131,8 @@ class _Columns:
         return self._cache[key][rows]
 
 
-def _num(v: float, lang: str, decimals: int = 0) -> str:
-    text = f"{v:,.{decimals}f}"
-    if lang == "nl":
-        text = text.replace(",", "_").replace(".", ",").replace("_", ".")
-    return text
-
-
-def _eur(v: float, lang: str) -> str:
-    return f"€ {_num(v, lang)}" if lang == "nl" else f"€{_num(v, lang)}"
-
-
-def _pct(v: float, lang: str) -> str:
-    return f"{_num(100 * v, lang)}%"
+def _whole_euros(v: float, lang: str) -> str:
+    return money(v, lang, 0)
 
 
 def _plural(n: float, one: str, many: str) -> str:
@@ -167,7 +147,7 @@ def _bool(en_yes: str, en_no: str, nl_yes: str, nl_no: str) -> Template:
     return lambda v, r, c, lang: (nl_yes if v >= 0.5 else nl_no) if lang == "nl" else (en_yes if v >= 0.5 else en_no)
 
 
-def _fmt(en: str, nl: str, fmt: Callable[[float, str], str] = lambda v, lang: _num(v, lang)) -> Template:
+def _fmt(en: str, nl: str, fmt: Callable[[float, str], str] = number) -> Template:
     return lambda v, r, c, lang: (nl if lang == "nl" else en).format(v=fmt(v, lang))
 
 
@@ -177,7 +157,7 @@ def _count(en_one: str, en_many: str, nl_one: str, nl_many: str) -> Template:
     def template(v: float, r: int, c: _Columns, lang: str) -> str:
         one = round(v) == 1
         text = (nl_one if one else nl_many) if lang == "nl" else (en_one if one else en_many)
-        return text.format(v=_num(v, lang))
+        return text.format(v=number(v, lang))
 
     return template
 
@@ -185,12 +165,12 @@ def _count(en_one: str, en_many: str, nl_one: str, nl_many: str) -> Template:
 def _zrm(name: str) -> Template:
     # "self-reliance on finances (ZRM)" -> "self-reliance on finances 2/5 (ZRM)"
     en, nl = (text.removesuffix(" (ZRM)") for text in (FEATURE_INFO[name].en, FEATURE_INFO[name].nl))
-    return lambda v, r, c, lang: f"{nl if lang == 'nl' else en} {_num(v, lang)}/5 (ZRM)"
+    return lambda v, r, c, lang: f"{nl if lang == 'nl' else en} {number(v, lang)}/5 (ZRM)"
 
 
 def _care(v: float, r: int, c: _Columns, lang: str) -> str:
     provider = c.text_at("care_provider", r) or ("de zorgaanbieder" if lang == "nl" else "the care provider")
-    return f"{_num(v, lang, 1)} km van {provider}" if lang == "nl" else f"{_num(v, lang, 1)} km from {provider}"
+    return f"{number(v, lang, 1)} km van {provider}" if lang == "nl" else f"{number(v, lang, 1)} km from {provider}"
 
 
 def _support_distance(v: float, r: int, c: _Columns, lang: str) -> str:
@@ -200,14 +180,14 @@ def _support_distance(v: float, r: int, c: _Columns, lang: str) -> str:
     if np.isnan(hours) or np.isnan(dist):
         return feature_label("support_x_distance", lang)
     if lang == "nl":
-        return f"{_num(dist, lang, 1)} km van {provider} bij {_num(hours, lang)} uur begeleiding per week"
-    return f"{_num(dist, lang, 1)} km from {provider} for someone with {_num(hours, lang)} support {_plural(hours, 'hour', 'hours')} a week"
+        return f"{number(dist, lang, 1)} km van {provider} bij {number(hours, lang)} uur begeleiding per week"
+    return f"{number(dist, lang, 1)} km from {provider} for someone with {number(hours, lang)} support {_plural(hours, 'hour', 'hours')} a week"
 
 
 def _headroom(v: float, r: int, c: _Columns, lang: str) -> str:
     if lang == "nl":
-        return f"huur {_eur(abs(v), lang)} {'onder' if v >= 0 else 'boven'} de huurgrens van passend toewijzen"
-    return f"rent {_eur(abs(v), lang)} {'under' if v >= 0 else 'over'} the passend-toewijzen rent cap"
+        return f"huur {money(abs(v), lang, 0)} {'onder' if v >= 0 else 'boven'} de huurgrens van passend toewijzen"
+    return f"rent {money(abs(v), lang, 0)} {'under' if v >= 0 else 'over'} the passend-toewijzen rent cap"
 
 
 def _rent_burden(v: float, r: int, c: _Columns, lang: str) -> str:
@@ -215,8 +195,8 @@ def _rent_burden(v: float, r: int, c: _Columns, lang: str) -> str:
     if np.isnan(rti) or np.isnan(fin):
         return feature_label("rent_burden_x_finances", lang)
     if lang == "nl":
-        return f"huur {_pct(rti, lang)} van het inkomen bij zelfredzaamheid financiën {_num(fin, lang)}/5"
-    return f"rent {_pct(rti, lang)} of income with self-reliance on finances {_num(fin, lang)}/5"
+        return f"huur {percent(rti, lang)} van het inkomen bij zelfredzaamheid financiën {number(fin, lang)}/5"
+    return f"rent {percent(rti, lang)} of income with self-reliance on finances {number(fin, lang)}/5"
 
 
 def _rooms_surplus(v: float, r: int, c: _Columns, lang: str) -> str:
@@ -224,26 +204,28 @@ def _rooms_surplus(v: float, r: int, c: _Columns, lang: str) -> str:
     if lang == "nl":
         if v == 0:
             return "aantal kamers past precies bij het huishouden"
-        return f"{_num(n, lang)} {_plural(n, 'kamer', 'kamers')} {'meer' if v > 0 else 'minder'} dan het huishouden groot is"
+        return f"{number(n, lang)} {_plural(n, 'kamer', 'kamers')} {'meer' if v > 0 else 'minder'} dan het huishouden groot is"
     if v == 0:
         return "as many rooms as persons in the household"
-    return f"{_num(n, lang)} {_plural(n, 'room', 'rooms')} {'more' if v > 0 else 'fewer'} than persons in the household"
+    return (
+        f"{number(n, lang)} {_plural(n, 'room', 'rooms')} {'more' if v > 0 else 'fewer'} than persons in the household"
+    )
 
 
 def _stairs(v: float, r: int, c: _Columns, lang: str) -> str:
     if v == 0:
         return "geen trap: begane grond of lift" if lang == "nl" else "no stairs: ground floor or lift"
     return (
-        f"{_num(v, lang)} {_plural(v, 'verdieping', 'verdiepingen')} traplopen zonder lift"
+        f"{number(v, lang)} {_plural(v, 'verdieping', 'verdiepingen')} traplopen zonder lift"
         if lang == "nl"
-        else f"{_num(v, lang)} {_plural(v, 'floor', 'floors')} of stairs without a lift"
+        else f"{number(v, lang)} {_plural(v, 'floor', 'floors')} of stairs without a lift"
     )
 
 
 def _floor(v: float, r: int, c: _Columns, lang: str) -> str:
     if v == 0:
         return "begane grond" if lang == "nl" else "ground floor"
-    return f"{_num(v, lang)}e verdieping" if lang == "nl" else f"floor {_num(v, lang)}"
+    return f"{number(v, lang)}e verdieping" if lang == "nl" else f"floor {number(v, lang)}"
 
 
 def _quiet(detail_en: Callable[[int, _Columns], str], detail_nl: Callable[[int, _Columns], str]) -> Template:
@@ -291,7 +273,7 @@ def _stairs_physical(v: float, r: int, c: _Columns, lang: str) -> str:
 
 
 def _addiction_vulnerable(v: float, r: int, c: _Columns, lang: str) -> str:
-    share = _pct(_val(c, "vulnerable_household_share", r), lang)
+    share = percent(_val(c, "vulnerable_household_share", r), lang)
     return (
         f"{share} kwetsbare huishoudens in de buurt, gezien verslaving (ZRM, niet getoond)"
         if lang == "nl"
@@ -326,13 +308,13 @@ def _templates() -> dict[str, Template]:
             "zrm_mean": _fmt(
                 "overall self-reliance {v}/5 (ZRM mean)",
                 "zelfredzaamheid gemiddeld {v}/5 (ZRM)",
-                lambda v, lang: _num(v, lang, 1),
+                lambda v, lang: number(v, lang, 1),
             ),
             "zrm_min": _fmt("weakest ZRM domain at {v}/5", "zwakste ZRM-domein op {v}/5"),
             "household_size": _count(
                 "one-person household", "household of {v}", "eenpersoonshuishouden", "huishouden van {v} personen"
             ),
-            "monthly_income_eur": _fmt("income {v} a month", "inkomen {v} per maand", _eur),
+            "monthly_income_eur": _fmt("income {v} a month", "inkomen {v} per maand", _whole_euros),
             "support_hours_per_week": _count(
                 "1 support hour a week",
                 "{v} support hours a week",
@@ -369,10 +351,10 @@ def _templates() -> dict[str, Template]:
             ),
             "rooms": _count("1 room", "{v} rooms", "1 kamer", "{v} kamers"),
             "floor_area_m2": _fmt("{v} m² floor area", "{v} m² woonoppervlak"),
-            "rent_eur": _fmt("rent {v} a month", "huur {v} per maand", _eur),
+            "rent_eur": _fmt("rent {v} a month", "huur {v} per maand", _whole_euros),
             "shared_entrance": _bool("shared entrance", "own front door", "gedeelde entree", "eigen voordeur"),
             "units_in_complex": _fmt("{v} homes in the complex", "{v} woningen in het complex"),
-            "construction_year": _fmt("built in {v}", "bouwjaar {v}", lambda v, lang: f"{v:.0f}"),
+            "construction_year": _fmt("built in {v}", "bouwjaar {v}", lambda v, lang: str(round(v))),
             "wheelchair_accessible": _bool(
                 "wheelchair accessible",
                 "not wheelchair accessible",
@@ -380,20 +362,20 @@ def _templates() -> dict[str, Template]:
                 "niet rolstoeltoegankelijk",
             ),
             "liveability_score": _fmt(
-                "neighbourhood liveability {v}/9", "leefbaarheid buurt {v}/9", lambda v, lang: _num(v, lang, 1)
+                "neighbourhood liveability {v}/9", "leefbaarheid buurt {v}/9", lambda v, lang: number(v, lang, 1)
             ),
             "social_housing_share": _fmt(
-                "{v} social housing in the neighbourhood", "{v} sociale huur in de buurt", _pct
+                "{v} social housing in the neighbourhood", "{v} sociale huur in de buurt", percent
             ),
             "vulnerable_household_share": _fmt(
-                "{v} vulnerable households in the neighbourhood", "{v} kwetsbare huishoudens in de buurt", _pct
+                "{v} vulnerable households in the neighbourhood", "{v} kwetsbare huishoudens in de buurt", percent
             ),
             "nuisance_reports_per_1000": _fmt(
                 "{v} nuisance reports per 1000 households in the neighbourhood",
                 "{v} overlastmeldingen per 1000 huishoudens in de buurt",
             ),
-            "rent_to_income": _fmt("rent is {v} of income", "huur is {v} van het inkomen", _pct),
-            "residual_income_eur": _fmt("{v} a month left after rent", "{v} per maand over na de huur", _eur),
+            "rent_to_income": _fmt("rent is {v} of income", "huur is {v} van het inkomen", percent),
+            "residual_income_eur": _fmt("{v} a month left after rent", "{v} per maand over na de huur", _whole_euros),
             "rent_cap_headroom_eur": _headroom,
             "rent_burden_x_finances": _rent_burden,
             "rooms_surplus": _rooms_surplus,
@@ -401,10 +383,10 @@ def _templates() -> dict[str, Template]:
             "stairs_x_physical": _stairs_physical,
             "quiet_need_x_units": _quiet(
                 lambda r, c: (
-                    f"{_num(_val(c, 'units_in_complex', r), 'en')} homes in the complex for someone who needs quiet"
+                    f"{number(_val(c, 'units_in_complex', r), 'en')} homes in the complex for someone who needs quiet"
                 ),
                 lambda r, c: (
-                    f"{_num(_val(c, 'units_in_complex', r), 'nl')} woningen in het complex voor iemand die rust nodig heeft"
+                    f"{number(_val(c, 'units_in_complex', r), 'nl')} woningen in het complex voor iemand die rust nodig heeft"
                 ),
             ),
             "quiet_need_x_shared_entrance": _quiet(
@@ -421,10 +403,10 @@ def _templates() -> dict[str, Template]:
             ),
             "quiet_need_x_nuisance": _quiet(
                 lambda r, c: (
-                    f"{_num(_val(c, 'nuisance_reports_per_1000', r), 'en')} nuisance reports per 1000 households nearby for someone who needs quiet"
+                    f"{number(_val(c, 'nuisance_reports_per_1000', r), 'en')} nuisance reports per 1000 households nearby for someone who needs quiet"
                 ),
                 lambda r, c: (
-                    f"{_num(_val(c, 'nuisance_reports_per_1000', r), 'nl')} overlastmeldingen per 1000 huishoudens in de buurt voor iemand die rust nodig heeft"
+                    f"{number(_val(c, 'nuisance_reports_per_1000', r), 'nl')} overlastmeldingen per 1000 huishoudens in de buurt voor iemand die rust nodig heeft"
                 ),
             ),
             "distance_to_care_km": _care,
@@ -478,7 +460,7 @@ def phrases(name: str, rows: np.ndarray, cols: _Columns, *, lang: str, special: 
         hidden = "niet getoond" if lang == "nl" else "not shown"
         return [f"{label} ({hidden})"] * len(rows)
     if template is None:
-        return [f"{feature_label(name, lang)}: {_num(v, lang, 2)}" for v in values]
+        return [f"{feature_label(name, lang)}: {number(v, lang, 2)}" for v in values]
     return [template(v, r, cols, lang) for v, r in zip(values, rows, strict=True)]
 
 

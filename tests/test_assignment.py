@@ -88,9 +88,15 @@ def test_client_outcomes():
     assert client_outcomes(three, plan_assignment(three)).set_index("client_id").loc["c", "status"] == "not_placed"
 
 
-def test_params_section():
-    cfg = section(PARAMS, "assignment", AssignmentParams)
-    assert cfg.complex_cap is None and cfg.min_benefit == 0.0
+def test_params_section_drives_the_plan():
+    """The assignment section of params.yaml, with a cap and a minimum benefit, changes the plan accordingly."""
+    cfg = section(
+        {"assignment": {**PARAMS["assignment"], "complex_cap": 1, "min_benefit": 0.45}}, "assignment", AssignmentParams
+    )
+    pairs = frame([("D1", "a", 0.9, "X"), ("D2", "b", 0.9, "X"), ("D3", "a", 0.5, "Y"), ("D3", "b", 0.4, "Y")])
+    plan = plan_assignment(pairs, complex_cap=cfg.complex_cap, min_benefit=cfg.min_benefit)
+    # One placement in X; D3-b (0.4) is below the minimum, so D3 goes to a and b gets D2.
+    assert chosen(plan) == {("D2", "b"), ("D3", "a")}
 
 
 # --- properties ------------------------------------------------------------------------------------------------

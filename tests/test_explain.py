@@ -115,7 +115,7 @@ def test_reasons_in_english_and_dutch():
     nl = reasons(X, c, context=CONTEXT, lang="nl", params=PARAMS_EXPLAIN).iloc[0]
     assert nl == (
         "3,2 km van Kompas Zorg bij 8 uur begeleiding per week (−0,40); "
-        "huur € 52 boven de huurgrens van passend toewijzen (+0,21); 3 verdiepingen traplopen zonder lift (−0,15)"
+        "huur €\u00a052 boven de huurgrens van passend toewijzen (+0,21); 3 verdiepingen traplopen zonder lift (−0,15)"
     )
 
 
@@ -185,6 +185,6 @@ def test_signed_and_languages():
 
 
 def test_params_section():
+    # Every special-category name in params.yaml is a model feature (a typo would silently show a value).
     cfg = section(PARAMS, "explain", ExplainParams)
-    assert cfg.top_reasons == 3 and "zrm_justice" in cfg.special_category
     assert set(cfg.special_category) <= set(FEATURE_NAMES)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import os
+
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from features.contract import INT, TABLES
-from features.load import DataError, load_dataset
+from features.contract import INT, PROFILE_COLUMNS, TABLES
+from features.load import DataError, dataset_fingerprint, load_dataset
 from pipelines.cli import app
 from tests.conftest import tiny_tables, write_dataset
 
@@ -236,7 +238,7 @@ def _parses(text: str, kind: str) -> bool:
 @given(corruption())
 def test_random_corruption_is_reported_never_crashes(tmp_path_factory, case):
     table, col, kind, junk = case
-    tables = tiny_tables()
+    tables = _with_profiles()  # the tiny dataset plus the optional profile history, so it is corrupted too
     frame = tables[table].astype(object)
     if kind == "blank" and not col.nullable:
         frame.loc[0, col.name] = ""
@@ -257,3 +259,52 @@ def test_random_corruption_is_reported_never_crashes(tmp_path_factory, case):
     with pytest.raises(DataError) as info:
         load_dataset(folder)
     assert any(p.table == table for p in info.value.problems), [str(p) for p in info.value.problems]
+
+
+# --- the data version: dataset_fingerprint --------------------------------------------------------
+
+
+def test_fingerprint_follows_content_and_names_not_mtime_or_write_order(tmp_path):
+    tables = tiny_tables()
+    a = dataset_fingerprint(write_dataset(tmp_path / "a", tables))
+    # The same files written in the opposite order, then touched: the same data version.
+    reversed_dir = write_dataset(tmp_path / "b", dict(reversed(list(tables.items()))))
+    for file in reversed_dir.iterdir():
+        os.utime(file, (1_000_000_000, 1_000_000_000))
+    assert dataset_fingerprint(reversed_dir) == a
+    # One changed value is another version.
+    changed = tiny_tables()
+    changed["dwellings"].loc[0, "rent_eur"] = 611.0
+    assert dataset_fingerprint(write_dataset(tmp_path / "c", changed)) != a
+    # The same bytes under another file name are another version too.
+    renamed = write_dataset(tmp_path / "d", tables)
+    (renamed / "nuisance_reports.csv").rename(renamed / "nuisance_reports_old.csv")
+    assert dataset_fingerprint(renamed) != a
+    assert len(a) == 64 and int(a, 16) >= 0
+
+
+# --- optional effective-dated client profiles ---------------------------------------------------------
+
+
+def _with_profiles(**changes) -> dict[str, pd.DataFrame]:
+    tables = tiny_tables()
+    row = {c: tables["clients"].loc[0, c] for c in PROFILE_COLUMNS}
+    tables["client_profiles"] = pd.DataFrame([{"client_id": "0001", "valid_from": "2023-03-01", **row, **changes}])
+    return tables
+
+
+def test_client_profiles_are_optional_and_validated(tmp_path):
+    assert load_dataset(write_dataset(tmp_path / "none", tiny_tables())).client_profiles is None
+    ds = load_dataset(write_dataset(tmp_path / "ok", _with_profiles(household_size=2)))
+    assert ds.client_profiles["household_size"].tolist() == [2]
+    assert ds.client_profiles["valid_from"].tolist() == [pd.Timestamp("2023-03-01")]
+    problems = _problems(
+        write_dataset(tmp_path / "bad", _with_profiles(client_id="9999", household_size=0, valid_from="2030-01-01"))
+    )
+    found = {(p.table, p.column) for p in problems}
+    assert found == {
+        ("client_profiles", "client_id"),
+        ("client_profiles", "household_size"),
+        ("client_profiles", "valid_from"),
+    }, [str(p) for p in problems]
+    assert any("after as_of 2024-06-30" in p.message for p in problems)

@@ -97,8 +97,15 @@ def test_contribution_svg():
         and "…" in svg
         and "<title>distance to the care provider given the support hours: −0.15</title>" in svg
     )
-    # the largest bar spans half the plot width, (310 - 160 - 36) / 2 = 57; half of that for half the value
-    assert 'width="57.0"' in svg and 'width="28.5"' in svg
+    # Bar length is proportional to the contribution; positive bars start at the axis, negative bars end there.
+    bars = [dict(re.findall(r'(\w+)="([^"]*)"', rect)) for rect in re.findall(r"<rect [^>]*>", svg)]
+    pos, neg = (next(b for b in bars if b["class"] == kind) for kind in ("pos", "neg"))
+    assert float(pos["width"]) == pytest.approx(2 * float(neg["width"]))
+    assert float(neg["x"]) + float(neg["width"]) == pytest.approx(float(pos["x"]))
+    # A contribution beyond the scale is capped at the full half-width, never drawn past the plot.
+    capped = contribution_svg([("a", 0.3), ("b", 3.0)], scale=0.3)
+    widths = [float(w) for w in re.findall(r'<rect class="pos" x="[^"]*" y="[^"]*" width="([^"]*)"', capped)]
+    assert widths[0] == pytest.approx(widths[1])
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="no Chromium installed")

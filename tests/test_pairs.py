@@ -5,6 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from features.config import section
+from features.contract import PROFILE_COLUMNS
 from features.load import load_dataset
 from features.pairs import (
     FEATURE_NAMES,
@@ -14,8 +16,19 @@ from features.pairs import (
     meeting_pairs,
     window_count,
 )
+from planning.eligibility import EligibilityParams, apply_eligibility
 from tests.conftest import tiny_tables, write_dataset
-from tests.helpers import FEATURE_PARAMS, RULES
+from tests.helpers import FEATURE_PARAMS, PARAMS, RULES
+
+
+def profile_rows(*rows: tuple[str, str, dict]) -> pd.DataFrame:
+    """client_profiles rows: (client_id, valid_from, changes to the client's profile in tiny_tables)."""
+    clients = tiny_tables()["clients"].set_index("client_id")
+    out = []
+    for client_id, valid_from, changes in rows:
+        profile = {c: clients.at[client_id, c] for c in PROFILE_COLUMNS}
+        out.append({"client_id": client_id, "valid_from": valid_from, **profile, **changes})
+    return pd.DataFrame(out)
 
 
 def test_window_count_is_half_open():
@@ -57,7 +70,7 @@ def test_history_counts_earlier_placements_only(tiny_dir):
 
 
 def test_point_in_time_invariance(tmp_path):
-    """Appending later placements, ends and reports does not change an earlier meeting's features."""
+    """Appending later placements, ends, reports and profile changes does not change an earlier meeting's features."""
     base = tiny_tables()
     ds = load_dataset(write_dataset(tmp_path / "a", base, as_of="2025-12-31"))
     meeting = pd.Timestamp("2023-01-09")
@@ -111,6 +124,11 @@ def test_point_in_time_invariance(tmp_path):
         ],
         ignore_index=True,
     )
+    # Profile changes dated after the meeting (the day after, and months later).
+    later["client_profiles"] = profile_rows(
+        ("0003", "2023-01-10", {"household_size": 3, "monthly_income_eur": 900.0, "zrm_finances": 1}),
+        ("0001", "2023-03-06", {"needs_quiet_surroundings": "false", "support_hours_per_week": 20.0}),
+    )
     ds2 = load_dataset(write_dataset(tmp_path / "b", later, as_of="2025-12-31"))
     after = build_pair_features(ds2, meeting_pairs(ds2, meeting), params=FEATURE_PARAMS, rules=RULES)
     # The new vacancy at the same meeting adds pairs; the pairs that existed are unchanged.
@@ -120,7 +138,40 @@ def test_point_in_time_invariance(tmp_path):
         assert (merged[f"{name}_a"] == merged[f"{name}_b"]).all(), name
 
 
-def test_no_protected_attribute_is_a_feature(tiny_dir):
-    ds = load_dataset(tiny_dir)
-    f = build_pair_features(ds, meeting_pairs(ds, pd.Timestamp("2023-01-02")), params=FEATURE_PARAMS, rules=RULES)
-    assert not set(f.columns) & set(PROTECTED_COLUMNS)
+def test_protected_attributes_do_not_change_any_feature(tmp_path):
+    """Features are the same whatever the protected attributes say: the model never sees them."""
+    base = tiny_tables()
+    swapped = tiny_tables()
+    swapped["client_protected"] = swapped["client_protected"].assign(
+        gender=["x", "female", "male"], birth_year=[2001, 1950, 1988], migration_background=["europe"] * 3
+    )
+    frames = []
+    for name, tables in (("a", base), ("b", swapped)):
+        ds = load_dataset(write_dataset(tmp_path / name, tables))
+        frames.append(
+            build_pair_features(ds, meeting_pairs(ds, pd.Timestamp("2023-01-02")), params=FEATURE_PARAMS, rules=RULES)
+        )
+    pd.testing.assert_frame_equal(frames[0], frames[1])
+    assert not set(frames[0].columns) & set(PROTECTED_COLUMNS)
+
+
+def test_profile_history_applies_from_its_valid_from_date(tmp_path):
+    """A client_profiles row counts from its valid_from date on (that day included); before it, clients."""
+    tables = tiny_tables()
+    tables["client_profiles"] = profile_rows(
+        ("0003", "2023-01-09", {"household_size": 2, "monthly_income_eur": 2000.0, "zrm_finances": 5})
+    )
+    ds = load_dataset(write_dataset(tmp_path / "h", tables))
+    first = build_pair_features(ds, meeting_pairs(ds, pd.Timestamp("2023-01-02")), params=FEATURE_PARAMS, rules=RULES)
+    at_first = first.set_index("client_id").loc["0003"].iloc[0]
+    assert (at_first["household_size"], at_first["monthly_income_eur"], at_first["zrm_finances"]) == (1, 1100, 4)
+    pairs = meeting_pairs(ds, pd.Timestamp("2023-01-09"))  # D003 (studio, 1 room, rent 480) with client 0003
+    second = build_pair_features(ds, pairs, params=FEATURE_PARAMS, rules=RULES).iloc[0]
+    assert (second["household_size"], second["monthly_income_eur"], second["zrm_finances"]) == (2, 2000, 5)
+    assert second["rent_to_income"] == pytest.approx(480 / 2000) and second["rooms_surplus"] == 1 - 2
+    # Eligibility reads the same profile: a household of 2 needs 2 rooms, the studio has 1.
+    eligible, excluded = apply_eligibility(ds, pairs, section(PARAMS, "eligibility", EligibilityParams), RULES)
+    assert eligible.empty and excluded["rule"].tolist() == ["rooms"]
+    intake = load_dataset(write_dataset(tmp_path / "i", tiny_tables()))
+    eligible, _ = apply_eligibility(intake, pairs, section(PARAMS, "eligibility", EligibilityParams), RULES)
+    assert eligible["client_id"].tolist() == ["0003"]

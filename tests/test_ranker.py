@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from features.config import section
+from features.load import dataset_fingerprint
 from models.evaluate import ndcg_at_k
 from models.experiment import placement_rows
 from models.ranker import TrainParams, query_groups, temporal_split, train_bundle
@@ -244,7 +245,8 @@ def test_train_tracks_and_promotes_only_when_not_worse(small_synthetic, tmp_path
     monkeypatch.chdir(tmp_path)
     champion = resolve_bundle(None, params_path=good)
     assert champion.metadata["model_version"].endswith("/3")
-    assert champion.metadata["data_sha256"] == m1.get("data_sha256", champion.metadata["data_sha256"])
+    # The champion records the version of the data it learned from.
+    assert champion.metadata["data_sha256"] == dataset_fingerprint(data)
 
 
 def test_promotion_says_when_the_champion_learned_from_the_new_test_weeks(small_synthetic, tmp_path, monkeypatch):
