@@ -189,12 +189,16 @@ def _csv_text_problem(file: Path) -> str | None:
     return None
 
 
+def _present(path: Path) -> bool:
+    return path.exists() or path.is_symlink()  # a dangling link is there, and unreadable
+
+
 def _read_raw(folder: Path, spec: TableSpec, problems: list[Problem]) -> pd.DataFrame | None:
     csv, parquet = folder / f"{spec.name}.csv", folder / f"{spec.name}.parquet"
-    if csv.exists() and parquet.exists():
+    if _present(csv) and _present(parquet):
         problems.append(Problem(spec.name, None, ERR_TWO_FILES.format(name=spec.name)))
         return None
-    file = csv if csv.exists() else parquet if parquet.exists() else None
+    file = csv if _present(csv) else parquet if _present(parquet) else None
     if file is None:
         if spec.required:
             problems.append(Problem(spec.name, None, ERR_NO_TABLE.format(name=spec.name)))
@@ -236,7 +240,7 @@ def _coerce_column(raw: pd.Series, kind: str) -> pd.Series:
         num = pd.to_numeric(raw, errors="coerce").astype("Float64")
         if kind == FLOAT:
             return num
-        whole = num.round() == num
+        whole = (num.round() == num) & ~num.isin([np.inf, -np.inf])
         return num.where(whole.fillna(False)).round().astype("Int64")
     if kind == DATE:
         if pd.api.types.is_datetime64_any_dtype(raw):
@@ -262,6 +266,12 @@ def _typed_table(raw: pd.DataFrame, spec: TableSpec, problems: list[Problem]) ->
     for col in present:
         series = _coerce_column(raw[col.name], col.kind)
         bad = series.isna() & raw[col.name].notna() if col.kind != STR else pd.Series(False, index=raw.index)
+        infinite = pd.Series(False, index=raw.index)
+        if col.kind in (INT, FLOAT):
+            numeric = pd.to_numeric(raw[col.name], errors="coerce")
+            infinite = pd.Series(np.isinf(numeric.to_numpy(dtype=float, na_value=np.nan)), index=raw.index)
+            bad &= ~infinite
+            series = series.where(~infinite)
         if bad.any():
             rows, count = _row_numbers(bad)
             problems.append(
@@ -274,22 +284,19 @@ def _typed_table(raw: pd.DataFrame, spec: TableSpec, problems: list[Problem]) ->
                     _sample_values(raw[col.name][bad]),
                 )
             )
-        if col.kind in (INT, FLOAT):
-            infinite = pd.Series(np.isinf(series.to_numpy(dtype=float, na_value=np.nan)), index=raw.index)
-            if infinite.any():
-                rows, count = _row_numbers(infinite)
-                problems.append(
-                    Problem(
-                        spec.name,
-                        col.name,
-                        ERR_NOT_FINITE.format(expected=col.expectation()),
-                        rows,
-                        count,
-                        _sample_values(raw[col.name][infinite]),
-                    )
+        if infinite.any():
+            rows, count = _row_numbers(infinite)
+            problems.append(
+                Problem(
+                    spec.name,
+                    col.name,
+                    ERR_NOT_FINITE.format(expected=col.expectation()),
+                    rows,
+                    count,
+                    _sample_values(raw[col.name][infinite]),
                 )
-                bad |= infinite
-                series = series.where(~infinite)
+            )
+            bad |= infinite
         unparsed[col.name] = bad
         typed[col.name] = series
     key = spec.key if spec.key and all(k in typed.columns for k in spec.key) else None
