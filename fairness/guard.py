@@ -47,12 +47,18 @@ def find_protected(names) -> list[str]:
     return hits
 
 
+def _is_path_key(key: str) -> bool:
+    last = key.rsplit(".", 1)[-1]
+    return last in ("path", "sha256", "dir", "store") or last.endswith(("_path", "_dir", "_file"))
+
+
 def _flatten(prefix: str, value: Any, out: list[str]) -> list[str]:
     if isinstance(value, Mapping):
         for k, v in value.items():
             key = f"{prefix}.{k}" if prefix else str(k)
             out.append(key)
-            _flatten(key, v, out)
+            if not _is_path_key(key):  # the user's folders and files are theirs to name
+                _flatten(key, v, out)
     elif isinstance(value, (list, tuple, set)):
         for v in value:
             _flatten(prefix, v, out)
@@ -63,6 +69,9 @@ def _flatten(prefix: str, value: Any, out: list[str]) -> list[str]:
 
 def assert_no_protected(params: Mapping[str, Any]) -> None:
     """Raise ProtectedAttributeError if any key or text value of `params` (nested) names a protected attribute.
+
+    Values of path keys (`data.path`, `*_dir`, `*_file`) are not examined: a dataset in a
+    folder called `migration_2025` is fine, a feature or parameter called `migration` is not.
 
     Meant for the parameters the trainer logs to MLflow (and any other metadata
     that travels with a model).

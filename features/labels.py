@@ -20,9 +20,11 @@ The rules (params.yaml `labels`) are:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
 from features.contract import END_REASONS, FAILURE_REASONS
 from features.errors import UserError
@@ -35,9 +37,9 @@ KNOWN, CENSORED, EXCLUDED = "known", "censored", "excluded"
 class LabelParams:
     """How outcomes become labels (see module docstring)."""
 
-    horizon_days: int
+    horizon_days: Annotated[int, Field(ge=1)]
     other_ends: dict[str, str]
-    minor_reports_threshold: int
+    minor_reports_threshold: Annotated[int, Field(ge=0)]
     grade_failed: int
     grade_serious_nuisance: int
     grade_minor_nuisance: int

@@ -7,6 +7,7 @@ either returns a `Dataset` or raises `DataError` listing *every* problem found.
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 import hashlib
 from dataclasses import dataclass
@@ -17,11 +18,15 @@ import pandas as pd
 import pandera.pandas as pa
 import yaml
 
+from features.config import TextLoader, shorten
 from features.contract import BOOL, DATE, FLOAT, INT, REFERENCES, STR, TABLES, TableSpec, schema_for
 from features.errors import UserError
 
 MANIFEST = "dataset.yaml"
 MAX_ROWS_SHOWN = 5
+MAX_VALUE_SHOWN = 60  # characters of an offending value echoed in a message
+MAX_TABLE_BYTES = 2 * 1024**3  # a table file larger than this is refused (2 GiB)
+MAX_MANIFEST_BYTES = 1024**2
 
 ERR_NO_FOLDER = "dataset folder {path} does not exist or is not a folder"
 ERR_NO_TABLE = "table file missing: expected {name}.csv or {name}.parquet"
@@ -30,6 +35,11 @@ ERR_UNREADABLE = "cannot read {file}: {error}"
 ERR_MISSING_COLUMN = "required column is missing"
 ERR_NO_MANIFEST = "dataset.yaml is missing: it must hold at least `as_of: YYYY-MM-DD`"
 ERR_BAD_MANIFEST = "dataset.yaml must be a mapping with `as_of: YYYY-MM-DD`; {detail}"
+ERR_SYMLINK_OUTSIDE = "{file} is a symbolic link to {target}, outside the dataset folder: copy the file in instead"
+ERR_TOO_LARGE = "{file} is {size:,} bytes, more than the {limit:,} allowed for one table"
+ERR_NOT_UTF8 = "{file} is not UTF-8 text: byte {byte} at position {pos}; save it as UTF-8"
+ERR_NOT_A_FILE = "{file} is not a regular file"
+ERR_NOT_FINITE = "infinite or NaN values, expected {expected}"
 
 _TRUE = {"true", "1", "1.0"}
 _FALSE = {"false", "0", "0.0"}
@@ -54,7 +64,7 @@ class Problem:
             more = f" and {self.count - len(self.rows)} more" if self.count > len(self.rows) else ""
             text += f" — {self.count} row{'s' if self.count != 1 else ''} (row {shown}{more})"
         if self.values:
-            text += "; found " + ", ".join(repr(v) for v in self.values)
+            text += "; found " + ", ".join(shorten(v, MAX_VALUE_SHOWN) for v in self.values)
         return text
 
 
@@ -112,32 +122,93 @@ def _read_manifest(folder: Path, problems: list[Problem]) -> dict:
     if not file.is_file():
         problems.append(Problem("dataset.yaml", None, ERR_NO_MANIFEST))
         return {}
+    reason = _file_problem(folder, file, MAX_MANIFEST_BYTES)
+    if reason:
+        problems.append(Problem("dataset.yaml", None, reason))
+        return {}
+    raw = file.read_bytes()
     try:
-        manifest = yaml.safe_load(file.read_text(encoding="utf-8"))
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        byte = repr(raw[exc.start : exc.start + 1])
+        problems.append(Problem("dataset.yaml", None, ERR_NOT_UTF8.format(file=MANIFEST, byte=byte, pos=exc.start)))
+        return {}
+    try:
+        # dates stay text (PyYAML would turn 2024-02-30 into an exception, 2024-02-03 into a date)
+        manifest = yaml.load(text, Loader=TextLoader)
     except yaml.YAMLError as exc:
-        problems.append(Problem("dataset.yaml", None, ERR_BAD_MANIFEST.format(detail=f"it is not valid YAML ({exc})")))
+        detail = f"it is not valid YAML ({str(exc)[:300]})"
+        problems.append(Problem("dataset.yaml", None, ERR_BAD_MANIFEST.format(detail=detail)))
         return {}
     if not isinstance(manifest, dict):
         problems.append(Problem("dataset.yaml", None, ERR_BAD_MANIFEST.format(detail="found something else")))
         return {}
     as_of = manifest.get("as_of")
     try:
-        manifest["as_of"] = pd.Timestamp(dt.date.fromisoformat(str(as_of)))
+        manifest["as_of"] = pd.Timestamp(dt.date.fromisoformat(str(as_of).strip()))
     except (TypeError, ValueError):
-        problems.append(Problem("dataset.yaml", "as_of", ERR_BAD_MANIFEST.format(detail=f"found as_of={as_of!r}")))
+        detail = f"found as_of={shorten(as_of, MAX_VALUE_SHOWN)}, not a real date"
+        problems.append(Problem("dataset.yaml", "as_of", ERR_BAD_MANIFEST.format(detail=detail)))
         manifest["as_of"] = None
     return manifest
 
 
+def _file_problem(folder: Path, file: Path, limit: int) -> str | None:
+    """Why a table or manifest file must not be read (symlink out of the folder, not a file, too large), or None."""
+    try:
+        real, root = file.resolve(strict=True), folder.resolve(strict=True)
+    except (OSError, RuntimeError) as exc:
+        return ERR_UNREADABLE.format(file=file.name, error=getattr(exc, "strerror", None) or exc)
+    if file.is_symlink() and root not in real.parents:
+        return ERR_SYMLINK_OUTSIDE.format(file=file.name, target=real)
+    if not real.is_file():
+        return ERR_NOT_A_FILE.format(file=file.name)
+    size = real.stat().st_size
+    if size > limit:
+        return ERR_TOO_LARGE.format(file=file.name, size=size, limit=limit)
+    return None
+
+
+def _csv_text_problem(file: Path) -> str | None:
+    """A CSV that is not UTF-8 (checked in chunks, so a large file is never held twice), or None."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    pos = 0
+    try:
+        with file.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError as exc:
+                    at = pos + exc.start
+                    return ERR_NOT_UTF8.format(file=file.name, byte=repr(chunk[exc.start : exc.start + 1]), pos=at)
+                pos += len(chunk)
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return ERR_NOT_UTF8.format(file=file.name, byte="(cut off)", pos=pos)
+    except OSError as exc:
+        return ERR_UNREADABLE.format(file=file.name, error=exc.strerror or exc)
+    return None
+
+
+def _present(path: Path) -> bool:
+    return path.exists() or path.is_symlink()  # a dangling link is there, and unreadable
+
+
 def _read_raw(folder: Path, spec: TableSpec, problems: list[Problem]) -> pd.DataFrame | None:
     csv, parquet = folder / f"{spec.name}.csv", folder / f"{spec.name}.parquet"
-    if csv.exists() and parquet.exists():
+    if _present(csv) and _present(parquet):
         problems.append(Problem(spec.name, None, ERR_TWO_FILES.format(name=spec.name)))
         return None
-    file = csv if csv.exists() else parquet if parquet.exists() else None
+    file = csv if _present(csv) else parquet if _present(parquet) else None
     if file is None:
         if spec.required:
             problems.append(Problem(spec.name, None, ERR_NO_TABLE.format(name=spec.name)))
+        return None
+    reason = _file_problem(folder, file, MAX_TABLE_BYTES)
+    if reason is None and file.suffix == ".csv":
+        reason = _csv_text_problem(file)
+    if reason:
+        problems.append(Problem(spec.name, None, reason))
         return None
     try:
         if file.suffix == ".csv":
@@ -146,7 +217,8 @@ def _read_raw(folder: Path, spec: TableSpec, problems: list[Problem]) -> pd.Data
             return pd.read_csv(file, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8")
         return pd.read_parquet(file)
     except Exception as exc:
-        problems.append(Problem(spec.name, None, ERR_UNREADABLE.format(file=file.name, error=exc)))
+        error = shorten(str(exc), 200)[1:-1] if len(str(exc)) > 200 else str(exc)
+        problems.append(Problem(spec.name, None, ERR_UNREADABLE.format(file=file.name, error=error)))
         return None
 
 
@@ -169,7 +241,7 @@ def _coerce_column(raw: pd.Series, kind: str) -> pd.Series:
         num = pd.to_numeric(raw, errors="coerce").astype("Float64")
         if kind == FLOAT:
             return num
-        whole = num.round() == num
+        whole = (num.round() == num) & ~num.isin([np.inf, -np.inf])
         return num.where(whole.fillna(False)).round().astype("Int64")
     if kind == DATE:
         if pd.api.types.is_datetime64_any_dtype(raw):
@@ -195,6 +267,12 @@ def _typed_table(raw: pd.DataFrame, spec: TableSpec, problems: list[Problem]) ->
     for col in present:
         series = _coerce_column(raw[col.name], col.kind)
         bad = series.isna() & raw[col.name].notna() if col.kind != STR else pd.Series(False, index=raw.index)
+        infinite = pd.Series(False, index=raw.index)
+        if col.kind in (INT, FLOAT):
+            numeric = pd.to_numeric(raw[col.name], errors="coerce")
+            infinite = pd.Series(np.isinf(numeric.to_numpy(dtype=float, na_value=np.nan)), index=raw.index)
+            bad &= ~infinite
+            series = series.where(~infinite)
         if bad.any():
             rows, count = _row_numbers(bad)
             problems.append(
@@ -207,6 +285,19 @@ def _typed_table(raw: pd.DataFrame, spec: TableSpec, problems: list[Problem]) ->
                     _sample_values(raw[col.name][bad]),
                 )
             )
+        if infinite.any():
+            rows, count = _row_numbers(infinite)
+            problems.append(
+                Problem(
+                    spec.name,
+                    col.name,
+                    ERR_NOT_FINITE.format(expected=col.expectation()),
+                    rows,
+                    count,
+                    _sample_values(raw[col.name][infinite]),
+                )
+            )
+            bad |= infinite
         unparsed[col.name] = bad
         typed[col.name] = series
     key = spec.key if spec.key and all(k in typed.columns for k in spec.key) else None

@@ -7,11 +7,20 @@ Folder layout:
     booster.txt        LightGBM's native text model
     bundle.json        feature names, objective, calibration, threshold, prior, metadata
     support.parquet    standardised key features of the training placements
+    checksums.json     sha256 of the three files, verified on load: LightGBM aborts the
+                       whole process on a truncated model file, so it never sees
+                       unverified bytes (older folders without checksums are probed
+                       in a child process first)
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
+import math
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +35,12 @@ from models.calibration import PlattCalibration
 BOOSTER_FILE = "booster.txt"
 META_FILE = "bundle.json"
 SUPPORT_FILE = "support.parquet"
+CHECKSUM_FILE = "checksums.json"  # sha256 of each file above, written last by `save`
+MAX_FILE_BYTES = 1024**3
+
+ERR_NOT_FOLDER = "model {folder}: no such model folder"
+ERR_IS_FILE = "model {folder} is a file: give the model folder that `train --bundle-out` wrote (with booster.txt, bundle.json, support.parquet)"
+ERR_DAMAGED = "model {folder}: the model folder is damaged and cannot be read ({detail})"
 
 # Features that define "similar placements" for the support indicator: who the
 # client is and what kind of home and neighbourhood it is.
@@ -147,10 +162,10 @@ class ModelBundle:
         return np.fromiter((len(c) for c in counts), dtype=int, count=len(q))
 
     def save(self, folder: str | Path) -> Path:
-        """Write the bundle into `folder` (created)."""
+        """Write the bundle into `folder` (created), with a checksum of every file."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        self.booster.save_model(str(folder / BOOSTER_FILE))
+        (folder / BOOSTER_FILE).write_text(self.booster.model_to_string(), encoding="utf-8")
         self.support_reference.to_parquet(folder / SUPPORT_FILE, index=False)
         meta = {
             "feature_names": list(self.feature_names),
@@ -163,24 +178,38 @@ class ModelBundle:
             "metadata": self.metadata,
         }
         (folder / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True, default=str), encoding="utf-8")
+        sums = {name: _sha256((folder / name).read_bytes()) for name in (BOOSTER_FILE, META_FILE, SUPPORT_FILE)}
+        (folder / CHECKSUM_FILE).write_text(json.dumps(sums, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         return folder
 
     @classmethod
     def load(cls, folder: str | Path) -> ModelBundle:
-        """Read a bundle folder written by `save`."""
+        """Read a bundle folder written by `save`, verifying every file first.
+
+        Raises:
+            UserError: naming the folder when it is missing, a file, incomplete, damaged or foreign.
+        """
         folder = Path(folder)
+        if folder.is_file():
+            raise UserError(ERR_IS_FILE.format(folder=folder))
+        if not folder.is_dir():
+            raise UserError(ERR_NOT_FOLDER.format(folder=folder))
         missing = [f for f in (BOOSTER_FILE, META_FILE, SUPPORT_FILE) if not (folder / f).is_file()]
         if missing:
             raise UserError(f"{folder} is not a complete matchwijs model folder: missing {', '.join(missing)}")
+        blobs = _verified_files(folder)
         try:
-            meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
-            return cls(
-                booster=lgb.Booster(model_file=str(folder / BOOSTER_FILE)),
-                feature_names=tuple(meta["feature_names"]),
+            meta = json.loads(blobs[META_FILE].decode("utf-8"))
+            if not isinstance(meta, dict):
+                raise ValueError("bundle.json is not a mapping")
+            booster = lgb.Booster(model_str=blobs[BOOSTER_FILE].decode("utf-8"))
+            bundle = cls(
+                booster=booster,
+                feature_names=tuple(str(f) for f in meta["feature_names"]),
                 objective=meta["objective"],
                 calibration=PlattCalibration.from_json(meta["calibration"]),
                 threshold=float(meta["threshold"]),
-                support_reference=pd.read_parquet(folder / SUPPORT_FILE),
+                support_reference=pd.read_parquet(io.BytesIO(blobs[SUPPORT_FILE])),
                 support_scale={k: tuple(v) for k, v in meta["support_scale"].items()},
                 support_radius=float(meta["support_radius"]),
                 metadata=meta.get("metadata", {}),
@@ -190,12 +219,83 @@ class ModelBundle:
             ValueError,
             KeyError,
             TypeError,
+            AttributeError,
             OSError,
             lgb.basic.LightGBMError,
-        ) as exc:  # JSONDecodeError is a ValueError
+        ) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
             raise UserError(
-                f"{folder}: the model folder is damaged and cannot be read ({type(exc).__name__}: {exc})"
+                ERR_DAMAGED.format(folder=folder, detail=f"{type(exc).__name__}: {str(exc)[:200]}")
             ) from None
+        _check_consistent(bundle, folder)
+        return bundle
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _verified_files(folder: Path) -> dict[str, bytes]:
+    """The bytes of the three files, checked against checksums.json (or, for older folders, probed safely)."""
+    blobs: dict[str, bytes] = {}
+    for name in (BOOSTER_FILE, META_FILE, SUPPORT_FILE):
+        path = folder / name
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise UserError(ERR_DAMAGED.format(folder=folder, detail=f"{name} is {size:,} bytes, far too large"))
+        blobs[name] = path.read_bytes()
+    sums_file = folder / CHECKSUM_FILE
+    if sums_file.is_file():
+        try:
+            sums = json.loads(sums_file.read_text(encoding="utf-8"))
+            if not isinstance(sums, dict):
+                raise ValueError("not a mapping")
+        except ValueError:
+            raise UserError(ERR_DAMAGED.format(folder=folder, detail=f"{CHECKSUM_FILE} is not valid JSON")) from None
+        for name, data in blobs.items():
+            if sums.get(name) != _sha256(data):
+                raise UserError(
+                    ERR_DAMAGED.format(
+                        folder=folder, detail=f"{name} does not match its checksum: changed or cut off after saving"
+                    )
+                )
+        return blobs
+    _probe_booster(folder / BOOSTER_FILE, folder)
+    return blobs
+
+
+def _probe_booster(path: Path, folder: Path) -> None:
+    """Load a model file without checksum in a child process: LightGBM may abort on bad bytes."""
+    code = "import sys, lightgbm; lightgbm.Booster(model_file=sys.argv[1])"
+    try:
+        done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, timeout=300, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise UserError(ERR_DAMAGED.format(folder=folder, detail=f"could not check {BOOSTER_FILE}: {exc}")) from None
+    if done.returncode != 0:
+        raise UserError(
+            ERR_DAMAGED.format(folder=folder, detail=f"{BOOSTER_FILE} is not a readable LightGBM model (no checksums)")
+        )
+
+
+def _check_consistent(bundle: ModelBundle, folder: Path) -> None:
+    """The booster, feature list, support reference and calibration must fit together."""
+    n = bundle.booster.num_feature()
+    if n != len(bundle.feature_names):
+        raise UserError(
+            ERR_DAMAGED.format(
+                folder=folder,
+                detail=f"the booster uses {n} features but bundle.json lists {len(bundle.feature_names)}",
+            )
+        )
+    if len(set(bundle.feature_names)) != len(bundle.feature_names):
+        raise UserError(ERR_DAMAGED.format(folder=folder, detail="bundle.json lists a feature twice"))
+    ref = bundle.support_reference
+    if len(ref) and ref.shape[1] != len(bundle.support_scale):
+        raise UserError(
+            ERR_DAMAGED.format(folder=folder, detail="support.parquet and bundle.json disagree on the support features")
+        )
+    values = [bundle.threshold, bundle.support_radius]
+    if not all(math.isfinite(v) for v in values):
+        raise UserError(ERR_DAMAGED.format(folder=folder, detail="threshold or support radius is not a finite number"))
 
 
 def support_scale_of(X: pd.DataFrame) -> dict:

@@ -22,10 +22,12 @@ placements a year):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Annotated
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+from pydantic import Field
 from sklearn.linear_model import LogisticRegression
 
 from features.contract import ZRM_DOMAINS
@@ -44,14 +46,14 @@ CALIBRATION_METRICS = ("brier", "ece")
 class LgbmParams:
     """LightGBM hyper-parameters (see LightGBM's docs for each)."""
 
-    num_leaves: int
-    learning_rate: float
-    num_boost_round: int
-    min_data_in_leaf: int
-    feature_fraction: float
-    bagging_fraction: float
-    bagging_freq: int
-    lambda_l2: float
+    num_leaves: Annotated[int, Field(ge=2)]
+    learning_rate: Annotated[float, Field(gt=0)]
+    num_boost_round: Annotated[int, Field(ge=1)]
+    min_data_in_leaf: Annotated[int, Field(ge=1)]
+    feature_fraction: Annotated[float, Field(gt=0, le=1)]
+    bagging_fraction: Annotated[float, Field(gt=0, le=1)]
+    bagging_freq: Annotated[int, Field(ge=0)]
+    lambda_l2: Annotated[float, Field(ge=0)]
     monotone_self_reliance: bool  # a higher ZRM score never lowers the score (the data cannot argue otherwise)
 
 
@@ -73,20 +75,22 @@ class SearchParams:
 class TrainParams:
     """What `train` fits and how the meetings are split in time."""
 
-    seed: int
+    seed: Annotated[int, Field(ge=0)]
     objective: str
     compare_objectives: tuple[str, ...]
-    test_weeks: int
-    calibration_weeks: int
+    test_weeks: Annotated[int, Field(ge=1)]
+    calibration_weeks: Annotated[int, Field(ge=1)]
     label_gain: tuple[float, ...]
-    success_threshold: float
-    support_radius: float
+    success_threshold: Annotated[float, Field(ge=0, le=1)]
+    support_radius: Annotated[float, Field(gt=0)]
     lgbm: LgbmParams
     search: SearchParams
     # Defaults keep an older params.yaml working as before (trees only, no refit, no bootstrap).
     prior_weights: dict[str, float] = field(default_factory=dict)  # feature -> weight of the linear prior; {} = none
     refit_on_calibration_weeks: bool = False  # refit the trees on fit + calibration weeks after Platt scaling
-    bootstrap_resamples: int = 0  # resamples of held-out meetings for the model-vs-baseline intervals (0 = none)
+    bootstrap_resamples: Annotated[int, Field(ge=0)] = (
+        0  # resamples of held-out meetings for the model-vs-baseline intervals (0 = none)
+    )
 
     def __post_init__(self) -> None:
         for obj in (self.objective, *self.compare_objectives):

@@ -15,10 +15,13 @@ This is the only library module that imports MLflow.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import math
 import os
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,17 +71,48 @@ def tracking_uri(store: Path) -> str:
     return f"sqlite:///{store / DB_FILE}"
 
 
+LOCK_FILE = "registry.lock"
+
+
+@contextlib.contextmanager
+def store_lock(store: Path) -> Iterator[None]:
+    """An exclusive lock on the store (flock), for first-time setup and registry changes across processes."""
+    store.mkdir(parents=True, exist_ok=True)
+    with open(store / LOCK_FILE, "a+b") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def check_store(store: Path) -> None:
+    """Refuse a store folder that cannot be used (a file, or not writable), before any work."""
+    probe = store
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UserError(f"MLflow store {store}: {probe} is a file, not a folder (params mlflow.store or ${ENV_STORE})")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UserError(f"MLflow store {store}: cannot write in {probe} (permission denied)")
+    db = store / DB_FILE
+    if db.exists() and not (db.is_file() and os.access(db, os.R_OK | os.W_OK)):
+        raise UserError(f"MLflow store {db} is not a readable and writable file")
+
+
 def _mlflow(store: Path):
-    """Import MLflow quietly and point it at the store (created once, before any parallel use)."""
+    """Import MLflow quietly and point it at the store (created once, under a lock, before any parallel use)."""
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", module="mlflow")
     import mlflow
 
-    store.mkdir(parents=True, exist_ok=True)
-    (store / ARTIFACTS).mkdir(exist_ok=True)
     mlflow.set_tracking_uri(tracking_uri(store))
     mlflow.set_registry_uri(tracking_uri(store))
+    if not (store / DB_FILE).is_file() or not (store / ARTIFACTS).is_dir():
+        with store_lock(store):
+            (store / ARTIFACTS).mkdir(exist_ok=True)
+            mlflow.MlflowClient().search_experiments(max_results=1)  # creates the schema once
     return mlflow
 
 
@@ -88,7 +122,11 @@ def experiment_id(store: Path, name: str) -> str:
     exp = mlflow.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id
-    return mlflow.create_experiment(name, artifact_location=(store / ARTIFACTS / name).as_uri())
+    with store_lock(store):
+        exp = mlflow.get_experiment_by_name(name)
+        if exp is not None:
+            return exp.experiment_id
+        return mlflow.create_experiment(name, artifact_location=(store / ARTIFACTS / name).as_uri())
 
 
 def champion_version(store: Path, params: MlflowParams):
@@ -107,19 +145,75 @@ def register(
     """Register the run's bundle as a new version; give it the champion alias if `promote`. Returns the version."""
     mlflow = _mlflow(store)
     client = mlflow.MlflowClient()
-    try:
-        client.get_registered_model(params.registered_model)
-    except mlflow.exceptions.MlflowException:
-        client.create_registered_model(
-            params.registered_model, description="matchwijs ranker: suggestions, never decisions"
+    with store_lock(store):
+        try:
+            client.get_registered_model(params.registered_model)
+        except mlflow.exceptions.MlflowException:
+            client.create_registered_model(
+                params.registered_model, description="matchwijs ranker: suggestions, never decisions"
+            )
+        version = client.create_model_version(
+            params.registered_model,
+            source=f"{artifact_uri}/{BUNDLE_ARTIFACT}",
+            run_id=run_id,
+            description=description,
         )
-    version = client.create_model_version(
-        params.registered_model, source=f"{artifact_uri}/{BUNDLE_ARTIFACT}", run_id=run_id, description=description
-    )
-    client.set_model_version_tag(params.registered_model, version.version, "promoted", str(promote).lower())
+        client.set_model_version_tag(params.registered_model, version.version, "promoted", "false")
     if promote:
-        client.set_registered_model_alias(params.registered_model, CHAMPION, version.version)
+        promote_version(store, params, str(version.version))
     return str(version.version)
+
+
+def promote_version(store: Path, params: MlflowParams, version: str) -> None:
+    """Give `version` the champion alias (the default model) and tag it promoted."""
+    client = _mlflow(store).MlflowClient()
+    with store_lock(store):
+        client.set_model_version_tag(params.registered_model, version, "promoted", "true")
+        client.set_registered_model_alias(params.registered_model, CHAMPION, version)
+
+
+promote = promote_version
+
+
+class _Undo:
+    """What a failed command must take back from the registry."""
+
+    def __init__(self) -> None:
+        self.runs: list[str] = []
+        self.versions: list[str] = []
+
+    def run(self, run_id: str) -> None:
+        self.runs.append(run_id)
+
+    def version(self, version: str) -> None:
+        self.versions.append(version)
+
+
+@contextlib.contextmanager
+def rollback_on_failure(store: Path, params: MlflowParams) -> Iterator[_Undo]:
+    """On any failure inside the block: delete the versions and runs it created, put the champion alias back."""
+    undo = _Undo()
+    before = champion_version(store, params)
+    try:
+        yield undo
+    except BaseException:
+        mlflow = _mlflow(store)
+        client = mlflow.MlflowClient()
+        with store_lock(store), contextlib.suppress(Exception):
+            for version in undo.versions:
+                client.delete_model_version(params.registered_model, version)
+            if before is None and undo.versions:
+                if not client.search_model_versions(f"name = '{params.registered_model}'"):
+                    client.delete_registered_model(params.registered_model)
+            if before is not None:
+                client.set_registered_model_alias(params.registered_model, CHAMPION, before.version)
+            for run_id in undo.runs:
+                for child in client.search_runs(
+                    [client.get_run(run_id).info.experiment_id], f"tags.mlflow.parentRunId = '{run_id}'"
+                ):
+                    client.delete_run(child.info.run_id)
+                client.delete_run(run_id)
+        raise
 
 
 def log_run(
@@ -179,8 +273,8 @@ def _load_version(mlflow, name: str, version) -> ModelBundle:
 
 def resolve_bundle(model: str | None, *, params_path: str | Path | None = None) -> ModelBundle:
     """The model to use: None = the champion; a folder = that bundle; `N` or `models:/NAME/N` = that registered version."""
-    if model and Path(model).is_dir():
-        return ModelBundle.load(model)
+    if model and (Path(model).exists() or not _looks_like_version(model)):
+        return ModelBundle.load(model)  # a folder, or a path that names what is wrong with it
     params = mlflow_params(params_path)
     store = store_dir(params)
     if not (store / DB_FILE).is_file():
@@ -207,6 +301,11 @@ def resolve_bundle(model: str | None, *, params_path: str | Path | None = None) 
     except mlflow.exceptions.MlflowException:
         raise UserError(f"registered model {params.registered_model!r} has no version {number} in {store}") from None
     return _load_version(mlflow, params.registered_model, version)
+
+
+def _looks_like_version(model: str) -> bool:
+    """`3` or `models:/NAME/3` (or anything in the models:/ scheme) rather than a path."""
+    return model.strip().isdigit() or model.startswith("models:/")
 
 
 def flatten_params(value: Any, prefix: str = "") -> dict[str, Any]:

@@ -9,9 +9,6 @@ written first), 1 = a problem with the input (nothing written).
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import typer
@@ -34,17 +31,13 @@ def _resolve_model(model: str | None, params: Path | None):
 
 
 def _publish(tmp: Path, out: Path, names: tuple[str, ...]) -> None:
-    """Move the finished files from `tmp` into `out`; stale audit files in `out` are removed, others kept."""
-    if not out.exists():
-        tmp.rename(out)
-        return
-    fresh = {p.name for p in tmp.iterdir()}
-    for name in names:
-        if name not in fresh and (out / name).is_file():
-            (out / name).unlink()
-    for path in tmp.iterdir():
-        os.replace(path, out / path.name)
-    tmp.rmdir()
+    """Swap the finished folder `tmp` in at `out`; stale audit files are dropped, other files in `out` kept."""
+    from features.outputs import _remove, publish
+
+    try:
+        publish(tmp, out, managed=names)
+    finally:
+        _remove(tmp)
 
 
 def _log_to_mlflow(bundle, out: Path, params: Path | None) -> str | None:
@@ -91,13 +84,13 @@ def audit(
     from fairness.params import FairnessParams
     from features.config import load_params, section
     from features.load import load_dataset
+    from features.outputs import check_output_folder, publishing
     from reports.audit import OUTPUT_FILES, write_audit
 
+    check_output_folder(out)
     cfg = load_params(params)
     fairness_params = section(cfg, "fairness", FairnessParams)
     audit_params = section(cfg, "audit", AuditParams)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} exists and is not a folder")
     ds = load_dataset(data)
     if ds.client_protected is None:
         raise UserError(ERR_NO_PROTECTED)
@@ -112,17 +105,8 @@ def audit(
         config=cfg,
         progress=lambda msg: _echo_err(f"audit: {msg}"),
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; OUT gets the usual permissions
-    try:
+    with publishing(out, managed=OUTPUT_FILES) as tmp:
         write_audit(result, tmp, bundle=bundle)
-        _publish(tmp, out, OUTPUT_FILES)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     warning = _log_to_mlflow(bundle, out, params)
     if warning:
         _echo_err(f"audit: warning: {warning}")

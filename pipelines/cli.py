@@ -50,6 +50,14 @@ def user_errors(func):
         except UserError as exc:
             report_user_error(exc)
             raise typer.Exit(1) from None
+        except OSError as exc:
+            # The file system refused (read-only, disk full, permissions): a problem for the
+            # user to fix, named by its path. Outputs are published all-or-nothing, so nothing is half-written.
+            if exc.filename is None:
+                raise
+            where = exc.filename if exc.filename2 is None else f"{exc.filename} -> {exc.filename2}"
+            _echo_err(f"error: cannot write or read {where}: {exc.strerror or exc}")
+            raise typer.Exit(1) from None
 
     return wrapper
 

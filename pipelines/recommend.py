@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -72,35 +69,25 @@ def resolve_model(model: str | None, params_path: str | Path | None = None) -> M
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:
     # pyarrow's writer is several times faster than pandas for the long explanations table
     # and writes floats in shortest round-trip form, so additivity survives the file.
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
+    from features.outputs import write_csv
 
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    pacsv.write_csv(table, path, write_options=pacsv.WriteOptions(quoting_style="needed"))
+    write_csv(frame, path, fast=True)
 
 
 def write_outputs(outputs: MeetingOutputs, out: str | Path) -> Path:
-    """Write the five files into a temporary folder beside `out`, then move them into `out` (all or nothing)."""
+    """Write the five files into a temporary folder beside `out`, then swap it in (all or nothing).
+
+    Files in `out` that recommend does not write are kept.
+    """
+    from features.outputs import publishing
+
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise UserError(ERR_OUT_IS_FILE.format(out=out))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    with publishing(out, managed=OUTPUT_FILES) as tmp:
         _write_csv(outputs.recommendations, tmp / "recommendations.csv")
         _write_csv(outputs.explanations, tmp / "explanations.csv")
         _write_csv(outputs.assignment, tmp / "assignment.csv")
         _write_csv(outputs.excluded, tmp / "excluded.csv")
         (tmp / "meeting.html").write_text(outputs.html, encoding="utf-8")
-        if not out.exists():
-            os.rename(tmp, out)
-        else:
-            for name in OUTPUT_FILES:
-                os.replace(tmp / name, out / name)
-            tmp.rmdir()
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
@@ -130,8 +117,10 @@ def recommend(
 ) -> None:
     """Rank the eligible candidates for every home at one meeting, explain each suggestion, propose a one-to-one plan."""
     from features.load import load_dataset
+    from features.outputs import check_output_folder
     from reports.suggestions import check_meeting, latest_meeting, meeting_outputs
 
+    check_output_folder(out)
     cfg = load_config(params)
     ds = load_dataset(data)
     meeting_date = latest_meeting(ds) if meeting.strip().lower() == "latest" else parse_meeting_date(meeting)

@@ -77,6 +77,7 @@ def train(
     from features.config import load_params, section
     from features.labels import LabelParams
     from features.load import dataset_fingerprint, load_dataset
+    from features.outputs import Staging, check_distinct, check_output_file, check_output_folder
     from features.pairs import FEATURE_NAMES, FeatureParams
     from features.rules import PassendToewijzen
     from models import tracking
@@ -88,11 +89,20 @@ def train(
     from reports.evaluation import write_evaluation
 
     started = time.perf_counter()
+    # Check before acting: every output place, then params, data and the store, before any work.
+    if eval_out is not None:
+        check_output_folder(eval_out, "--eval-out")
+    if bundle_out is not None:
+        check_output_folder(bundle_out, "--bundle-out")
+    if metrics_out is not None:
+        check_output_file(metrics_out, "--metrics-out")
+    check_distinct(**{"--data": data, "--eval-out": eval_out, "--bundle-out": bundle_out, "--metrics-out": metrics_out})
     cfg = load_params(params)
     fp, lp = section(cfg, "features", FeatureParams), section(cfg, "labels", LabelParams)
     rules = section(cfg, "passend_toewijzen", PassendToewijzen)
     tp, bp = section(cfg, "train", TrainParams), section(cfg, "baselines", BaselineParams)
     mp = section(cfg, "mlflow", tracking.MlflowParams)
+    tracking.check_store(tracking.store_dir(mp))
 
     _progress(f"loading {data}")
     ds = load_dataset(data)
@@ -174,52 +184,14 @@ def train(
             for row in versus.to_dict("records")
         ]
 
-    with tempfile.TemporaryDirectory(prefix="matchwijs-train-") as tmp:
-        tmp = Path(tmp)
-        bundle.save(tmp / "bundle")
-        ev = tmp / "evaluation"
-        ev.mkdir()
-        write_evaluation(ev, result=result, bundle=bundle, oracle=oracle, versus=versus, gate=gate)
-        if eval_out is not None:
-            _replace_folder(eval_out, lambda folder: shutil.copytree(ev, folder, dirs_exist_ok=True))
-
-        tags = {
-            "data_sha256": data_hash,
-            "as_of": f"{ds.as_of:%Y-%m-%d}",
-            "code_version": bundle.metadata["code_version"],
-            "objective": tp.objective,
-            "fairness_gate": "none" if gate is None else ("passed" if gate.passed else "failed"),
-        }
-        _progress(f"logging to MLflow at {tracking.tracking_uri(store)}")
-        parent_id, artifact_uri = tracking.log_run(
-            store,
-            mp,
-            run_name=f"train-{tp.objective}",
-            run_params=run_params,
-            metrics=metrics,
-            tags=tags,
-            artifacts={"bundle": tmp / "bundle", "evaluation": ev},
-        )
-        if searched is not None:
-            _log_search(tracking, store, mp, searched, tp, parent_id)
-        if compare:
-            for objective in result.bundles:
-                tracking.log_run(
-                    store,
-                    mp,
-                    run_name=f"objective-{objective}",
-                    run_params={"objective": objective},
-                    metrics={k: float(v) for k, v in table.loc[f"ranker_{objective}"].items()},
-                    tags={"objective": objective},
-                    artifacts={},
-                    parent_run_id=parent_id,
-                )
-        version = tracking.register(
-            store, mp, parent_id, artifact_uri, promote=promotion.promote, description=promotion.description()
-        )
-
+    tags = {
+        "data_sha256": data_hash,
+        "as_of": f"{ds.as_of:%Y-%m-%d}",
+        "code_version": bundle.metadata["code_version"],
+        "objective": tp.objective,
+        "fairness_gate": "none" if gate is None else ("passed" if gate.passed else "failed"),
+    }
     summary = {
-        "model_version": version,
         "promoted": promotion.promote,
         "objective": tp.objective,
         **{f"test_{k}": v for k, v in headline.items()},
@@ -228,18 +200,69 @@ def train(
         summary.update({f"oracle_{k}": v for k, v in oracle.summary.items()})
     if gate is not None:
         summary["fairness_gate_passed"] = gate.passed
-    if metrics_out is not None:
-        metrics_out.parent.mkdir(parents=True, exist_ok=True)
-        metrics_out.write_text(json.dumps(summary, indent=2, sort_keys=True, default=float) + "\n", encoding="utf-8")
-    if bundle_out is not None:
-        bundle.metadata.update(
-            {
-                "model_version": f"{mp.registered_model}/{version}",
-                "mlflow_run_id": parent_id,
-                "promoted": promotion.promote,
-            }
-        )
-        _replace_folder(bundle_out, bundle.save)
+
+    # Side effects, in order: every output is written and fsynced beside its place; then the
+    # MLflow run and the new (not yet default) version; then the outputs are swapped in; the
+    # champion alias moves last. A failure anywhere undoes the registry entries and leaves
+    # every output as it was.
+    with tempfile.TemporaryDirectory(prefix="matchwijs-train-") as tmp_name, Staging() as stage:
+        tmp = Path(tmp_name)
+        bundle.save(tmp / "bundle")
+        ev = tmp / "evaluation"
+        ev.mkdir()
+        write_evaluation(ev, result=result, bundle=bundle, oracle=oracle, versus=versus, gate=gate)
+        if eval_out is not None:
+            shutil.copytree(ev, stage.folder(eval_out, "--eval-out"), dirs_exist_ok=True)
+        staged_bundle = stage.folder(bundle_out, "--bundle-out") if bundle_out is not None else None
+        staged_metrics = stage.file(metrics_out, "--metrics-out") if metrics_out is not None else None
+
+        _progress(f"logging to MLflow at {tracking.tracking_uri(store)}")
+        with tracking.rollback_on_failure(store, mp) as undo:
+            parent_id, artifact_uri = tracking.log_run(
+                store,
+                mp,
+                run_name=f"train-{tp.objective}",
+                run_params=run_params,
+                metrics=metrics,
+                tags=tags,
+                artifacts={"bundle": tmp / "bundle", "evaluation": ev},
+            )
+            undo.run(parent_id)
+            if searched is not None:
+                _log_search(tracking, store, mp, searched, tp, parent_id)
+            if compare:
+                for objective in result.bundles:
+                    tracking.log_run(
+                        store,
+                        mp,
+                        run_name=f"objective-{objective}",
+                        run_params={"objective": objective},
+                        metrics={k: float(v) for k, v in table.loc[f"ranker_{objective}"].items()},
+                        tags={"objective": objective},
+                        artifacts={},
+                        parent_run_id=parent_id,
+                    )
+            version = tracking.register(
+                store, mp, parent_id, artifact_uri, promote=False, description=promotion.description()
+            )
+            undo.version(version)
+            summary["model_version"] = version
+            if staged_metrics is not None:
+                staged_metrics.write_text(
+                    json.dumps(summary, indent=2, sort_keys=True, default=float) + "\n", encoding="utf-8"
+                )
+            if staged_bundle is not None:
+                bundle.metadata.update(
+                    {
+                        "model_version": f"{mp.registered_model}/{version}",
+                        "mlflow_run_id": parent_id,
+                        "promoted": promotion.promote,
+                    }
+                )
+                bundle.save(staged_bundle)
+            stage.commit()
+            if promotion.promote:
+                tracking.promote(store, mp, version)
 
     typer.echo(table.drop(columns=["n_placements"], errors="ignore").round(4).to_string())
     if oracle is not None:
@@ -305,18 +328,3 @@ def _log_search(tracking, store, mp, searched, tp, parent_id) -> None:
             artifacts={},
             parent_run_id=parent_id,
         )
-
-
-def _replace_folder(folder: Path, write) -> None:
-    """Write into a temporary sibling, then swap it in: never a half-written folder."""
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-    try:
-        write(tmp)
-        if folder.exists():
-            shutil.rmtree(folder)
-        tmp.rename(folder)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)

@@ -20,6 +20,7 @@ from fairness.audit import AuditResult, summary
 from fairness.catalogue import CANDIDATES, HUMAN, METRICS, MODEL, PLACEMENTS, PLAN
 from fairness.params import INTERSECTION_SEP
 from fairness.proxy import proxy_summary
+from features.outputs import write_csv
 from features.pairs import FEATURE_INFO
 from models.bundle import ModelBundle
 from reports.figures import plt
@@ -114,9 +115,9 @@ def write_audit(result: AuditResult, folder: Path, *, bundle: ModelBundle) -> li
     folder = Path(folder)
     written = []
 
-    def csv(frame: pd.DataFrame, name: str, **kw) -> None:
+    def csv(frame: pd.DataFrame, name: str) -> None:
         path = folder / name
-        frame.to_csv(path, index=False, **kw)
+        write_csv(frame, path)
         written.append(path)
 
     csv(predictions_frame(result), PREDICTIONS_FILE)

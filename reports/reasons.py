@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Annotated
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
 from features.contract import ZRM_DOMAINS
 from features.formatting import money, number, percent, signed
@@ -33,7 +35,7 @@ ERR_LANG = "language must be one of en, nl; got {lang!r}"
 class ExplainParams:
     """params.yaml `explain`: how many reasons, what counts as low support, what the sheet shows."""
 
-    top_reasons: int = 3
+    top_reasons: Annotated[int, Field(ge=1)] = 3
     min_abs_contribution: float = 0.01  # smaller contributions are never a reason
     low_support_below: int = 5  # fewer similar past placements than this = an extrapolation
     special_category: tuple[str, ...] = (

@@ -10,10 +10,9 @@ to a separate folder (`truth_dir`), never into the dataset.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import os
-import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import yaml
 from features.config import build
 from features.contract import TABLES, ZRM_DOMAINS
 from features.errors import UserError
+from features.outputs import check_output_folder, publishing
 from synthetic.truth import (
     FORMULA_VERSION,
     HardRules,
@@ -600,21 +600,9 @@ def _csv(frame: pd.DataFrame, path: Path) -> None:
     out.to_csv(path, index=False, lineterminator="\n")
 
 
-def _fresh_tmp(final: Path) -> Path:
-    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    return tmp
-
-
-def _move_into_place(tmp: Path, final: Path) -> None:
-    old = final.with_name(f".{final.name}.old-{os.getpid()}")
-    if final.exists():
-        final.rename(old)
-    tmp.rename(final)
-    if old.exists():
-        shutil.rmtree(old)
+@contextlib.contextmanager
+def _nothing() -> Iterator[None]:
+    yield None
 
 
 def _write_truth(
@@ -693,6 +681,9 @@ def generate_dataset(
     truth = Path(truth_dir) if truth_dir is not None else None
     if truth is not None and (_inside(truth, out) or _inside(out, truth)):
         raise UserError(ERR_TRUTH_INSIDE.format(truth=truth, out=out))
+    check_output_folder(out)
+    if truth is not None:
+        check_output_folder(truth, "--truth")
     say = progress or (lambda _msg: None)
     rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(cfg.seed).spawn(4)]
     meetings = meeting_dates(cfg)
@@ -709,10 +700,8 @@ def generate_dataset(
     history, arrays = _simulate(cfg, world, meetings, rngs[2], say)
     tables, stats, truth_placements = _tables(cfg, world, meetings, history, arrays, rngs[3])
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _fresh_tmp(out)
-    tmp_truth = None
-    try:
+    spread = pd.Series(dtype=float)
+    with publishing(out) as tmp, publishing(truth, option="--truth") if truth is not None else _nothing() as tmp_truth:
         manifest = {
             "name": cfg.name,
             "description": f"Synthetic matchwijs dataset (seed {cfg.seed}): {len(meetings)} weekly meetings on the real CBS "
@@ -724,20 +713,10 @@ def generate_dataset(
         )
         for name, frame in tables.items():
             _csv(frame[TABLES[name].column_names], tmp / f"{name}.csv")
-        spread = pd.Series(dtype=float)
-        if truth is not None:
-            truth.parent.mkdir(parents=True, exist_ok=True)
-            tmp_truth = _fresh_tmp(truth)
+        if tmp_truth is not None:
             pairs = _truth_pairs(cfg, world, meetings, history)
             spread = within_client_spread(pairs)
             _write_truth(tmp_truth, cfg, meetings, pairs, truth_placements, spread)
-        _move_into_place(tmp, out)
-        if tmp_truth is not None and truth is not None:
-            _move_into_place(tmp_truth, truth)
-    finally:
-        for folder in (tmp, tmp_truth):
-            if folder is not None and folder.exists():
-                shutil.rmtree(folder)
     counts = ", ".join(f"{n} {len(t)}" for n, t in tables.items())
     rates = (
         f"sustained {stats['sustained_share']:.1%} of {stats['known_outcomes']} known outcomes, "

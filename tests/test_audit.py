@@ -294,6 +294,7 @@ def test_a_model_without_held_out_period_is_a_clear_error(tmp_path, tiny_dir, au
     meta = json.loads((model / "bundle.json").read_text())
     meta["metadata"].pop("test_start")
     (model / "bundle.json").write_text(json.dumps(meta))
+    (model / "checksums.json").unlink()  # an older folder, without checksums
     result = CliRunner().invoke(
         app, ["audit", "--data", str(tiny_dir), "--out", str(tmp_path / "out"), "--model", str(model)]
     )

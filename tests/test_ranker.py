@@ -381,6 +381,9 @@ def test_damaged_model_folder_is_a_user_error(tmp_path, small_rows):
     meta = json.loads((folder / "bundle.json").read_text(encoding="utf-8"))
     del meta["prior"]  # a model folder written before priors existed still loads, as trees only
     (folder / "bundle.json").write_text(json.dumps(meta), encoding="utf-8")
+    with pytest.raises(UserError, match="bundle.json does not match its checksum"):
+        ModelBundle.load(folder)
+    (folder / "checksums.json").unlink()  # folders of that time had no checksums either
     assert ModelBundle.load(folder).prior is None
     (folder / "bundle.json").write_text("{not json", encoding="utf-8")
     with pytest.raises(UserError, match="damaged"):

@@ -224,6 +224,8 @@ def test_model_resolution(tiny, tmp_path, monkeypatch):
     with pytest.raises(UserError, match="no trained model"):
         resolve_model(None)
     with pytest.raises(UserError, match="no trained model"):
+        resolve_model("3")
+    with pytest.raises(UserError, match="/nowhere/model: no such model folder"):  # the path, not the store
         resolve_model("/nowhere/model")
 
 
