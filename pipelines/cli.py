@@ -110,6 +110,7 @@ def _register() -> None:
         ("pipelines.train", "train"),
         ("pipelines.recommend", "recommend"),
         ("pipelines.audit", "audit"),
+        ("pipelines.serve", "serve"),
     ):
         try:
             mod = importlib.import_module(module)
@@ -118,6 +119,10 @@ def _register() -> None:
                 raise
             continue
         app.command(name)(user_errors(getattr(mod, name)))
+    decisions = importlib.import_module("pipelines.decisions")
+    for command in decisions.app.registered_commands:
+        command.callback = user_errors(command.callback)
+    app.add_typer(decisions.app, name="decisions")
 
 
 _register()
