@@ -42,13 +42,11 @@ class HomeView:
 
 def home_view(state: AppState, meeting: Meeting, dwelling_id: str, lang: str) -> HomeView:
     """The suggestions of one home at a meeting, from the cached meeting outputs."""
-    out = state.outputs(pd.Timestamp(meeting.date), lang)
-    recs = out.recommendations
-    ranked = recs[recs["dwelling_id"] == dwelling_id].sort_values("rank", kind="stable")
-    plan = out.assignment[out.assignment["dwelling_id"] == dwelling_id]
+    index = state.index(pd.Timestamp(meeting.date), lang)
+    plan = index.outputs.assignment
+    plan = plan[plan["dwelling_id"] == dwelling_id]
     proposed = str(plan["client_id"].iloc[0]) if len(plan) else ""
-    excluded = out.excluded[out.excluded["dwelling_id"] == dwelling_id]
-    return HomeView(dwelling_id, ranked, proposed, excluded)
+    return HomeView(dwelling_id, index.home_recs(dwelling_id), proposed, index.home_excluded(dwelling_id))
 
 
 def record_decision(

@@ -18,6 +18,37 @@ from reports.suggestions import MeetingOutputs, RecommendConfig, latest_meeting,
 
 
 @dataclass
+class MeetingIndex:
+    """One meeting's outputs split per home (and explanations per pair), so a home page reads only its rows."""
+
+    outputs: MeetingOutputs
+    recs: dict[str, pd.DataFrame]
+    excluded: dict[str, pd.DataFrame]
+    explanations: dict[tuple[str, str], pd.DataFrame]
+
+    @classmethod
+    def of(cls, out: MeetingOutputs) -> MeetingIndex:
+        """Split the frames once (a few hundred ms for a 50-home × 400-candidate meeting)."""
+        recs = {str(k): g.sort_values("rank", kind="stable") for k, g in out.recommendations.groupby("dwelling_id")}
+        excluded = {str(k): g for k, g in out.excluded.groupby("dwelling_id")}
+        ex = out.explanations
+        pairs = {(str(d), str(c)): g for (d, c), g in ex.groupby(["dwelling_id", "client_id"], sort=False)}
+        return cls(out, recs, excluded, pairs)
+
+    def home_recs(self, dwelling_id: str) -> pd.DataFrame:
+        """The ranked recommendations of one home (empty frame when none)."""
+        return self.recs.get(dwelling_id, self.outputs.recommendations.iloc[0:0])
+
+    def home_excluded(self, dwelling_id: str) -> pd.DataFrame:
+        """The excluded candidates of one home (empty frame when none)."""
+        return self.excluded.get(dwelling_id, self.outputs.excluded.iloc[0:0])
+
+    def pair_explanations(self, dwelling_id: str, client_id: str) -> pd.DataFrame:
+        """The SHAP rows of one (home, candidate) pair."""
+        return self.explanations.get((dwelling_id, client_id), self.outputs.explanations.iloc[0:0])
+
+
+@dataclass
 class AppState:
     """What every request reads: the validated dataset, the model, params, and computed meetings."""
 
@@ -27,18 +58,23 @@ class AppState:
     fingerprint: str
     model_version: str
     params: dict = field(default_factory=dict)
-    _outputs: dict[tuple[str, str], MeetingOutputs] = field(default_factory=dict)
+    _index: dict[tuple[str, str], MeetingIndex] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def index(self, meeting_date: pd.Timestamp, lang: str) -> MeetingIndex:
+        """The meeting's suggestions in one language, split per home (computed once, then from memory)."""
+        key = (f"{meeting_date:%Y-%m-%d}", lang)
+        with self._lock:
+            if key not in self._index:
+                out = meeting_outputs(
+                    self.ds, meeting_date, self.bundle, self.cfg, lang=lang, model_label=self.model_version
+                )
+                self._index[key] = MeetingIndex.of(out)
+            return self._index[key]
 
     def outputs(self, meeting_date: pd.Timestamp, lang: str) -> MeetingOutputs:
         """The meeting's suggestions in one language (computed once, then from memory)."""
-        key = (f"{meeting_date:%Y-%m-%d}", lang)
-        with self._lock:
-            if key not in self._outputs:
-                self._outputs[key] = meeting_outputs(
-                    self.ds, meeting_date, self.bundle, self.cfg, lang=lang, model_label=self.model_version
-                )
-            return self._outputs[key]
+        return self.index(meeting_date, lang).outputs
 
     def latest(self) -> pd.Timestamp:
         """The dataset's latest meeting with vacancies and candidates."""

@@ -27,6 +27,7 @@ from web.state import get_state
 CHART_FEATURES = 8
 CHART_CANDIDATES = 5
 PRINT_TOP = 3
+PAGE_CANDIDATES = 20  # rows shown before "show all"
 OPTIONAL_REC_COLUMNS = ("waiting_weeks", "in_pool", "p_low", "p_high")
 
 
@@ -123,9 +124,8 @@ def meeting(request: HttpRequest, date: str) -> HttpResponse:
     )
 
 
-def _chart(out, dwelling_id: str, client_id: str, lang: str) -> str:
-    ex = out.explanations
-    rows = ex[(ex["dwelling_id"] == dwelling_id) & (ex["client_id"] == client_id)]
+def _chart(index, dwelling_id: str, client_id: str, lang: str) -> str:
+    rows = index.pair_explanations(dwelling_id, client_id)
     rows = rows.reindex(rows["contribution"].abs().sort_values(ascending=False).index)[:CHART_FEATURES]
     items = [(str(r.feature), float(r.contribution)) for r in rows.itertuples()]
     scale = max((abs(v) for _, v in items), default=1.0)
@@ -139,7 +139,8 @@ def home_detail(request: HttpRequest, date: str, dwelling_id: str) -> HttpRespon
     state = get_state()
     profile = profile_of(request.user)
     lang = profile.lang
-    out = state.outputs(pd.Timestamp(m.date), lang)
+    index = state.index(pd.Timestamp(m.date), lang)
+    out = index.outputs
     homes = _homes_frame(state, m)
     if dwelling_id not in set(homes["dwelling_id"]):
         raise Http404("this home is not on this meeting's table")
@@ -147,8 +148,13 @@ def home_detail(request: HttpRequest, date: str, dwelling_id: str) -> HttpRespon
     plan = out.assignment
     planned_home = dict(zip(plan["client_id"].astype(str), plan["dwelling_id"].astype(str), strict=False))
     extra = [c for c in OPTIONAL_REC_COLUMNS if c in view.ranked.columns]
+    show_all = bool(request.GET.get("all"))
+    shown = view.ranked if show_all else view.ranked.head(PAGE_CANDIDATES)
+    proposed_row = view.ranked[view.ranked["client_id"] == view.proposed_client_id]
+    if not show_all and len(proposed_row) and view.proposed_client_id not in set(shown["client_id"]):
+        shown = pd.concat([shown, proposed_row])
     candidates = []
-    for i, r in enumerate(view.ranked.to_dict("records")):
+    for i, r in enumerate(shown.to_dict("records")):
         cid = str(r["client_id"])
         candidates.append(
             {
@@ -156,7 +162,7 @@ def home_detail(request: HttpRequest, date: str, dwelling_id: str) -> HttpRespon
                 "client_id": cid,
                 "proposed": cid == view.proposed_client_id,
                 "elsewhere": planned_home.get(cid) if planned_home.get(cid) != dwelling_id else None,
-                "chart": mark_safe(_chart(out, dwelling_id, cid, lang)) if i < CHART_CANDIDATES else "",
+                "chart": mark_safe(_chart(index, dwelling_id, cid, lang)) if i < CHART_CANDIDATES else "",
                 "extra": {c: r.get(c) for c in extra},
             }
         )
@@ -175,7 +181,7 @@ def home_detail(request: HttpRequest, date: str, dwelling_id: str) -> HttpRespon
         elif proposal["rank"] == 1:
             why.append("The proposal is the #1 candidate for this home.")
     if proposal is not None:
-        proposal["chart"] = mark_safe(_chart(out, dwelling_id, proposal["client_id"], lang))
+        proposal["chart"] = mark_safe(_chart(index, dwelling_id, proposal["client_id"], lang))
     current = CurrentDecision.objects.filter(meeting=m, dwelling_id=dwelling_id).select_related("record").first()
     history = DecisionRecord.objects.filter(meeting=m, dwelling_id=dwelling_id)
     providers = state.ds.clients.set_index("client_id")["care_provider"]
@@ -194,6 +200,11 @@ def home_detail(request: HttpRequest, date: str, dwelling_id: str) -> HttpRespon
             "proposal": proposal,
             "why": why,
             "candidates": candidates,
+            "n_eligible": len(view.ranked),
+            "choices": list(
+                zip(view.ranked["rank"], view.ranked["client_id"], view.ranked["p_sustained"].round(2), strict=True)
+            ),
+            "show_all": show_all,
             "extra_cols": extra,
             "excluded": view.excluded.to_dict("records"),
             "current": current,
