@@ -32,6 +32,7 @@ test: lint
 
 bench: $(STAMP)
 	$(PY) -m pipelines.bench
+	$(PY) -m pipelines.bench_app
 
 clean:
 	rm -rf data out mlruns bench .pytest_cache

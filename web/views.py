@@ -89,7 +89,8 @@ def meetings(request: HttpRequest) -> HttpResponse:
     state = get_state()
     for m in Meeting.objects.all():
         n_homes = int((state.ds.vacancies["meeting_date"] == pd.Timestamp(m.date)).sum())
-        rows.append({"meeting": m, "homes": n_homes, "decided": m.current.count()})
+        decided = m.current.count()
+        rows.append({"meeting": m, "homes": n_homes, "decided": decided, "open": n_homes - decided})
     return render(request, "web/meetings.html", {"rows": rows})
 
 

@@ -369,3 +369,22 @@ def test_export_to_contract_placements_validates(meeting, app_state, meeting_dir
     shutil.copy(tmp_path / "export" / "decisions.csv", data / "decisions.csv")  # the optional contract table
     validated = runner.invoke(app, ["validate", "--data", str(data)])
     assert validated.exit_code == 0, validated.output
+
+
+def test_serve_refuses_a_bad_dataset_with_the_named_problems(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    monkeypatch.setenv("MATCHWIJS_DATA", "")  # serve sets it; restored after the test
+
+    from pipelines.cli import app
+
+    result = CliRunner().invoke(app, ["serve", "--data", str(tmp_path / "missing"), "--prepare-only"])
+    assert result.exit_code == 1
+    assert "does not exist" in result.output and "Traceback" not in result.output
+
+
+def test_meeting_list_counts_decided_and_open(client, meeting, users, app_state):
+    _one_record(meeting, app_state)
+    html = client_for(client, users["chair"]).get("/meetings/").content.decode()
+    row = html[html.index(f"{meeting.date:%Y-%m-%d}</a>") :]
+    assert "<td>4</td><td>1</td><td>3</td>" in row
