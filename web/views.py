@@ -15,6 +15,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required, permission_required
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.html import format_html_join
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
@@ -202,12 +203,31 @@ def home_detail(request: HttpRequest, date: str, dwelling_id: str) -> HttpRespon
             "why": why,
             "candidates": candidates,
             "n_eligible": len(view.ranked),
-            "choices": list(
-                zip(view.ranked["rank"], view.ranked["client_id"], view.ranked["p_sustained"].round(2), strict=True)
+            "choices": format_html_join(
+                "",
+                '<option value="{}">#{} {} ({})</option>',
+                zip(
+                    view.ranked["client_id"],
+                    view.ranked["rank"],
+                    view.ranked["client_id"],
+                    view.ranked["p_sustained"].map("{:.2f}".format),
+                    strict=True,
+                ),
             ),
             "show_all": show_all,
             "extra_cols": extra,
-            "excluded": view.excluded.to_dict("records"),
+            "n_excluded": len(view.excluded),
+            # built here rather than in the template: a home can have hundreds of excluded candidates
+            "excluded_rows": format_html_join(
+                "",
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                zip(view.excluded["client_id"], view.excluded["rule"], view.excluded["detail"], strict=True),
+            ),
+            "excluded_options": format_html_join(
+                "",
+                '<option value="{}">{} ({})</option>',
+                zip(view.excluded["client_id"], view.excluded["client_id"], view.excluded["rule"], strict=True),
+            ),
             "current": current,
             "history": history,
             "notes": Note.objects.filter(meeting=m, dwelling_id=dwelling_id),
