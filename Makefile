@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup demo lint test bench clean
+.PHONY: setup demo serve lint test bench clean
 
 setup: $(STAMP)
 
@@ -15,6 +15,11 @@ $(STAMP): pyproject.toml constraints.txt
 
 demo: $(STAMP)
 	PATH=$(abspath $(VENV))/bin:$$PATH $(VENV)/bin/dvc repro
+	$(VENV)/bin/matchwijs serve --data data/synthetic --model out/model --demo-accounts --prepare-only
+
+# The meeting app on http://127.0.0.1:8000/ (after `make demo`; log in with a demo account it printed).
+serve: $(STAMP)
+	$(VENV)/bin/matchwijs serve --data data/synthetic --model out/model
 
 # Lint, format and types first (seconds), then the test suite.
 lint: $(STAMP)
@@ -27,6 +32,7 @@ test: lint
 
 bench: $(STAMP)
 	$(PY) -m pipelines.bench
+	$(PY) -m pipelines.bench_app
 
 clean:
 	rm -rf data out mlruns bench .pytest_cache

@@ -118,9 +118,14 @@ def _register() -> None:
         ("pipelines.train", "train"),
         ("pipelines.recommend", "recommend"),
         ("pipelines.audit", "audit"),
+        ("pipelines.serve", "serve"),
     ):
         mod = importlib.import_module(module)
         app.command(name)(user_errors(getattr(mod, name)))
+    decisions = importlib.import_module("pipelines.decisions")
+    for command in decisions.app.registered_commands:
+        command.callback = user_errors(command.callback)
+    app.add_typer(decisions.app, name="decisions")
 
 
 _register()
