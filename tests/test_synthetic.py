@@ -98,7 +98,8 @@ def _sustained_share(ds) -> float:
 def test_generated_folder_passes_the_contract(small):
     data, _, summary = small
     ds = load_dataset(data)
-    assert sorted(p.name for p in data.iterdir()) == sorted(["dataset.yaml", *(f"{n}.csv" for n in TABLES)])
+    written = sorted(["dataset.yaml", *(f"{n}.csv" for n in TABLES if n != "decisions")])  # decisions: --decisions
+    assert sorted(p.name for p in data.iterdir()) == written
     assert len(ds.neighbourhoods) == 517
     assert ds.as_of == pd.Timestamp("2025-12-31")
     assert ds.vacancies["meeting_date"].dt.dayofweek.eq(0).all()  # Mondays
