@@ -186,7 +186,7 @@ def passed_over_table(rows: pd.DataFrame, attrs: pd.DataFrame, *, min_group_size
     )
 
 
-def _link_placements(current: pd.DataFrame, ds: Dataset, labels: pd.DataFrame) -> pd.DataFrame:
+def _link_placements(current: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
     """Each current decision with its placement (same meeting, home and client) and that placement's label."""
     key = ["meeting_date", "dwelling_id", "client_id"]
     lab = labels[[*key, "placement_id", "status", "sustained"]].drop_duplicates(key)
@@ -214,7 +214,7 @@ def meeting_and_plan(
     current = current_decisions(ds.decisions).reset_index(drop=True)
     by_decision, by_reason = reason_tables(current)
     labels = build_labels(ds, pipeline.labels)
-    rows = _link_placements(current, ds, labels)
+    rows = _link_placements(current, labels)
     rows["followed"] = (rows["decision"] == PLAN_FOLLOWED).astype(int)
     held = rows["meeting_date"] >= period.start
     if period.end is not None:

@@ -24,6 +24,7 @@ Pure: no Django, no files except in `write_export`.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -204,12 +205,22 @@ def merge_placements(existing: pd.DataFrame, implied: pd.DataFrame) -> pd.DataFr
 
 
 def write_export(export: DecisionExport, folder: str | Path) -> list[Path]:
-    """Write `decisions.csv` and `placements.csv` (the implied rows only) into `folder`; returns the paths."""
+    """Write `decisions.csv` and `placements.csv` (the implied rows only) into `folder`; returns the paths.
+
+    Each file is written next to its destination and renamed into place, so a failure never
+    leaves a half-written file (other files in `folder` are kept).
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, frame in ((DECISIONS_FILE, export.decisions), (PLACEMENTS_FILE, export.placements)):
-        path = folder / name
-        frame.to_csv(path, index=False)
-        written.append(path)
-    return written
+    staged = []
+    try:
+        for name, frame in ((DECISIONS_FILE, export.decisions), (PLACEMENTS_FILE, export.placements)):
+            tmp = folder / f".{name}.tmp"
+            frame.to_csv(tmp, index=False)
+            staged.append((tmp, folder / name))
+        for tmp, path in staged:
+            os.replace(tmp, path)
+    finally:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+    return [path for _, path in staged]

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from features.decisions import (
@@ -449,3 +451,60 @@ def test_merge_keeps_placements_the_extract_already_has(tmp_path):
     tables["placements"] = merged
     tables["decisions"] = pd.read_csv(write_export(export, tmp_path / "x")[0], dtype=str, keep_default_na=False)
     assert len(load_dataset(write_dataset(tmp_path / "d", tables)).placements) == 3
+
+
+# --- property: any log the app could write exports to rows that validate ----------------------------
+
+_HOMES, _CLIENTS = ("D001", "D002"), ("0001", "0002", "0003")  # the tiny meeting of 2023-01-02
+
+
+@st.composite
+def app_logs(draw):
+    """A sequence of decisions as the meeting app records them: each change supersedes the home's
+    current record; a client holds at most one home; reasons and notes as the rules ask."""
+    steps = draw(st.lists(st.tuples(st.sampled_from(_HOMES), st.integers(0, 3), st.integers(0, 2)), max_size=8))
+    current: dict[str, dict] = {}
+    records = []
+    for k, (home, kind, pick) in enumerate(steps):
+        held = {r["client_id"] for h, r in current.items() if h != home and r["client_id"]}
+        free = [c for c in _CLIENTS if c not in held]
+        decision = ("plan_followed", "other_candidate", "no_placement", "rule_exception")[kind]
+        client = None if decision == "no_placement" else (free[pick % len(free)] if free else None)
+        if decision != "no_placement" and client is None:
+            continue
+        reason = None if decision == "plan_followed" else ("other", "urgency")[pick % 2]
+        record = {
+            "decision_id": f"R{k}",
+            "meeting_date": dt.date(2023, 1, 2),
+            "dwelling_id": home,
+            "client_id": client,
+            "decision": decision,
+            "reason": reason,
+            "note": "why" if reason == "other" else None,
+            "proposed_client_id": client if decision == "plan_followed" else None,
+            "shown_rank": pick + 1,
+            "model_version": "3",
+            "decided_at": dt.datetime(2023, 1, 2, 10, k, tzinfo=dt.UTC),
+            "decided_by": "u-1",
+            "supersedes": current[home]["decision_id"] if home in current else None,
+        }
+        current[home] = record
+        records.append(record)
+    return records, current
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(app_logs())
+def test_any_app_log_exports_to_a_valid_dataset(tmp_path_factory, case):
+    records, current = case
+    tables = tiny_tables()
+    for name in ("placements", "tenancy_ends", "nuisance_reports"):
+        tables[name] = tables[name].iloc[[]]
+    export = decisions_to_contract(records, tenancy_lag_days=14)
+    tables["decisions"] = export.decisions
+    tables["placements"] = merge_placements(tables["placements"], export.placements)
+    ds = load_dataset(write_dataset(tmp_path_factory.mktemp("log"), tables))
+    if ds.decisions is not None and len(ds.decisions):
+        assert set(current_decisions(ds.decisions)["decision_id"]) == {r["decision_id"] for r in current.values()}
+    placed = {r["client_id"] for r in current.values() if r["client_id"]}
+    assert set(ds.placements["client_id"]) == placed
