@@ -46,6 +46,7 @@ from fairness.context import (
     pipeline_params,
 )
 from fairness.counterfactual import PlanParams, candidate_decisions
+from fairness.decisions import MeetingDecisions, meeting_and_plan
 from fairness.gate import GATE_COLUMNS, GateResult, judge
 from fairness.guard import ERR_PROTECTED_FEATURE, assert_no_protected_features, find_protected
 from fairness.metrics import group_metrics
@@ -217,6 +218,7 @@ class AuditResult:
     data: dict  # what identifies the data: name, as_of, summary
     fairness_params: FairnessParams
     audit_params: AuditParams
+    meeting: MeetingDecisions | None = None  # "the meeting and the plan": only when the dataset has decisions
 
     @property
     def passed(self) -> bool:
@@ -280,7 +282,13 @@ def build_audit(
         "summary": ds.summary(),
         "profile_history": ds.client_profiles is not None,
     }
-    return AuditResult(fa, importance, groups, flags, auc, imp, len(rows), _model_info(bundle), data, fairness, audit)
+    meeting = None
+    if ds.decisions is not None:
+        say("the meeting and the plan: decisions, reasons and outcomes")
+        meeting = meeting_and_plan(ds, bundle, pipeline=fa.pipeline, period=fa.period, params=fairness)
+    return AuditResult(
+        fa, importance, groups, flags, auc, imp, len(rows), _model_info(bundle), data, fairness, audit, meeting
+    )
 
 
 def summary(result: AuditResult) -> dict:
@@ -311,6 +319,27 @@ def summary(result: AuditResult) -> dict:
         "model_version": result.model["version"],
         "mlflow_run_id": result.model["mlflow_run_id"],
         "data": result.data,
+        "meeting_decisions": _meeting_summary(result.meeting),
+    }
+
+
+def _meeting_summary(meeting: MeetingDecisions | None) -> dict | None:
+    if meeting is None:
+        return None
+    by = meeting.by_decision.set_index("decision")["n"]
+    out = meeting.outcomes.set_index("group")
+    return {
+        "records": meeting.n_records,
+        "current": meeting.n_current,
+        "by_decision": {str(k): int(v) for k, v in by.items()},
+        "observed_vs_expected": {
+            str(g): {
+                "known": int(r["known"]),
+                "observed_sustained": None if pd.isna(r["observed_sustained"]) else float(r["observed_sustained"]),
+                "mean_probability": None if pd.isna(r["mean_probability"]) else float(r["mean_probability"]),
+            }
+            for g, r in out.iterrows()
+        },
     }
 
 

@@ -1,4 +1,4 @@
-"""The data contract (CONTRACT.md v1) as code: table specs and their pandera schemas.
+"""The data contract (CONTRACT.md v2) as code: table specs and their pandera schemas.
 
 One spec per table is the single source of truth; the pandera schemas, the type
 coercion in `features.load` and the README's table list are all derived from it.
@@ -33,9 +33,26 @@ MIGRATION_BACKGROUNDS = ("netherlands", "europe", "outside_europe")
 END_REASONS = ("eviction", "returned_to_care", "voluntary_move", "deceased", "other")
 FAILURE_REASONS = ("eviction", "returned_to_care")
 SEVERITIES = ("minor", "serious")
+PLAN_FOLLOWED, OTHER_CANDIDATE, NO_PLACEMENT, RULE_EXCEPTION = (
+    "plan_followed",
+    "other_candidate",
+    "no_placement",
+    "rule_exception",
+)
+DECISIONS = (PLAN_FOLLOWED, OTHER_CANDIDATE, NO_PLACEMENT, RULE_EXCEPTION)
+REASON_OTHER = "other"
+DECISION_REASONS = (
+    "client_preference",
+    "care_provider_advice",
+    "landlord_requirement",
+    "information_not_in_data",
+    "urgency",
+    REASON_OTHER,
+)
 
 # Column kinds understood by the loader.
 STR, INT, FLOAT, BOOL, DATE = "str", "int", "float", "bool", "date"
+DATETIME = "datetime"  # ISO 8601 with a time zone; read as UTC
 
 
 @dataclass(frozen=True)
@@ -59,6 +76,7 @@ class Col:
             FLOAT: "a number",
             BOOL: "true/false or 1/0",
             DATE: "a date YYYY-MM-DD",
+            DATETIME: "an ISO 8601 date-time with time zone (e.g. 2024-03-04T10:15:00+01:00)",
         }[self.kind]
         if self.isin:
             words = "one of " + ", ".join(self.isin)
@@ -235,6 +253,26 @@ TABLES: dict[str, TableSpec] = {
             ),
             description="zero or more rows per placement",
         ),
+        TableSpec(
+            "decisions",
+            (
+                Col("decision_id", STR, unique=True),
+                Col("meeting_date", DATE),
+                Col("dwelling_id", STR),
+                Col("client_id", STR, nullable=True),
+                Col("decision", STR, isin=DECISIONS),
+                Col("reason", STR, isin=DECISION_REASONS, nullable=True),
+                Col("note", STR, nullable=True),
+                Col("proposed_client_id", STR, nullable=True),
+                Col("shown_rank", INT, min=1, nullable=True),
+                Col("model_version", STR),
+                Col("decided_at", DATETIME),
+                Col("decided_by", STR),
+                Col("supersedes", STR, nullable=True),
+            ),
+            required=False,
+            description="what the meeting decided, one row per decision record (never edited: a change supersedes)",
+        ),
     )
 }
 
@@ -250,9 +288,20 @@ REFERENCES: tuple[tuple[str, str, str, str], ...] = (
     ("placements", "dwelling_id", "dwellings", "dwelling_id"),
     ("tenancy_ends", "placement_id", "placements", "placement_id"),
     ("nuisance_reports", "placement_id", "placements", "placement_id"),
+    ("decisions", "dwelling_id", "dwellings", "dwelling_id"),
+    ("decisions", "client_id", "clients", "client_id"),
+    ("decisions", "proposed_client_id", "clients", "client_id"),
+    ("decisions", "supersedes", "decisions", "decision_id"),
 )
 
-_PANDERA_DTYPES = {STR: "string", INT: "Int64", FLOAT: "Float64", BOOL: "boolean", DATE: "datetime64[ns]"}
+_PANDERA_DTYPES = {
+    STR: "string",
+    INT: "Int64",
+    FLOAT: "Float64",
+    BOOL: "boolean",
+    DATE: "datetime64[ns]",
+    DATETIME: "datetime64[ns, UTC]",
+}
 
 
 def _checks(col: Col) -> list[pa.Check]:

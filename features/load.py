@@ -19,7 +19,21 @@ import pandera.pandas as pa
 import yaml
 
 from features.config import TextLoader, shorten
-from features.contract import BOOL, DATE, FLOAT, INT, REFERENCES, STR, TABLES, TableSpec, schema_for
+from features.contract import (
+    BOOL,
+    DATE,
+    DATETIME,
+    FLOAT,
+    INT,
+    NO_PLACEMENT,
+    PLAN_FOLLOWED,
+    REASON_OTHER,
+    REFERENCES,
+    STR,
+    TABLES,
+    TableSpec,
+    schema_for,
+)
 from features.errors import UserError
 
 MANIFEST = "dataset.yaml"
@@ -40,6 +54,9 @@ ERR_TOO_LARGE = "{file} is {size:,} bytes, more than the {limit:,} allowed for o
 ERR_NOT_UTF8 = "{file} is not UTF-8 text: byte {byte} at position {pos}; save it as UTF-8"
 ERR_NOT_A_FILE = "{file} is not a regular file"
 ERR_NOT_FINITE = "infinite or NaN values, expected {expected}"
+
+# ISO 8601 date-time that names its time zone (Z or an offset); a bare local time is ambiguous.
+_ISO_DATETIME_TZ = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}(:?\d{2})?)$"
 
 _TRUE = {"true", "1", "1.0"}
 _FALSE = {"false", "0", "0.0"}
@@ -95,6 +112,7 @@ class Dataset:
     tenancy_ends: pd.DataFrame
     nuisance_reports: pd.DataFrame
     client_profiles: pd.DataFrame | None = None  # optional effective-dated profile history
+    decisions: pd.DataFrame | None = None  # optional: the meeting's decision records (decided_at in UTC)
 
     def table(self, name: str) -> pd.DataFrame | None:
         return getattr(self, name)
@@ -248,6 +266,15 @@ def _coerce_column(raw: pd.Series, kind: str) -> pd.Series:
             return pd.to_datetime(raw).dt.tz_localize(None).astype("datetime64[ns]")
         text = raw.astype("string").str.strip()
         return pd.to_datetime(text, format="%Y-%m-%d", errors="coerce").astype("datetime64[ns]")
+    if kind == DATETIME:
+        if pd.api.types.is_datetime64_any_dtype(raw):
+            stamps = pd.to_datetime(raw)
+            if stamps.dt.tz is None:  # a time without a zone is not a point in time
+                return pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns, UTC]")
+            return stamps.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
+        text = raw.astype("string").str.strip()
+        text = text.where(text.str.match(_ISO_DATETIME_TZ).fillna(False).astype(bool))
+        return pd.to_datetime(text, utc=True, format="ISO8601", errors="coerce").astype("datetime64[ns, UTC]")
     raise ValueError(f"unknown column kind {kind}")
 
 
@@ -492,6 +519,130 @@ def _check_profile_dates(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp | 
         )
 
 
+ERR_DECISION_NO_CLIENT = "client_id is empty, expected a client for every decision but no_placement"
+ERR_DECISION_CLIENT_NO_PLACEMENT = "client_id is given for a no_placement decision, expected it empty"
+ERR_DECISION_NO_REASON = "reason is empty, expected a reason code for every decision but plan_followed"
+ERR_DECISION_NO_NOTE = "note is empty while reason is other, expected a note saying why"
+ERR_DECISION_NOT_PROPOSED = "plan_followed names another client than proposed_client_id, expected the plan's proposal"
+ERR_DECISION_NOT_VACANCY = "(meeting_date, dwelling_id) is not a vacancy at that meeting, expected a row in vacancies"
+ERR_DECISION_NOT_CANDIDATE = (
+    "(meeting_date, client_id) is not a candidate at that meeting, expected a row in candidates"
+)
+ERR_DECISION_TWO_PER_HOME = (
+    "more than one current (not superseded) decision for one home at one meeting, expected at most one: "
+    "a changed decision must supersede the earlier one"
+)
+ERR_DECISION_TWO_PER_CLIENT = (
+    "one client has more than one current (not superseded) decision with a home at one meeting, expected at most one"
+)
+ERR_DECISION_AFTER_AS_OF = "decided_at is after as_of {as_of}, expected nothing after the extract date"
+ERR_DECISION_SUPERSEDES_ITSELF = "supersedes names the record itself, expected an earlier decision_id or empty"
+ERR_DECISION_SUPERSEDED_TWICE = "the same decision_id is superseded by more than one record, expected at most one"
+ERR_DECISION_CYCLE = "supersedes forms a cycle, expected each chain to start at a first decision"
+ERR_DECISION_OTHER_MEETING = "supersedes a decision of another meeting, expected the same meeting_date"
+ERR_DECISION_BEFORE_SUPERSEDED = "decided_at is before that of the record it supersedes, expected later or equal"
+
+
+def current_mask(decisions: pd.DataFrame) -> pd.Series:
+    """True for decision records that no other record supersedes (the meeting's standing decisions)."""
+    superseded = decisions["supersedes"].dropna()
+    superseded = superseded[superseded != decisions.loc[superseded.index, "decision_id"]]
+    return ~decisions["decision_id"].isin(superseded)
+
+
+def _cycle_mask(decisions: pd.DataFrame) -> pd.Series:
+    """True for records on a supersedes cycle (self-references excluded: reported on their own)."""
+    parent = {
+        d: s
+        for d, s in zip(decisions["decision_id"], decisions["supersedes"], strict=True)
+        if pd.notna(d) and pd.notna(s) and d != s
+    }
+    on_cycle: set[str] = set()
+    for start in parent:
+        seen: list[str] = []
+        node: str | None = start
+        while node is not None and node not in seen and node not in on_cycle:
+            seen.append(node)
+            node = parent.get(node)
+        if node is not None and node in seen:
+            on_cycle.update(seen[seen.index(node) :])
+    return decisions["decision_id"].isin(on_cycle)
+
+
+def _check_decisions(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp | None, problems: list[Problem]) -> None:
+    """The decisions table's own rules and its links to vacancies and candidates."""
+    if "decisions" not in tables:
+        return
+    dec = tables["decisions"]
+    T = "decisions"
+    if _has(tables, T, "decision", "client_id"):
+        placing = dec["decision"].notna() & (dec["decision"] != NO_PLACEMENT)
+        _flag(problems, T, "client_id", placing & dec["client_id"].isna(), ERR_DECISION_NO_CLIENT, dec["decision"])
+        _flag(
+            problems,
+            T,
+            "client_id",
+            (dec["decision"] == NO_PLACEMENT) & dec["client_id"].notna(),
+            ERR_DECISION_CLIENT_NO_PLACEMENT,
+            dec["client_id"],
+        )
+    if _has(tables, T, "decision", "reason"):
+        needs = dec["decision"].notna() & (dec["decision"] != PLAN_FOLLOWED)
+        _flag(problems, T, "reason", needs & dec["reason"].isna(), ERR_DECISION_NO_REASON, dec["decision"])
+    if _has(tables, T, "reason", "note"):
+        blank = dec["note"].isna() | (dec["note"].str.strip().str.len() == 0)
+        _flag(problems, T, "note", (dec["reason"] == REASON_OTHER) & blank, ERR_DECISION_NO_NOTE, dec["reason"])
+    if _has(tables, T, "decision", "client_id", "proposed_client_id"):
+        differs = (dec["decision"] == PLAN_FOLLOWED) & dec["proposed_client_id"].notna()
+        differs &= dec["client_id"].notna() & (dec["client_id"] != dec["proposed_client_id"])
+        _flag(problems, T, "client_id", differs, ERR_DECISION_NOT_PROPOSED, dec["client_id"])
+    for other, key, message in (
+        ("vacancies", "dwelling_id", ERR_DECISION_NOT_VACANCY),
+        ("candidates", "client_id", ERR_DECISION_NOT_CANDIDATE),
+    ):
+        if _has(tables, T, "meeting_date", key) and _has(tables, other, "meeting_date", key):
+            known = pd.MultiIndex.from_frame(tables[other][["meeting_date", key]])
+            here = pd.MultiIndex.from_frame(dec[["meeting_date", key]])
+            given = dec["meeting_date"].notna() & dec[key].notna()
+            _flag(problems, T, key, given & ~here.isin(known), message, dec[key])
+    if _has(tables, T, "decided_at") and as_of is not None:
+        after = dec["decided_at"] >= (as_of + pd.Timedelta(days=1)).tz_localize("UTC")
+        _flag(
+            problems,
+            T,
+            "decided_at",
+            after,
+            ERR_DECISION_AFTER_AS_OF.format(as_of=f"{as_of:%Y-%m-%d}"),
+            dec["decided_at"].astype(str),
+        )
+    if not _has(tables, T, "decision_id", "supersedes"):
+        return
+    sup = dec["supersedes"]
+    _flag(problems, T, "supersedes", sup.notna() & (sup == dec["decision_id"]), ERR_DECISION_SUPERSEDES_ITSELF, sup)
+    _flag(problems, T, "supersedes", sup.notna() & sup.duplicated(keep=False), ERR_DECISION_SUPERSEDED_TWICE, sup)
+    _flag(problems, T, "supersedes", _cycle_mask(dec), ERR_DECISION_CYCLE, sup)
+    for column, message in (
+        ("meeting_date", ERR_DECISION_OTHER_MEETING),
+        ("decided_at", ERR_DECISION_BEFORE_SUPERSEDED),
+    ):
+        if column in dec.columns:
+            earlier = sup.map(_lookup(dec, "decision_id", column))
+            wrong = earlier.notna() & (dec[column] != earlier if column == "meeting_date" else dec[column] < earlier)
+            _flag(problems, T, "supersedes", wrong, message, sup)
+    current = dec[current_mask(dec)]
+    if _has(tables, T, "meeting_date", "dwelling_id"):
+        twice = current.duplicated(["meeting_date", "dwelling_id"], keep=False)
+        mask = pd.Series(False, index=dec.index)
+        mask[current.index[twice.to_numpy()]] = True
+        _flag(problems, T, "dwelling_id", mask, ERR_DECISION_TWO_PER_HOME, dec["dwelling_id"])
+    if _has(tables, T, "meeting_date", "client_id"):
+        placed = current[current["client_id"].notna()]
+        twice = placed.duplicated(["meeting_date", "client_id"], keep=False)
+        mask = pd.Series(False, index=dec.index)
+        mask[placed.index[twice.to_numpy()]] = True
+        _flag(problems, T, "client_id", mask, ERR_DECISION_TWO_PER_CLIENT, dec["client_id"])
+
+
 def load_dataset(path: str | Path) -> Dataset:
     """Read and validate a dataset folder.
 
@@ -512,6 +663,7 @@ def load_dataset(path: str | Path) -> Dataset:
     _check_references(tables, problems)
     _check_dates(tables, manifest.get("as_of"), problems)
     _check_profile_dates(tables, manifest.get("as_of"), problems)
+    _check_decisions(tables, manifest.get("as_of"), problems)
     if problems:
         raise DataError(problems)
     return Dataset(

@@ -88,15 +88,23 @@ def generate(
     truth: Path | None = typer.Option(
         None, "--truth", help="Also write the generator's ground truth to this folder (kept out of the dataset)."
     ),
+    decisions: bool = typer.Option(
+        False,
+        "--decisions",
+        help="Also write a made-up decision log of the meetings (decisions.csv; params.yaml synthetic_decisions).",
+    ),
     params: Path | None = ParamsOpt,
 ) -> None:
     """Write a synthetic Amsterdam dataset that follows the contract (and, optionally, its ground truth)."""
     import dataclasses
 
     from features.config import load_params, section
+    from synthetic.decisions import DecisionParams
     from synthetic.generate import GenerateParams, generate_dataset
 
-    cfg = section(load_params(params), "generate", GenerateParams)
+    loaded = load_params(params)
+    cfg = section(loaded, "generate", GenerateParams)
+    log = section(loaded, "synthetic_decisions", DecisionParams) if decisions else None
     overrides = {
         k: v
         for k, v in dict(
@@ -105,7 +113,9 @@ def generate(
         if v is not None
     }
     cfg = dataclasses.replace(cfg, **overrides)
-    summary = generate_dataset(out, cfg, truth_dir=truth, progress=lambda msg: _echo_err(f"generate: {msg}"))
+    summary = generate_dataset(
+        out, cfg, truth_dir=truth, progress=lambda msg: _echo_err(f"generate: {msg}"), decisions=log
+    )
     typer.echo(summary)
 
 

@@ -18,8 +18,10 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from fairness.audit import AuditResult, summary
 from fairness.catalogue import CANDIDATES, HUMAN, METRICS, MODEL, PLACEMENTS, PLAN
+from fairness.decisions import MeetingDecisions
 from fairness.params import INTERSECTION_SEP
 from fairness.proxy import proxy_summary
+from features.contract import PLAN_FOLLOWED
 from features.outputs import write_csv
 from features.pairs import FEATURE_INFO
 from models.bundle import ModelBundle
@@ -66,6 +68,9 @@ SUMMARY_FILE = "audit_summary.json"
 MODEL_CARD_FILE = "model_card.md"
 
 
+MEETING_DECISIONS_FILE = "meeting_decisions.csv"  # only when the dataset has a decisions table
+
+
 OUTPUT_FILES = (
     PREDICTIONS_FILE,
     FAIRNESS_FILE,
@@ -79,6 +84,7 @@ OUTPUT_FILES = (
     PROXY_IMPORTANCE_FILE,
     SUMMARY_FILE,
     MODEL_CARD_FILE,
+    MEETING_DECISIONS_FILE,
 )
 
 
@@ -129,6 +135,8 @@ def write_audit(result: AuditResult, folder: Path, *, bundle: ModelBundle) -> li
     csv(result.shap_flags, SHAP_FLAGS_FILE)
     csv(result.proxy_auc, PROXY_AUC_FILE)
     csv(result.proxy_importance, PROXY_IMPORTANCE_FILE)
+    if result.meeting is not None:
+        csv(meeting_decisions_frame(result.meeting), MEETING_DECISIONS_FILE)
     (folder / SUMMARY_FILE).write_text(json.dumps(summary(result), indent=2, default=str) + "\n", encoding="utf-8")
     written.append(folder / SUMMARY_FILE)
     (folder / HTML_FILE).write_text(render_html(result), encoding="utf-8")
@@ -512,4 +520,39 @@ def render_html(result: AuditResult) -> str:
         meta=result.model["metadata"],
         n_candidates=len(dec),
         n_clients=int(dec["client_id"].nunique()) if len(dec) else 0,
+        meeting=meeting_context(result.meeting),
     )
+
+
+# --- "the meeting and the plan" (fairness.decisions) ------------------------------------------
+
+
+def meeting_decisions_frame(meeting: MeetingDecisions) -> pd.DataFrame:
+    """meeting_decisions.csv: one row per current decision (decided_at as ISO 8601 in UTC)."""
+    rows = meeting.rows.copy()
+    rows["decided_at"] = rows["decided_at"].map(lambda t: t.isoformat() if pd.notna(t) else "")
+    return _dates(rows)
+
+
+def meeting_context(meeting: MeetingDecisions | None) -> dict | None:
+    """What the template's section "the meeting and the plan" shows; None without decisions."""
+    if meeting is None:
+        return None
+    by_decision = meeting.by_decision.set_index("decision")
+    followed = int(by_decision.at[PLAN_FOLLOWED, "n"])
+    return {
+        "n_records": meeting.n_records,
+        "n_current": meeting.n_current,
+        "n_superseded": meeting.n_records - meeting.n_current,
+        "followed": followed,
+        "followed_share": followed / meeting.n_current if meeting.n_current else None,
+        "departed": meeting.n_current - followed,
+        "by_decision": _table(meeting.by_decision),
+        "by_reason": _table(meeting.by_reason) if len(meeting.by_reason) else "",
+        "outcomes": _table(meeting.outcomes),
+        "any_known": bool(meeting.outcomes["known"].sum()),
+        "passed_over": _table(meeting.passed_over) if len(meeting.passed_over) else "",
+        "caveat": meeting.caveat,
+        "notes": meeting.notes,
+        "file": MEETING_DECISIONS_FILE,
+    }

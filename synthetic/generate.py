@@ -24,6 +24,7 @@ from features.config import build
 from features.contract import TABLES, ZRM_DOMAINS
 from features.errors import UserError
 from features.outputs import check_output_folder, publishing
+from synthetic.decisions import DecisionParams, synthetic_decisions
 from synthetic.truth import (
     FORMULA_VERSION,
     HardRules,
@@ -668,8 +669,13 @@ def generate_dataset(
     *,
     truth_dir: str | Path | None = None,
     progress: Callable[[str], None] | None = None,
+    decisions: DecisionParams | None = None,
 ) -> str:
     """Write a synthetic dataset that follows the contract to `out_dir` (and its truth to `truth_dir`).
+
+    With `decisions` (params.yaml `synthetic_decisions`), a made-up decision log of the
+    meetings is added as the optional `decisions` table (`synthetic.decisions`); the other
+    tables are the same with or without it.
 
     Both folders are written next to their destination and renamed into place only
     when complete, so a failure never leaves a half-written dataset.
@@ -699,6 +705,11 @@ def generate_dataset(
     )
     history, arrays = _simulate(cfg, world, meetings, rngs[2], say)
     tables, stats, truth_placements = _tables(cfg, world, meetings, history, arrays, rngs[3])
+    if decisions is not None:
+        rng = np.random.default_rng(np.random.SeedSequence(cfg.seed).spawn(5)[4])  # not one the tables use
+        tables["decisions"] = synthetic_decisions(
+            tables["vacancies"], tables["candidates"], tables["placements"], decisions, rng
+        )
 
     spread = pd.Series(dtype=float)
     with publishing(out) as tmp, publishing(truth, option="--truth") if truth is not None else _nothing() as tmp_truth:

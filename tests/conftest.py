@@ -95,6 +95,36 @@ def tiny_tables() -> dict[str, pd.DataFrame]:
     }
 
 
+def tiny_decisions() -> pd.DataFrame:
+    """A valid decision log for `tiny_tables` (matching its placements P1-P3).
+
+    D002 was first left empty (no_placement, urgency), then changed: DEC3 supersedes DEC2 and
+    gives it to 0002 instead of the plan's 0003 (reason other, with a note).
+    """
+    return pd.DataFrame(
+        {
+            "decision_id": ["DEC1", "DEC2", "DEC3", "DEC4"],
+            "meeting_date": ["2023-01-02", "2023-01-02", "2023-01-02", "2023-01-09"],
+            "dwelling_id": ["D001", "D002", "D002", "D003"],
+            "client_id": ["0001", "", "0002", "0003"],
+            "decision": ["plan_followed", "no_placement", "other_candidate", "plan_followed"],
+            "reason": ["", "urgency", "other", ""],
+            "note": ["", "", "care plan starts later", ""],
+            "proposed_client_id": ["0001", "0003", "0003", "0003"],
+            "shown_rank": ["1", "", "2", "1"],
+            "model_version": ["3", "3", "3", "3"],
+            "decided_at": [
+                "2023-01-02T10:00:00+01:00",
+                "2023-01-02T10:05:00+01:00",
+                "2023-01-02T10:20:00+01:00",
+                "2023-01-09T09:30:00Z",
+            ],
+            "decided_by": ["u-7", "u-7", "u-7", "u-9"],
+            "supersedes": ["", "", "DEC2", ""],
+        }
+    )
+
+
 def write_dataset(folder: Path, tables: dict[str, pd.DataFrame], as_of: str = "2024-06-30") -> Path:
     """Write tables as CSV plus a dataset.yaml manifest into `folder`."""
     folder.mkdir(parents=True, exist_ok=True)

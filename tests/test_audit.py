@@ -336,3 +336,49 @@ def test_publish_replaces_audit_files_and_keeps_others(tmp_path):
     _publish(tmp, out, ("fairness.csv", "shap_flags.csv"))
     assert (out / "fairness.csv").read_text() == "new" and (out / "notes.txt").read_text() == "mine"
     assert not (out / "shap_flags.csv").exists() and not tmp.exists()
+
+
+# --- the meeting and the plan: a dataset with a decision log ---------------------------------------
+
+
+def test_audit_with_decisions_adds_the_meeting_section(audited, small_synthetic, tmp_path):
+    """The same model on the same data plus a synthetic decision log: the section, its CSV, and its
+    numbers recompute from meeting_decisions.csv; the audit without decisions writes no such file."""
+    from features.config import section as _section
+    from synthetic.decisions import DecisionParams, synthetic_decisions
+
+    _, out_plain, root = audited
+    assert not (out_plain / "meeting_decisions.csv").exists()
+    data = tmp_path / "data"
+    shutil.copytree(small_synthetic[0], data)
+    read = {n: pd.read_csv(data / f"{n}.csv", dtype=str) for n in ("vacancies", "candidates", "placements")}
+    log = synthetic_decisions(
+        read["vacancies"],
+        read["candidates"],
+        read["placements"],
+        _section(PARAMS, "synthetic_decisions", DecisionParams),
+        np.random.default_rng(3),
+    )
+    log.to_csv(data / "decisions.csv", index=False)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["audit", "--data", str(data), "--out", str(out), "--model", str(root / "model")])
+    assert result.exit_code in (0, 3), result.output
+    rows = pd.read_csv(out / "meeting_decisions.csv", dtype={"client_id": str, "proposed_client_id": str})
+    ds = load_dataset(data)
+    assert len(rows) == len(ds.vacancies)  # one current decision per home on the table
+    assert not {"gender", "age_band", "migration_background"} & set(rows.columns)
+    summary = json.loads((out / "audit_summary.json").read_text())["meeting_decisions"]
+    assert summary["records"] == len(log) and summary["current"] == len(rows)
+    assert (
+        summary["by_decision"]
+        == rows["decision"].value_counts().reindex(summary["by_decision"]).fillna(0).astype(int).to_dict()
+    )
+    judged = rows[(rows["held_out"] == 1) & (rows["status"] == "known")]
+    followed = judged[judged["decision"] == "plan_followed"]
+    got = summary["observed_vs_expected"]["plan_followed"]
+    assert got["known"] == len(followed) > 0
+    assert got["observed_sustained"] == pytest.approx(followed["sustained"].mean())
+    assert got["mean_probability"] == pytest.approx(followed["probability"].mean())
+    html = (out / "audit.html").read_text()
+    assert "The meeting and the plan" in html and "Selective labels" in html and "not a random" in html
+    assert "client_preference" in html

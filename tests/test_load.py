@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from features.contract import INT, PROFILE_COLUMNS, TABLES
 from features.load import DataError, dataset_fingerprint, load_dataset
 from pipelines.cli import app
-from tests.conftest import tiny_tables, write_dataset
+from tests.conftest import tiny_decisions, tiny_tables, write_dataset
 
 
 def _problems(folder) -> list:
@@ -231,6 +231,10 @@ def _parses(text: str, kind: str) -> bool:
         return text.strip().lower() in {"true", "false", "0", "1", "0.0", "1.0"}
     if kind == "date":
         return pd.to_datetime(pd.Series([text.strip()]), format="%Y-%m-%d", errors="coerce").notna().all()
+    if kind == "datetime":
+        from features.load import _coerce_column
+
+        return bool(_coerce_column(pd.Series([text]), kind).notna().all())
     return True
 
 
@@ -238,7 +242,7 @@ def _parses(text: str, kind: str) -> bool:
 @given(corruption())
 def test_random_corruption_is_reported_never_crashes(tmp_path_factory, case):
     table, col, kind, junk = case
-    tables = _with_profiles()  # the tiny dataset plus the optional profile history, so it is corrupted too
+    tables = {**_with_profiles(), "decisions": tiny_decisions()}  # optional tables too, so they are corrupted as well
     frame = tables[table].astype(object)
     if kind == "blank" and not col.nullable:
         frame.loc[0, col.name] = ""

@@ -446,3 +446,30 @@ def test_default_size_run_has_the_documented_base_rates(tmp_path):
     assert 150 <= ds.candidates.groupby("meeting_date").size().mean() <= 300
     spread = within_client_spread(pd.read_parquet(tmp_path / "truth" / TRUTH_PAIRS_FILE))
     assert 0.10 <= spread.median() <= 0.25
+
+
+def test_generate_with_decisions_validates_and_leaves_the_rest_alone(tmp_path):
+    from features.config import load_params, section
+    from features.decisions import current_decisions
+    from synthetic.decisions import DecisionParams
+    from synthetic.generate import generate_dataset
+    from tests.conftest import small_generate_params
+
+    cfg = small_generate_params(years=1)
+    dp = section(load_params(), "synthetic_decisions", DecisionParams)
+    generate_dataset(tmp_path / "with", cfg, decisions=dp)
+    generate_dataset(tmp_path / "without", cfg)
+    for name in TABLES:
+        if name != "decisions":
+            assert (tmp_path / "with" / f"{name}.csv").read_bytes() == (
+                tmp_path / "without" / f"{name}.csv"
+            ).read_bytes()
+    assert not (tmp_path / "without" / "decisions.csv").exists()
+    ds = load_dataset(tmp_path / "with")
+    current = current_decisions(ds.decisions)
+    assert len(current) == len(ds.vacancies)
+    placing = current[current["decision"] != "no_placement"]
+    assert len(placing) == len(ds.placements)
+    assert 0.6 < (placing["decision"] == "plan_followed").mean() < 0.95  # followed_share 0.8
+    assert set(placing.loc[placing["decision"] == "other_candidate", "reason"]) >= {"client_preference", "urgency"}
+    assert len(ds.decisions) > len(current)  # some decisions were changed and superseded
