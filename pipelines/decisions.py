@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import typer
@@ -20,12 +18,15 @@ def export(
     params: Path | None = typer.Option(None, "--params", help="params.yaml to use (default: ./params.yaml)."),
 ) -> None:
     """Write every decision record (decisions.csv) and the placements the decisions in force imply (placements.csv)."""
+    from features.outputs import check_output_folder
     from pipelines.serve import setup_django
 
+    check_output_folder(out, "--out")
     setup_django(params)
     from django.db.utils import OperationalError
 
-    from web.export import contract_rows, record_dict
+    from features.decisions import decisions_to_contract, write_export
+    from web.export import record_dict
     from web.models import DecisionRecord
     from web.params import app_params
 
@@ -34,16 +35,9 @@ def export(
         records = [record_dict(r) for r in DecisionRecord.objects.select_related("meeting").all()]
     except OperationalError as exc:
         raise UserError(f"no decision log to export ({exc}); start the app once with `matchwijs serve`") from None
-    decisions, placements = contract_rows(records, tenancy_start_after_days=cfg.tenancy_start_after_days)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} exists and is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".decisions-", dir=out))
-    try:
-        decisions.to_csv(tmp / "decisions.csv", index=False)
-        placements.to_csv(tmp / "placements.csv", index=False)
-        for name in ("decisions.csv", "placements.csv"):
-            os.replace(tmp / name, out / name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    typer.echo(f"wrote {len(decisions)} decision records and {len(placements)} placements to {out}")
+    export = decisions_to_contract(records, tenancy_lag_days=cfg.tenancy_start_after_days)
+    write_export(export, out)
+    typer.echo(
+        f"wrote {len(export.decisions)} decision records and {len(export.placements)} placements to {out}"
+        + (f"; {len(export.pending)} placing decisions wait for a tenancy start" if len(export.pending) else "")
+    )

@@ -1,7 +1,4 @@
-"""Decision records as the data contract's tables: `decisions` (every record) and the `placements` they imply.
-
-`contract_rows` is pure (dicts in, frames out) so the lead can point it at the shared library function later.
-"""
+"""The app's decision records as the data contract's tables: `decisions` (every record) and the `placements` they imply."""
 
 from __future__ import annotations
 
@@ -9,56 +6,22 @@ from collections.abc import Iterable
 
 import pandas as pd
 
-DECISION_COLUMNS = [
-    "decision_id",
-    "meeting_date",
-    "dwelling_id",
-    "client_id",
-    "decision",
-    "reason",
-    "note",
-    "proposed_client_id",
-    "shown_rank",
-    "model_version",
-    "decided_at",
-    "decided_by",
-    "supersedes",
-]
-PLACEMENT_COLUMNS = ["placement_id", "client_id", "dwelling_id", "meeting_date", "tenancy_start"]
+from features.decisions import DECISION_COLUMNS, PLACEMENT_COLUMNS, decisions_to_contract
+
+__all__ = ["DECISION_COLUMNS", "PLACEMENT_COLUMNS", "contract_rows", "decision_rows", "record_dict"]
 
 
 def contract_rows(
     records: Iterable[dict], *, tenancy_start_after_days: int | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The decisions table (all records, in log order) and the placements of the records still in force.
+    """The decisions table (every record, in log order) and the placements the records in force imply.
 
-    A record is in force when no later record supersedes it; it implies a placement when it names a client.
-    `tenancy_start` is empty, or the meeting date plus `tenancy_start_after_days` when given.
+    The rules live in the library (`features.decisions.decisions_to_contract`): a placement row
+    needs a tenancy start, here the meeting date plus `tenancy_start_after_days` (params
+    `app.tenancy_start_after_days`); with None, placing records wait in `pending` instead.
     """
-    rows = [{c: r.get(c, "") for c in DECISION_COLUMNS} for r in records]
-    decisions = pd.DataFrame(rows, columns=DECISION_COLUMNS)
-    decisions["shown_rank"] = pd.array(
-        [None if v == "" or pd.isna(v) else int(v) for v in decisions["shown_rank"]], dtype="Int64"
-    )
-    superseded = set(decisions["supersedes"]) - {""}
-    live = decisions[~decisions["decision_id"].isin(superseded) & (decisions["client_id"] != "")]
-    placements = pd.DataFrame(
-        {
-            "placement_id": "PD-" + live["decision_id"].str[:8],
-            "client_id": live["client_id"],
-            "dwelling_id": live["dwelling_id"],
-            "meeting_date": live["meeting_date"],
-            "tenancy_start": (
-                ""
-                if tenancy_start_after_days is None
-                else (pd.to_datetime(live["meeting_date"]) + pd.Timedelta(days=tenancy_start_after_days)).dt.strftime(
-                    "%Y-%m-%d"
-                )
-            ),
-        },
-        columns=PLACEMENT_COLUMNS,
-    ).reset_index(drop=True)
-    return decisions, placements
+    export = decisions_to_contract(list(records), tenancy_lag_days=tenancy_start_after_days)
+    return export.decisions, export.placements
 
 
 def record_dict(record) -> dict:

@@ -363,7 +363,9 @@ def test_export_to_contract_placements_validates(meeting, app_state, meeting_dir
     data = tmp_path / "data"
     shutil.copytree(meeting_dir, data)
     meeting_day = pd.Timestamp(meeting.date)
-    (data / "dataset.yaml").write_text(f"name: later\nas_of: {meeting_day + pd.Timedelta(days=60):%Y-%m-%d}\n")
+    # a later extract: after the meeting's tenancies started and after the decisions were recorded (today)
+    as_of = max(meeting_day + pd.Timedelta(days=60), pd.Timestamp.now().normalize())
+    (data / "dataset.yaml").write_text(f"name: later\nas_of: {as_of:%Y-%m-%d}\n")
     old = pd.read_csv(data / "placements.csv", dtype=str)
     pd.concat([old, placements]).to_csv(data / "placements.csv", index=False)
     shutil.copy(tmp_path / "export" / "decisions.csv", data / "decisions.csv")  # the optional contract table
