@@ -70,7 +70,6 @@ def params_with(min_group_size: int = 1, **gate) -> FairnessParams:
         attributes=("gender",),
         intersections=(),
         min_group_size=min_group_size,
-        worse_off_tolerance=0.02,
         low_support=5,
         gate=GateParams(**{**base, **gate, "attributes": ("gender",)}),
     )
