@@ -171,3 +171,47 @@ def test_with_a_complex_cap_the_exact_policy_is_still_priority_optimal(case, cap
             assert not _placeable_with_cap(pairs, [x for x in order[:i] if x in kept] + [client], cap)
     plan = plan_policy(pairs, wait, params, benefit="p_sustained")
     assert set(plan["client_id"]) == set(kept) and plan.groupby("complex_id").size().max() <= cap
+
+
+def test_why_this_client_names_the_number_ones_own_home_or_the_policy():
+    from reports.suggestions import empty_homes, why_this_client
+
+    # H1's #1 is a (planned at H2); H2's #1 is z, not in the pool; H3's #1 is c itself.
+    recs = pd.DataFrame(
+        {
+            "dwelling_id": ["H1", "H1", "H2", "H2", "H3", "H4"],
+            "client_id": ["a", "b", "z", "a", "c", "a"],
+            "rank": [1, 2, 1, 2, 1, 1],
+            "waiting_weeks": [10.0, 9.0, 1.0, 10.0, 5.0, 10.0],
+            "in_pool": [True, True, False, True, True, True],
+        }
+    )
+    plan = pd.DataFrame({"dwelling_id": ["H1", "H2", "H3"], "client_id": ["b", "a", "c"], "rank": [2, 2, 1]})
+    assert why_this_client(plan, recs).tolist() == [
+        "#2 here; the #1 (a) is planned for H2",
+        "#2 here; the #1 (z, waiting 1 weeks) is not in the policy's pool this week",
+        "the home's #1",
+    ]
+    assert why_this_client(plan, recs, lang="nl").iloc[2] == "de #1 voor deze woning"
+    # H4 has an eligible candidate (a), planned elsewhere: the sheet says so instead of a bare "no client"
+    assert empty_homes(plan, recs) == [
+        "H4: no client proposed although 1 eligible; every one of them is planned for another home "
+        "or outside the policy's pool"
+    ]
+
+
+def test_no_real_difference_is_one_tolerance_and_not_placed_is_apart_from_worse_off():
+    from planning.assignment import client_outcomes
+
+    pairs = pd.DataFrame(
+        {
+            "dwelling_id": ["H1", "H2", "H1", "H2", "H1"],
+            "client_id": ["a", "a", "b", "b", "c"],
+            "p_sustained": [0.80, 0.79, 0.70, 0.60, 0.90],
+        }
+    )
+    plan = pairs.iloc[[1, 3]]  # a: 0.79 vs best 0.80 (−0.01); b: 0.60 vs 0.70 (−0.10); c not placed
+    strict = client_outcomes(pairs, plan).set_index("client_id")["status"].to_dict()
+    assert strict == {"a": "worse_off", "b": "worse_off", "c": "not_placed"}
+    tolerant = client_outcomes(pairs, plan, tolerance=AssignmentParams().no_real_difference)
+    assert tolerant.set_index("client_id")["status"].to_dict() == {"a": "as_good", "b": "worse_off", "c": "not_placed"}
