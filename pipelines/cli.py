@@ -110,6 +110,7 @@ def _register() -> None:
         ("pipelines.train", "train"),
         ("pipelines.recommend", "recommend"),
         ("pipelines.audit", "audit"),
+        ("pipelines.policies", "policies"),
     ):
         try:
             mod = importlib.import_module(module)
