@@ -100,7 +100,8 @@ def policy_frontier(
         ratios = []
         for (policy, attribute), part in by_group.groupby(["policy", "attribute"], sort=False):
             judged = part[part["judgeable"]]
-            r = judged["placement_rate"].min() / judged["placement_rate"].max() if len(judged) >= 2 else np.nan
+            top = judged["placement_rate"].max() if len(judged) >= 2 else 0.0
+            r = judged["placement_rate"].min() / top if top > 0 else np.nan
             ratios.append({"policy": policy, "attribute": attribute, "placement_ratio": r})
         ratio = pd.DataFrame(ratios).pivot(index="policy", columns="attribute", values="placement_ratio")
         ratio.columns = [f"placement_ratio_{c}" for c in ratio.columns]

@@ -33,6 +33,7 @@ class QueueHistory:
     """Who arrived when, who left without a home when, and the homes offered at each meeting."""
 
     arrival: pd.Series  # client_id -> first meeting as a candidate
+    last_seen: pd.Series  # client_id -> last meeting as a candidate
     dropout: pd.Series  # client_id -> last meeting attended, for clients who left without a home
     vacancies: Mapping[pd.Timestamp, list]  # meeting -> dwelling_ids offered
 
@@ -52,7 +53,7 @@ def queue_history(candidates: pd.DataFrame, vacancies: pd.DataFrame, placed_clie
     last_meeting = candidates["meeting_date"].max()
     left = seen[~seen.index.isin(set(placed_clients)) & (seen["max"] < last_meeting)]
     offered = {pd.Timestamp(m): sorted(g) for m, g in vacancies.groupby("meeting_date")["dwelling_id"]}
-    return QueueHistory(arrival=seen["min"], dropout=left["max"], vacancies=offered)
+    return QueueHistory(arrival=seen["min"], last_seen=seen["max"], dropout=left["max"], vacancies=offered)
 
 
 def replay(
@@ -70,9 +71,12 @@ def replay(
     placed: dict[str, dict] = {name: {} for name in policies}  # client -> meeting placed
     rows: dict[str, list] = {name: [] for name in policies}
     meetings = sorted(pd.Timestamp(m) for m in meetings)
+    # the queue at the first meeting is the real one: clients placed or gone before it are not in it
+    present = history.last_seen[history.last_seen >= meetings[0]].index if meetings else history.last_seen.index[:0]
+    arrival = history.arrival.loc[present]
     for meeting in meetings:
         homes = history.vacancies.get(meeting, [])
-        arrived = history.arrival[history.arrival <= meeting].index
+        arrived = arrival[arrival <= meeting].index
         gone = set(history.dropout[history.dropout < meeting].index)
         base = [c for c in arrived if c not in gone]
         queues = {name: [c for c in base if c not in placed[name]] for name in policies}
@@ -104,7 +108,7 @@ def replay(
             if rows[name]
             else pd.DataFrame(columns=[*PAIR_KEYS, "p_sustained", "waiting_weeks", "best_p_sustained"])
         )
-        arrived = history.arrival[history.arrival <= end].index
+        arrived = arrival[arrival <= end].index
         still = [
             c
             for c in arrived

@@ -263,7 +263,9 @@ def _home_lines(home: dict, t: dict, lang: str) -> tuple[str, str]:
 def _vacancy_views(sheet: MeetingSheet, lang: str, params: ExplainParams) -> list[dict]:
     t = TEXT[lang]
     recs = sheet.recommendations.sort_values(["dwelling_id", "rank"], kind="stable")
-    shown = recs[recs["rank"] <= params.sheet_candidates]
+    top = recs["rank"] <= params.sheet_candidates
+    # the planned client is always shown under their home, also when ranked below the sheet's top
+    shown = recs[top | recs["planned"].astype(bool)] if "planned" in recs.columns else recs[top]
     features = list(sheet.contributions.columns)
     labels = [feature_label(f, lang) for f in features]
     contrib = sheet.contributions.loc[shown.index].to_numpy(dtype=float)

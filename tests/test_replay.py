@@ -54,3 +54,10 @@ def test_replay_places_by_waiting_keeps_the_unplaced_and_lets_drop_outs_leave():
     # the model decides who: b at W1 (0.9), c at W2 (0.99), then d (0.6) over a (0.5) at W3; a still waits.
     assert everyone["client_id"].tolist() == ["b", "c", "d"]
     assert out["everyone"].waiting.set_index("client_id")["waiting_weeks"].to_dict() == {"a": 2.0}
+
+
+def test_clients_housed_or_gone_before_the_replay_are_not_in_its_queue():
+    h = _history()
+    # from W2 on: b (gone after W1) and d (last seen at W1: placed then) are not in the queue
+    out = replay(h, [W2, W3], {"exact": AssignmentParams()}, _score({"a": 0.5, "b": 0.9, "c": 0.99, "d": 0.6}))
+    assert out["exact"].placements["client_id"].tolist() == ["a", "c"]
