@@ -47,6 +47,8 @@ class AssignmentParams:
     policy: str = "exact_longest_waiting"  # who may be placed this week (planning/priority.py POLICIES)
     pool_factor: float | None = None  # policy pool_k: the pool_factor × homes longest-waiting clients
     no_real_difference: float = 0.02  # two chances closer than this are no real difference (sheet, CSV, audit)
+    policy_decided: str = ""  # date the policy in force was chosen (recorded decision)
+    policy_reason: str = ""  # why, on which evidence (matchwijs policies)
 
     def __post_init__(self) -> None:
         if self.policy not in POLICY_NAMES:
