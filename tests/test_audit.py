@@ -199,6 +199,7 @@ def _recompute(
             "false_positive_rate": (y, p, lambda a, b: false_positive_rate(a, b, pos_label=1)),
             "mean_score": (y, f["score"], _mean_pred),
             "mean_probability": (y, f["probability"], _mean_pred),
+            "mean_probability_sustained": (y[y == 1], f.loc[y == 1, "probability"], _mean_pred),
             "success_rate": (y, y, _mean_true),
             "calibration_error": (y, f["probability"], lambda a, b: float(np.mean(b) - np.mean(a))),
             "brier_score": (y, f["probability"], lambda a, b: brier_score_loss(a.astype(int), b)),
@@ -206,7 +207,9 @@ def _recompute(
         }
         yt, yp, func = funcs[metric]
         denominator = {"true_positive_rate": f[y == 1], "false_positive_rate": f[y == 0]}.get(metric, f)
-        values = _metric_rows(f, attribute, yt, yp, func)
+        if metric == "mean_probability_sustained":
+            denominator = f[y == 1]
+        values = _metric_rows(f.loc[yt.index], attribute, yt, yp, func)
         return values, denominator.groupby(denominator[attribute].astype(str)).size()
     within, column = {
         ("human", "selection_rate"): (None, "placed"),
