@@ -108,7 +108,13 @@ def run_fairness(
     plan_params = PlanParams.from_config(config)
     say(f"plan vs meeting at {len(meetings)} held-out meetings")
     decisions, planned = candidate_decisions(
-        ds, bundle, meetings, pipeline=pipeline, plan_params=plan_params, tol=params.worse_off_tolerance, progress=say
+        ds,
+        bundle,
+        meetings,
+        pipeline=pipeline,
+        plan_params=plan_params,
+        tol=plan_params.assignment.no_real_difference,
+        progress=say,
     )
     if len(decisions):
         decisions = pd.concat([decisions, attribute_frame(ds, decisions, params=params)], axis=1)
@@ -312,7 +318,9 @@ def summary(result: AuditResult) -> dict:
         "below_best_share_meeting": _share(dec, "below_best_actual", "placed"),
         "eligibility_rules": list(fa.plan_params.eligibility.rules),
         "complex_cap": fa.plan_params.assignment.complex_cap,
-        "pool_factor": fa.plan_params.assignment.pool_factor,
+        "pool_factor": fa.plan_params.assignment.pool_factor if fa.plan_params.assignment.policy == "pool_k" else None,
+        "policy": fa.plan_params.assignment.policy,
+        "no_real_difference": fa.plan_params.assignment.no_real_difference,
         "proxy_flags": [
             f"{r.attribute}={r.group} (AUC {r.auc:.2f})" for r in result.proxy_auc.itertuples() if r.flagged
         ],

@@ -44,19 +44,24 @@ GATE_COLUMNS = [
 
 
 def _spread(part: pd.DataFrame) -> tuple[float, float, str, str, int]:
-    """(max − min, min / max, group with max, group with min, judged groups) over judgeable rows."""
+    """(difference, ratio, group with max, group with min, judged groups) over judgeable rows.
+
+    The difference and ratio are fairlearn's `MetricFrame.difference()` / `.ratio()`
+    between the judgeable groups (fairness/metrics.py, columns `between_difference`,
+    `between_ratio`) when the rows judged here are the metric's own judgeable groups;
+    when a check narrows them (groups judgeable in both the plan and the meeting),
+    the same statistics are taken from the group values.
+    """
     judged = part[part["judgeable"]]
     if len(judged) < 2:
         return np.nan, np.nan, "", "", len(judged)
     hi, lo = judged["value"].idxmax(), judged["value"].idxmin()
     vmax, vmin = float(judged.at[hi, "value"]), float(judged.at[lo, "value"])
-    return (
-        vmax - vmin,
-        (vmin / vmax if vmax > 0 else np.nan),
-        str(judged.at[hi, "group"]),
-        str(judged.at[lo, "group"]),
-        len(judged),
-    )
+    if "between_difference" in part.columns and part.attrs.get("narrowed") is not True:
+        diff, ratio = float(judged["between_difference"].iloc[0]), float(judged["between_ratio"].iloc[0])
+    else:
+        diff, ratio = vmax - vmin, (vmin / vmax if vmax > 0 else np.nan)
+    return diff, ratio, str(judged.at[hi, "group"]), str(judged.at[lo, "group"]), len(judged)
 
 
 def _population_of(source: str, metric: str) -> str:
@@ -155,8 +160,11 @@ def judge(metrics: pd.DataFrame, *, params: FairnessParams) -> GateResult:
                 continue
             # Judge both on the groups large enough in both, so the ratios compare like with like.
             both = set(plan.loc[plan["judgeable"], "group"]) & set(human.loc[human["judgeable"], "group"])
+            narrowed_plan = both != set(plan.loc[plan["judgeable"], "group"])
+            narrowed_human = both != set(human.loc[human["judgeable"], "group"])
             plan = plan.assign(judgeable=plan["group"].isin(both))
             human = human.assign(judgeable=human["group"].isin(both))
+            plan.attrs["narrowed"], human.attrs["narrowed"] = narrowed_plan, narrowed_human
             _, plan_ratio, best, worst, groups = _spread(plan)
             _, human_ratio, hbest, hworst, _ = _spread(human)
             if groups < 2:

@@ -25,6 +25,8 @@ LONG_COLUMNS = [
     "reference_group",
     "difference",
     "ratio",
+    "between_difference",
+    "between_ratio",
 ]
 
 
@@ -38,10 +40,15 @@ def _support(frame: pd.DataFrame, attribute: str, metric: Metric) -> pd.Series:
     return frame.groupby(attribute)["client_id"].nunique()
 
 
-def metric_by_group(frame: pd.DataFrame, attribute: str, metric: Metric) -> pd.DataFrame:
-    """One metric for every group of `attribute`: group, value, n (rows in the group), support.
+def metric_by_group(frame: pd.DataFrame, attribute: str, metric: Metric, *, min_group_size: int = 1) -> pd.DataFrame:
+    """One metric for every group of `attribute`: group, value, n (rows in the group), support, judgeable.
 
     The value is empty where the metric's denominator is empty (no positives for a TPR, …).
+    A group is judgeable when its metric's denominator (`support`) holds at least
+    `min_group_size` independent units: the one definition used by the gate and every table.
+    `between_difference` and `between_ratio` (the same on every row) are fairlearn's own
+    `MetricFrame.difference()` and `.ratio()` (between groups) over the judgeable groups:
+    the statistics the gate judges.
     """
     groups = pd.Index(sorted(frame[attribute].astype(str).unique()), name="group")
     n = frame.groupby(frame[attribute].astype(str)).size().reindex(groups, fill_value=0)
@@ -65,6 +72,19 @@ def metric_by_group(frame: pd.DataFrame, attribute: str, metric: Metric) -> pd.D
         if metric.binary
         else np.nan
     )
+    out["judgeable"] = (out["support"] >= min_group_size) & out["value"].notna()
+    judged = set(out.loc[out["judgeable"], "group"])
+    out["between_difference"], out["between_ratio"] = np.nan, np.nan
+    if len(judged) >= 2:
+        inside = keyed[attribute].isin(judged).to_numpy()
+        mf = MetricFrame(
+            metrics=metric.func,
+            y_true=rows[metric.y_true].to_numpy(dtype=float)[inside],
+            y_pred=rows[metric.y_pred].to_numpy(dtype=float)[inside],
+            sensitive_features=keyed[attribute].to_numpy()[inside],
+        )
+        out["between_difference"] = float(mf.difference(method="between_groups"))
+        out["between_ratio"] = float(mf.ratio(method="between_groups"))
     return out
 
 
@@ -81,14 +101,13 @@ def group_metrics(frames: Mapping[str, pd.DataFrame], *, params: FairnessParams)
             continue
         available = PLACEMENT_ATTRIBUTES if metric.population == PLACEMENTS else CLIENT_ATTRIBUTES
         for attribute in params.all_attributes(tuple(a for a in available if a in frame.columns)):
-            part = metric_by_group(frame, attribute, metric)
+            part = metric_by_group(frame, attribute, metric, min_group_size=params.min_group_size)
             part.insert(0, "attribute", attribute)
             part.insert(2, "metric", metric.name)
             part["source"] = metric.source
             part["population"] = metric.population
             parts.append(part)
     table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=LONG_COLUMNS)
-    table["judgeable"] = (table["support"] >= params.min_group_size) & table["value"].notna()
     return add_gaps(table)
 
 

@@ -45,6 +45,16 @@ class GateParams:
 
 
 @dataclass(frozen=True)
+class Decision:
+    """A recorded change to the audit or gate: what was replaced, by what, when and why."""
+
+    date: str
+    replaces: str
+    by: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class FairnessParams:
     """params.yaml `fairness:` (see its comments)."""
 
@@ -52,9 +62,9 @@ class FairnessParams:
     attributes: tuple[str, ...]
     intersections: tuple[tuple[str, ...], ...]
     min_group_size: int
-    worse_off_tolerance: float
     low_support: int
     gate: GateParams
+    decisions: tuple[Decision, ...] = ()
 
     def __post_init__(self) -> None:
         known = self.all_attributes(PLACEMENT_ATTRIBUTES)

@@ -8,9 +8,11 @@ policy is judged by the *true* chance of a sustained tenancy of what it chooses:
   eligible candidates), and the client the historical meeting actually placed;
 - the meeting-wide plan: the one-to-one plan on the model's calibrated chances,
   the oracle's plan on the true chances, random plans (mean of `random_draws`
-  seeded draws), each within the same priority pool of longest-waiting
-  candidates (models/priority.py, params `assignment.pool_factor`), and the
-  historical placements (the meeting chose freely).
+  seeded draws), each under the same priority policy (planning/priority.py,
+  params `assignment.policy`): with `exact_longest_waiting` the policy alone
+  decides who is placed, so model, oracle and random plans place the very same
+  clients and differ only in which home each gets (the gain *within* the
+  policy); and the historical placements (the meeting chose freely).
 
 `captured_gain = (model − random) / (oracle − random)`, over all held-out meetings.
 Only eligible pairs are considered (the same rules as `recommend`).

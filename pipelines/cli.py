@@ -129,6 +129,7 @@ def _register() -> None:
         ("pipelines.recommend", "recommend"),
         ("pipelines.audit", "audit"),
         ("pipelines.serve", "serve"),
+        ("pipelines.policies", "policies"),
     ):
         mod = importlib.import_module(module)
         app.command(name)(user_errors(getattr(mod, name)))

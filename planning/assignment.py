@@ -20,6 +20,8 @@ import pandas as pd
 from scipy import sparse
 from scipy.optimize import Bounds, LinearConstraint, linear_sum_assignment, milp
 
+from features.errors import UserError
+
 DWELLING, CLIENT, COMPLEX, BENEFIT = "dwelling_id", "client_id", "complex_id", "p_sustained"
 SOLVERS = ("auto", "milp", "linear_sum_assignment")
 
@@ -28,6 +30,10 @@ ERR_NAN_BENEFIT = "plan_assignment: benefit column {col!r} has missing values"
 ERR_NO_COMPLEX = "plan_assignment: complex_cap needs a {col!r} column"
 ERR_BAD_CAP = "plan_assignment: complex_cap must be a whole number ≥ 1 or None, got {cap!r}"
 ERR_SOLVER = "plan_assignment: solver must be one of {solvers}, got {solver!r}"
+ERR_POLICY = "params: assignment.policy {policy!r} is not a known priority policy; known: {known}"
+ERR_POOL_FACTOR = "params: assignment.pool_factor must be a number above 0 for policy pool_k, got {value!r}"
+ERR_TOLERANCE = "params: assignment.no_real_difference must be in [0, 1), got {value!r}"
+POLICY_NAMES = ("exact_longest_waiting", "pool_k", "everyone")  # planning/priority.py documents each
 ERR_MILP = "plan_assignment: the integer program did not reach an optimum ({message})"
 
 
@@ -38,9 +44,19 @@ class AssignmentParams:
     complex_cap: int | None = None  # at most this many placements per building complex per meeting
     min_benefit: float = 0.0  # pairs with benefit at or below this are never planned
     time_limit_seconds: float = 60.0
-    pool_factor: float | None = (
-        None  # plan only among the pool_factor × homes longest-waiting clients (models/priority.py)
-    )
+    policy: str = "exact_longest_waiting"  # who may be placed this week (planning/priority.py POLICIES)
+    pool_factor: float | None = None  # policy pool_k: the pool_factor × homes longest-waiting clients
+    no_real_difference: float = 0.02  # two chances closer than this are no real difference (sheet, CSV, audit)
+    policy_decided: str = ""  # date the policy in force was chosen (recorded decision)
+    policy_reason: str = ""  # why, on which evidence (matchwijs policies)
+
+    def __post_init__(self) -> None:
+        if self.policy not in POLICY_NAMES:
+            raise UserError(ERR_POLICY.format(policy=self.policy, known=", ".join(POLICY_NAMES)))
+        if self.policy == "pool_k" and (self.pool_factor is None or self.pool_factor <= 0):
+            raise UserError(ERR_POOL_FACTOR.format(value=self.pool_factor))
+        if not 0 <= self.no_real_difference < 1:
+            raise UserError(ERR_TOLERANCE.format(value=self.no_real_difference))
 
 
 def plan_assignment(
@@ -139,13 +155,17 @@ def _incidence(codes: np.ndarray, n: int) -> sparse.csr_array:
     return sparse.csr_array((np.ones(n), (codes, np.arange(n))), shape=(codes.max() + 1, n))
 
 
-def client_outcomes(pairs_with_benefit: pd.DataFrame, plan: pd.DataFrame, *, benefit: str = BENEFIT) -> pd.DataFrame:
+def client_outcomes(
+    pairs_with_benefit: pd.DataFrame, plan: pd.DataFrame, *, benefit: str = BENEFIT, tolerance: float = 0.0
+) -> pd.DataFrame:
     """Per client: their best individual suggestion, what the plan gives them, and the difference.
 
     The best individual suggestion is the eligible home with the highest benefit for
-    that client. `status` is "as_good" (the plan gives a home as good as that one),
-    "worse_off" (a home with a lower benefit) or "not_placed". A plan can never do
-    better than a client's own best, so `change` (planned − best) is ≤ 0.
+    that client. `status` is "as_good" (the plan gives a home no more than `tolerance`
+    below that one: no real difference, params `assignment.no_real_difference`),
+    "worse_off" (a home lower by more than that) or "not_placed" (no home this week:
+    reported apart from worse off). A plan can never do better than a client's own
+    best, so `change` (planned − best) is ≤ 0.
 
     Returns:
         One row per client in `pairs_with_benefit`, sorted by client_id: client_id,
@@ -160,6 +180,6 @@ def client_outcomes(pairs_with_benefit: pd.DataFrame, plan: pd.DataFrame, *, ben
     out = best.merge(got, on=CLIENT, how="left", validate="one_to_one")
     out["change"] = out["planned_benefit"] - out["best_benefit"]
     placed = out["planned_dwelling_id"].notna().to_numpy()
-    as_good = placed & (out["change"].to_numpy() >= -1e-12)
+    as_good = placed & (out["change"].to_numpy() >= -tolerance - 1e-12)
     out["status"] = np.where(as_good, "as_good", np.where(placed, "worse_off", "not_placed"))
     return out.sort_values(CLIENT, kind="stable").reset_index(drop=True)

@@ -1,13 +1,30 @@
-"""Who the meeting plan may serve: the queue comes first, the model only decides the fit.
+"""Who the meeting plan may serve (a priority policy), kept apart from which home (fit).
 
-A plan that maximises the total chance of sustained tenancies over *all*
-candidates would house the most self-reliant clients first and leave the
-hardest cases waiting (cream-skimming; Kube, Das & Fowler 2019). The meeting
-goes by waiting time, so the plan does too: it only chooses among the
-`pool_factor × vacancies` longest-waiting candidates who are eligible for at
-least one of the meeting's homes, and within that pool it finds the best fit.
-`pool_factor: null` lets the plan choose among every candidate (documented,
-not the default).
+Two decisions, two owners. *Who* may be placed this week is decided by a named
+priority policy the municipality owns (params.yaml `assignment.policy`); *which
+home* each of those clients gets is decided by fit (the model's P(sustained)).
+A plan that maximises the total chance over *all* candidates would house the most
+self-reliant clients first and leave the hardest cases waiting (cream-skimming;
+Kube, Das & Fowler 2019).
+
+The policies and what each trades:
+
+- `exact_longest_waiting` (default): exactly as many clients as can be placed this
+  week, chosen by waiting time alone. Greedily in waiting order (ties by client_id)
+  a client is kept when the kept clients can still all be matched to distinct
+  eligible homes. The sets of clients that can be matched together form a
+  transversal matroid, so this greedy set places the maximum number of clients and
+  never skips a longer-waiting client who could have been placed. The model then
+  only chooses which of those clients gets which home (all of them are placed).
+  Trades: the model cannot move a better-fitting but shorter-waiting client ahead,
+  so the expected number of sustained tenancies can be lower than under `pool_k`.
+- `pool_k`: the `pool_factor × homes` longest-waiting eligible clients; the model
+  picks who and where among them (maximum total P(sustained)). Trades: more
+  expected sustained tenancies for clients passed over by someone who waited less,
+  and the model partly decides who is housed.
+- `everyone`: every eligible client; the model decides who and where. Trades: the
+  most expected sustained tenancies, the least protection for long waiters
+  (documented for comparison, not for use).
 """
 
 from __future__ import annotations
@@ -18,7 +35,20 @@ import numpy as np
 import pandas as pd
 
 from features.load import Dataset
-from planning.assignment import plan_assignment
+from planning.assignment import CLIENT, DWELLING, POLICY_NAMES, AssignmentParams, plan_assignment
+
+EXACT, POOL_K, EVERYONE = POLICY_NAMES
+POLICIES = POLICY_NAMES
+POLICY_TEXT = {
+    EXACT: "exactly as many of the longest-waiting clients as can be placed this week; the model only picks the home",
+    POOL_K: "the {k} × (homes) longest-waiting eligible clients; the model picks who and where among them",
+    EVERYONE: "every eligible client; the model picks who and where",
+}
+
+
+def describe_policy(params: AssignmentParams) -> str:
+    """One line for sheets and reports: the policy in force in words."""
+    return POLICY_TEXT[params.policy].format(k=params.pool_factor)
 
 
 def waiting_weeks(ds: Dataset, pairs: pd.DataFrame) -> pd.Series:
@@ -28,6 +58,16 @@ def waiting_weeks(ds: Dataset, pairs: pd.DataFrame) -> pd.Series:
     return ((pd.to_datetime(pairs["meeting_date"]) - since).dt.days / 7.0).fillna(0.0)
 
 
+def waiting_order(pairs: pd.DataFrame, waiting: pd.Series) -> pd.DataFrame:
+    """One row per client of `pairs`: client_id and waiting, longest-waiting first (ties by client_id)."""
+    return (
+        pd.DataFrame({CLIENT: pairs[CLIENT].to_numpy(), "waiting": waiting.loc[pairs.index].to_numpy(dtype=float)})
+        .drop_duplicates(CLIENT)
+        .sort_values(["waiting", CLIENT], ascending=[False, True], kind="stable")
+        .reset_index(drop=True)
+    )
+
+
 def priority_pool(eligible: pd.DataFrame, waiting: pd.Series, pool_factor: float | None) -> pd.DataFrame:
     """The eligible pairs of one meeting whose client is among the longest-waiting `pool_factor × homes` clients.
 
@@ -35,32 +75,117 @@ def priority_pool(eligible: pd.DataFrame, waiting: pd.Series, pool_factor: float
     """
     if pool_factor is None or eligible.empty:
         return eligible
-    homes = eligible["dwelling_id"].nunique()
+    homes = eligible[DWELLING].nunique()
     size = max(1, math.ceil(pool_factor * homes))
-    clients = (
-        pd.DataFrame({"client_id": eligible["client_id"], "waiting": waiting.loc[eligible.index]})
-        .drop_duplicates("client_id")
-        .sort_values(["waiting", "client_id"], ascending=[False, True], kind="stable")
+    chosen = set(waiting_order(eligible, waiting)[CLIENT].head(size))
+    return eligible[eligible[CLIENT].isin(chosen).to_numpy(np.bool_)]
+
+
+def longest_waiting_matchable(eligible: pd.DataFrame, waiting: pd.Series, *, complex_cap: int | None = None) -> list:
+    """The priority-optimal set of clients who can all be placed this week, in waiting order.
+
+    Greedy over the matroid of placeable client sets: in waiting order (ties by
+    client_id), keep a client when the kept clients plus this one can still all get
+    distinct eligible homes (and, with `complex_cap`, at most that many per complex
+    via the `complex_id` column). Placeable sets are the sets a flow network
+    (client → home → complex → sink) can route: a transversal matroid, or a gammoid
+    with the cap, so the greedy set is priority-optimal. A client is kept when an
+    augmenting path from them exists in the residual network of the kept clients' flow.
+    """
+    if eligible.empty:
+        return []
+    homes_of: dict = {c: list(g) for c, g in eligible.groupby(CLIENT, sort=False)[DWELLING]}
+    complex_of: dict = (
+        dict(zip(eligible[DWELLING], eligible["complex_id"], strict=True)) if complex_cap is not None else {}
     )
-    chosen = set(clients["client_id"].head(size))
-    return eligible[eligible["client_id"].isin(chosen).to_numpy(np.bool_)]
+    holder: dict = {}  # home -> client placed there
+    used: dict = {}  # complex -> homes filled in it
+
+    def augment(client, seen: set) -> bool:
+        for home in homes_of[client]:
+            if home in seen:
+                continue
+            seen.add(home)
+            if home in holder:
+                if augment(holder[home], seen):
+                    holder[home] = client
+                    return True
+            elif complex_cap is None or used.get(complex_of[home], 0) < complex_cap:
+                holder[home] = client
+                if complex_cap is not None:
+                    used[complex_of[home]] = used.get(complex_of[home], 0) + 1
+                return True
+            elif _free_slot(complex_of[home], seen):
+                holder[home] = client
+                return True
+        return False
+
+    def _free_slot(cx, seen: set) -> bool:
+        # The complex is full: move one of its placed clients to another home (outside it or not),
+        # freeing a slot in `cx` (the residual path home -> complex -> other home -> ...).
+        for home, client in list(holder.items()):
+            if complex_of[home] != cx or home in seen:
+                continue
+            seen.add(home)
+            del holder[home]
+            if augment(client, seen):
+                return True
+            holder[home] = client
+        return False
+
+    kept = []
+    for client in waiting_order(eligible, waiting)[CLIENT]:
+        if augment(client, set()):
+            kept.append(client)
+    return kept
+
+
+def policy_clients(eligible: pd.DataFrame, waiting: pd.Series, params: AssignmentParams, *, benefit: str) -> set:
+    """The clients of one meeting the policy allows the plan to place (its pool this week)."""
+    plannable = eligible[eligible[benefit].to_numpy(dtype=float) > params.min_benefit]
+    if params.policy == EXACT:
+        return set(longest_waiting_matchable(plannable, waiting, complex_cap=params.complex_cap))
+    if params.policy == POOL_K:
+        return set(priority_pool(plannable, waiting, params.pool_factor)[CLIENT])
+    return set(plannable[CLIENT])
 
 
 def plan_meeting(
-    ds: Dataset, pairs: pd.DataFrame, params, *, benefit: str = "p_sustained", waiting: pd.Series | None = None
+    ds: Dataset, pairs: pd.DataFrame, params: AssignmentParams, *, benefit: str = "p_sustained", waiting=None
 ) -> pd.DataFrame:
-    """The meeting's one-to-one plan: the priority pool first (params.pool_factor), then the best fit within it.
+    """The meeting's one-to-one plan: who by the policy (params.policy), then which home by fit.
 
     `pairs` are the eligible pairs of one meeting with a `benefit` column (and
-    `complex_id` when params.complex_cap is set); `params` is `AssignmentParams`;
-    `waiting` (aligned with `pairs`) saves recomputing waiting weeks for repeated plans.
+    `complex_id` when params.complex_cap is set); `waiting` (aligned with `pairs`)
+    saves recomputing waiting weeks for repeated plans.
     """
     waiting = waiting_weeks(ds, pairs) if waiting is None else waiting
-    pooled = priority_pool(pairs, waiting, params.pool_factor)
-    return plan_assignment(
-        pooled,
-        benefit=benefit,
+    return plan_policy(pairs, waiting, params, benefit=benefit)
+
+
+def plan_policy(pairs: pd.DataFrame, waiting: pd.Series, params: AssignmentParams, *, benefit: str) -> pd.DataFrame:
+    """`plan_meeting` without the dataset: the waiting weeks are given (aligned with `pairs`)."""
+    allowed = policy_clients(pairs, waiting, params, benefit=benefit)
+    pooled = pairs[pairs[CLIENT].isin(allowed).to_numpy(np.bool_)]
+    if params.policy != EXACT or pooled.empty:
+        return plan_assignment(
+            pooled,
+            benefit=benefit,
+            complex_cap=params.complex_cap,
+            min_benefit=params.min_benefit,
+            time_limit_seconds=params.time_limit_seconds,
+        )
+    # Every allowed client must be placed: a bonus larger than any difference in total benefit
+    # makes each extra placement worth more than any choice of homes, so the best plan is the
+    # best-fitting one among those that place every allowed client.
+    pooled = pooled[pooled[benefit].to_numpy(dtype=float) > params.min_benefit]
+    w = pooled[benefit].to_numpy(dtype=float)
+    bonus = 1.0 + 2.0 * len(allowed) * float(np.abs(w).max())
+    plan = plan_assignment(
+        pooled.assign(_objective=w + bonus),
+        benefit="_objective",
         complex_cap=params.complex_cap,
-        min_benefit=params.min_benefit,
+        min_benefit=0.0,
         time_limit_seconds=params.time_limit_seconds,
     )
+    return plan.drop(columns="_objective")

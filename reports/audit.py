@@ -387,11 +387,13 @@ def _wide(m: pd.DataFrame, source: str, population: str, attribute: str, metrics
     )
     support = part.pivot(index="group", columns="metric", values="support").max(axis=1)
     n = part.groupby("group")["n"].max()
-    judge = part.groupby("group")["judgeable"].all()
-    out = values.assign(n=n, largest_denominator=support, all_judgeable=judge).reset_index()
+    # One definition of "large enough to judge", the gate's: per metric, its own denominator
+    # (fairness.min_group_size). A group is never marked too small as a whole for one small metric.
+    unjudged = part[~part["judgeable"]].groupby("group")["metric"].apply(lambda x: ", ".join(sorted(x)))
+    out = values.assign(n=n, largest_denominator=support).reset_index()
     out.columns.name = None
-    out["group"] = [g if j else f"{g} (too small)" for g, j in zip(out["group"], out["all_judgeable"], strict=True)]
-    return out.drop(columns=["all_judgeable"])
+    out["not_judged_too_small"] = out["group"].map(unjudged).fillna("")
+    return out
 
 
 def _comparison(m: pd.DataFrame, attribute: str) -> pd.DataFrame:

@@ -45,7 +45,8 @@ TEXT: dict[str, dict[str, Any]] = {
             "<b>Reasons</b> and bars: what raised (+) or lowered (−) the score most, in score units. "
             "The bars show each candidate's largest contributions on one scale per home. "
             "<i>Compared with #1</i> names the features whose contributions differ most from the first candidate's (this one minus #1).",
-            "<b>Plan</b>: one home per client and one client per home, maximising the expected number of sustained tenancies. "
+            "<b>Plan</b>: who may be placed this week is decided by the priority policy (waiting time), not by the model; "
+            "which home each of them gets is the fit: one home per client and one client per home, maximising the expected number of sustained tenancies. "
             "It can give a client a home that is not their own best; the table at the end shows who.",
         ],
         "warnings": "Warnings",
@@ -58,19 +59,24 @@ TEXT: dict[str, dict[str, Any]] = {
             "Client's own best home",
             "Best chance",
             "For the client",
+            "Waiting (weeks)",
+            "Why this client, not the #1",
         ],
         "plan_none": "No placement is proposed.",
         "clients_title": "Clients in the plan",
-        "clients_summary": "{placed} placed: {as_good} in a home as good as their own best suggestion, {worse} in a home with a lower chance "
-        "(on average {mean_loss} percentage points); {not_placed} candidates with an eligible home are not placed this week.",
+        "clients_summary": "{placed} placed: {as_good} in a home as good as their own best suggestion (less than {tol} percentage points lower: "
+        "no real difference), {worse} worse off: in a home with a chance lower by more than that (on average {mean_loss} percentage points). "
+        "Apart from these: {not_placed} candidates with an eligible home are not placed this week ({not_pool} of them outside the policy's pool: {policy}).",
         "status": {"as_good": "as good as own best", "worse_off": "worse off", "not_placed": "not placed"},
         "home": "Home",
         "neighbourhood": "Neighbourhood",
-        "head": ["#", "Client", "Score", "Chance", "Support", "Reasons", "Largest contributions"],
+        "head": ["#", "Client", "Score", "Chance", "Support", "Waiting (weeks)", "Reasons", "Largest contributions"],
+        "in_pool": "in pool",
+        "not_in_pool": "not in pool",
         "low_support": "low support",
         "more": "{n} more eligible candidates in recommendations.csv.",
         "contrast": "Compared with #1",
-        "plan_line": "Plan: client {client} (rank {rank}, chance {chance}).",
+        "plan_line": "Plan: client {client} (rank {rank}, chance {chance}): {why}.",
         "plan_line_none": "Plan: no client proposed for this home.",
         "no_eligible": "No eligible candidate for this home: every candidate is excluded by a rule (see below). The meeting must look for other options.",
         "excluded": "Excluded by the rules ({n})",
@@ -112,7 +118,8 @@ TEXT: dict[str, dict[str, Any]] = {
             "<b>Redenen</b> en balken: wat de score het meest verhoogde (+) of verlaagde (−), in score-eenheden. "
             "De balken tonen per kandidaat de grootste bijdragen, op één schaal per woning. "
             "<i>Vergeleken met #1</i> noemt de kenmerken waarvan de bijdrage het meest verschilt van die van de eerste kandidaat (deze min #1).",
-            "<b>Plan</b>: één woning per cliënt en één cliënt per woning, zodat zo veel mogelijk huurperiodes standhouden. "
+            "<b>Plan</b>: wie deze week geplaatst kan worden, bepaalt het prioriteitsbeleid (wachttijd), niet het model; "
+            "welke woning ieder van hen krijgt is de passing: één woning per cliënt en één cliënt per woning, zodat zo veel mogelijk huurperiodes standhouden. "
             "Een cliënt kan een woning krijgen die niet de eigen beste is; de tabel aan het eind laat zien wie.",
         ],
         "warnings": "Waarschuwingen",
@@ -125,19 +132,24 @@ TEXT: dict[str, dict[str, Any]] = {
             "Eigen beste woning",
             "Beste kans",
             "Voor de cliënt",
+            "Wachttijd (weken)",
+            "Waarom deze cliënt, niet de #1",
         ],
         "plan_none": "Er wordt geen plaatsing voorgesteld.",
         "clients_title": "Cliënten in het plan",
-        "clients_summary": "{placed} geplaatst: {as_good} in een woning even goed als hun eigen beste suggestie, {worse} in een woning met een lagere kans "
-        "(gemiddeld {mean_loss} procentpunt); {not_placed} kandidaten met een passende woning worden deze week niet geplaatst.",
+        "clients_summary": "{placed} geplaatst: {as_good} in een woning even goed als hun eigen beste suggestie (minder dan {tol} procentpunt lager: "
+        "geen echt verschil), {worse} slechter af: in een woning met een kans die meer dan dat lager is (gemiddeld {mean_loss} procentpunt). "
+        "Los daarvan: {not_placed} kandidaten met een passende woning worden deze week niet geplaatst ({not_pool} van hen buiten de pool van het beleid: {policy}).",
         "status": {"as_good": "even goed als eigen beste", "worse_off": "slechter af", "not_placed": "niet geplaatst"},
         "home": "Woning",
         "neighbourhood": "Buurt",
-        "head": ["#", "Cliënt", "Score", "Kans", "Steun", "Redenen", "Grootste bijdragen"],
+        "head": ["#", "Cliënt", "Score", "Kans", "Steun", "Wachttijd (weken)", "Redenen", "Grootste bijdragen"],
+        "in_pool": "in pool",
+        "not_in_pool": "niet in pool",
         "low_support": "weinig steun",
         "more": "Nog {n} passende kandidaten in recommendations.csv.",
         "contrast": "Vergeleken met #1",
-        "plan_line": "Plan: cliënt {client} (rang {rank}, kans {chance}).",
+        "plan_line": "Plan: cliënt {client} (rang {rank}, kans {chance}): {why}.",
         "plan_line_none": "Plan: geen cliënt voorgesteld voor deze woning.",
         "no_eligible": "Geen passende kandidaat voor deze woning: elke kandidaat valt af door een regel (zie hieronder). Het overleg moet andere opties zoeken.",
         "excluded": "Uitgesloten door de regels ({n})",
@@ -185,6 +197,8 @@ class MeetingSheet:
     as_of: pd.Timestamp | None = None
     model: str = ""
     made: str = ""
+    no_real_difference: float = 0.0  # params assignment.no_real_difference
+    policy: str = ""  # the priority policy in force, in words
 
 
 def contribution_svg(
@@ -250,7 +264,9 @@ def _home_lines(home: dict, t: dict, lang: str) -> tuple[str, str]:
 def _vacancy_views(sheet: MeetingSheet, lang: str, params: ExplainParams) -> list[dict]:
     t = TEXT[lang]
     recs = sheet.recommendations.sort_values(["dwelling_id", "rank"], kind="stable")
-    shown = recs[recs["rank"] <= params.sheet_candidates]
+    top = recs["rank"] <= params.sheet_candidates
+    # the planned client is always shown under their home, also when ranked below the sheet's top
+    shown = recs[top | recs["planned"].astype(bool)] if "planned" in recs.columns else recs[top]
     features = list(sheet.contributions.columns)
     labels = [feature_label(f, lang) for f in features]
     contrib = sheet.contributions.loc[shown.index].to_numpy(dtype=float)
@@ -262,6 +278,8 @@ def _vacancy_views(sheet: MeetingSheet, lang: str, params: ExplainParams) -> lis
         c: shown[c].to_numpy()
         for c in ("client_id", "rank", "score", "p_sustained", "support", "low_support", "reasons")
     }
+    waits = shown["waiting_weeks"].to_numpy() if "waiting_weeks" in shown.columns else np.full(len(shown), np.nan)
+    pooled = shown["in_pool"].to_numpy() if "in_pool" in shown.columns else np.ones(len(shown), dtype=bool)
     planned_flags = shown["planned"].to_numpy() if "planned" in shown.columns else np.zeros(len(shown), dtype=bool)
     excl_by_home = dict(tuple(sheet.excluded.groupby("dwelling_id", sort=False))) if len(sheet.excluded) else {}
     plan = sheet.assignment.set_index("dwelling_id") if len(sheet.assignment) else None
@@ -293,6 +311,8 @@ def _vacancy_views(sheet: MeetingSheet, lang: str, params: ExplainParams) -> lis
                     "low_support": bool(cols["low_support"][pos]),
                     "reasons": cols["reasons"][pos],
                     "planned": bool(planned_flags[pos]),
+                    "waiting": "" if np.isnan(float(waits[pos])) else number(float(waits[pos]), lang, 0),
+                    "pool": t["in_pool"] if bool(pooled[pos]) else t["not_in_pool"],
                     "svg": contribution_svg(items, scale=scale, lang=lang),
                     "contrast": contrast,
                 }
@@ -300,7 +320,10 @@ def _vacancy_views(sheet: MeetingSheet, lang: str, params: ExplainParams) -> lis
         if plan is not None and did in plan.index:
             p = plan.loc[did]
             plan_line = t["plan_line"].format(
-                client=p["client_id"], rank=int(p["rank"]), chance=percent(float(p["p_sustained"]), lang)
+                client=p["client_id"],
+                rank=int(p["rank"]),
+                chance=percent(float(p["p_sustained"]), lang),
+                why=p.get("why", ""),
             )
         else:
             plan_line = t["plan_line_none"]
@@ -352,6 +375,8 @@ def _plan_view(sheet: MeetingSheet, lang: str) -> tuple[list[dict], str]:
                 "best_chance": percent(float(p["best_p_sustained"]), lang),
                 "status": t["status"][p["better_or_worse_off"]],
                 "worse": p["better_or_worse_off"] == "worse_off",
+                "waiting": number(float(p["waiting_weeks"]), lang, 0) if "waiting_weeks" in p else "",
+                "why": p.get("why", ""),
             }
         )
     co = sheet.client_outcomes
@@ -363,8 +388,20 @@ def _plan_view(sheet: MeetingSheet, lang: str) -> tuple[list[dict], str]:
         worse=int(counts.get("worse_off", 0)),
         mean_loss=number(-100 * float(worse.mean()), lang, 1) if len(worse) else number(0, lang, 1),
         not_placed=int(counts.get("not_placed", 0)),
+        not_pool=_not_in_pool(sheet),
+        tol=number(100 * sheet.no_real_difference, lang, 0),
+        policy=sheet.policy or "-",
     )
     return rows, summary
+
+
+def _not_in_pool(sheet: MeetingSheet) -> int:
+    recs = sheet.recommendations
+    if "in_pool" not in recs.columns or recs.empty:
+        return 0
+    placed = set(sheet.assignment["client_id"]) if len(sheet.assignment) else set()
+    per_client = recs.drop_duplicates("client_id")
+    return int((~per_client["in_pool"].astype(bool) & ~per_client["client_id"].isin(placed)).sum())
 
 
 def render_meeting(sheet: MeetingSheet, *, lang: str = "en", params: ExplainParams = ExplainParams()) -> str:

@@ -97,5 +97,7 @@ def render_model_card(result, *, bundle: ModelBundle) -> str:
         flag_auc=result.audit_params.proxy.flag_auc,
         rules=list(fa.plan_params.eligibility.rules),
         complex_cap=fa.plan_params.assignment.complex_cap,
-        pool_factor=fa.plan_params.assignment.pool_factor,
+        pool_factor=fa.plan_params.assignment.pool_factor if fa.plan_params.assignment.policy == "pool_k" else None,
+        policy=fa.plan_params.assignment.policy,
+        decisions=list(fp.decisions),
     )

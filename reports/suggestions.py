@@ -22,7 +22,7 @@ from models.bundle import ModelBundle
 from models.contributions import explanations_frame
 from planning.assignment import AssignmentParams, client_outcomes
 from planning.eligibility import EligibilityParams, apply_eligibility, unverified_amounts
-from planning.priority import plan_meeting
+from planning.priority import describe_policy, plan_policy, policy_clients, waiting_weeks
 from reports.meeting import MeetingSheet, render_meeting
 from reports.reasons import ExplainParams, reasons
 
@@ -38,6 +38,8 @@ RECOMMENDATION_COLUMNS = [
     "support",
     "low_support",
     "planned",
+    "waiting_weeks",
+    "in_pool",
 ]
 
 
@@ -53,6 +55,8 @@ ASSIGNMENT_COLUMNS = [
     "p_change",
     "better_or_worse_off",
     "meeting_date",
+    "waiting_weeks",
+    "why",
 ]
 
 
@@ -225,8 +229,13 @@ def meeting_outputs(
     cap = cfg.assignment.complex_cap if complex_cap is None else complex_cap
     complexes = ds.dwellings.set_index("dwelling_id")["complex_id"]
     with_complex = recs.assign(complex_id=recs["dwelling_id"].map(complexes).to_numpy())
-    plan = plan_meeting(ds, with_complex, dataclasses.replace(cfg.assignment, complex_cap=cap), benefit="p_sustained")
-    outcomes = client_outcomes(with_complex, plan, benefit="p_sustained")
+    policy = dataclasses.replace(cfg.assignment, complex_cap=cap)
+    waiting = waiting_weeks(ds, with_complex)
+    pool = policy_clients(with_complex, waiting, policy, benefit="p_sustained")
+    plan = plan_policy(with_complex, waiting, policy, benefit="p_sustained")
+    outcomes = client_outcomes(with_complex, plan, benefit="p_sustained", tolerance=cfg.assignment.no_real_difference)
+    recs["waiting_weeks"] = waiting.round(1)
+    recs["in_pool"] = recs["client_id"].isin(pool).to_numpy(np.bool_)
     per_client = outcomes.set_index("client_id")
     plan["best_dwelling_id"] = plan["client_id"].map(per_client["best_dwelling_id"])
     plan["best_p_sustained"] = plan["client_id"].map(per_client["best_benefit"])
@@ -234,6 +243,11 @@ def meeting_outputs(
     plan["better_or_worse_off"] = plan["client_id"].map(per_client["status"])
     planned = pd.MultiIndex.from_frame(plan[["dwelling_id", "client_id"]])
     recs["planned"] = pd.MultiIndex.from_frame(recs[["dwelling_id", "client_id"]]).isin(planned)
+    plan["waiting_weeks"] = plan["client_id"].map(
+        recs.drop_duplicates("client_id").set_index("client_id")["waiting_weeks"]
+    )
+    plan["why"] = why_this_client(plan, recs, lang=lang)
+    warnings.extend(empty_homes(plan, recs, lang=lang))
     lap("plan")
 
     unfilled = sorted(
@@ -261,6 +275,8 @@ def meeting_outputs(
         as_of=ds.as_of,
         model=model_label or _model_label(bundle),
         made=dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
+        no_real_difference=cfg.assignment.no_real_difference,
+        policy=describe_policy(policy),
     )
     html = render_meeting(sheet, lang=lang, params=cfg.explain)
     lap("sheet")
@@ -278,6 +294,60 @@ def meeting_outputs(
         f"{int(recs['low_support'].sum())} low-support suggestions"
     )
     return MeetingOutputs(meeting_date, recs, explanations, plan, excluded, html, warnings, summary, timings)
+
+
+WHY = {
+    "en": {
+        "first": "the home's #1",
+        "elsewhere": "#{rank} here; the #1 ({client}) is planned for {home}",
+        "not_pool": "#{rank} here; the #1 ({client}, waiting {wait} weeks) is not in the policy's pool this week",
+        "in_pool": "#{rank} here; the #1 ({client}) is in the pool, but the plan places more sustained tenancies in total without them",
+    },
+    "nl": {
+        "first": "de #1 voor deze woning",
+        "elsewhere": "#{rank} hier; de #1 ({client}) is gepland voor {home}",
+        "not_pool": "#{rank} hier; de #1 ({client}, {wait} weken wachtend) zit deze week niet in de pool van het beleid",
+        "in_pool": "#{rank} hier; de #1 ({client}) zit in de pool, maar het plan geeft zonder hen meer duurzame huurcontracten",
+    },
+}
+
+
+EMPTY_HOME = {
+    "en": "{home}: no client proposed although {n} eligible; every one of them is planned for another home or outside the policy's pool",
+    "nl": "{home}: geen klant voorgesteld hoewel {n} passend; ieder van hen is gepland voor een andere woning of zit niet in de pool van het beleid",
+}
+
+
+def why_this_client(plan: pd.DataFrame, recs: pd.DataFrame, *, lang: str = "en") -> pd.Series:
+    """Per planned pair, why this client and not the home's #1: the #1's own planned home, or the policy.
+
+    `recs` needs dwelling_id, client_id, rank, waiting_weeks and in_pool; `plan` dwelling_id, client_id, rank.
+    """
+    t = WHY[lang]
+    first = recs[recs["rank"] == 1].set_index("dwelling_id")
+    planned_home = plan.set_index("client_id")["dwelling_id"]
+    out = []
+    for did, cid, rank in plan[["dwelling_id", "client_id", "rank"]].itertuples(index=False):
+        top = first.loc[did]
+        if top["client_id"] == cid:
+            out.append(t["first"])
+        elif top["client_id"] in planned_home.index:
+            out.append(
+                t["elsewhere"].format(rank=int(rank), client=top["client_id"], home=planned_home[top["client_id"]])
+            )
+        elif not bool(top["in_pool"]):
+            wait = f"{float(top['waiting_weeks']):.0f}"
+            out.append(t["not_pool"].format(rank=int(rank), client=top["client_id"], wait=wait))
+        else:
+            out.append(t["in_pool"].format(rank=int(rank), client=top["client_id"]))
+    return pd.Series(out, index=plan.index, dtype=object)
+
+
+def empty_homes(plan: pd.DataFrame, recs: pd.DataFrame, *, lang: str = "en") -> list[str]:
+    """One line per home that has eligible candidates but no planned client, saying why."""
+    eligible = recs.groupby("dwelling_id")["client_id"].nunique()
+    empty = sorted(set(eligible.index) - set(plan["dwelling_id"]))
+    return [EMPTY_HOME[lang].format(home=d, n=int(eligible[d])) for d in empty]
 
 
 def _model_label(bundle: ModelBundle) -> str:

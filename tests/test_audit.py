@@ -201,6 +201,7 @@ def _recompute(
             "false_positive_rate": (y, p, lambda a, b: false_positive_rate(a, b, pos_label=1)),
             "mean_score": (y, f["score"], _mean_pred),
             "mean_probability": (y, f["probability"], _mean_pred),
+            "mean_probability_sustained": (y[y == 1], f.loc[y == 1, "probability"], _mean_pred),
             "success_rate": (y, y, _mean_true),
             "calibration_error": (y, f["probability"], lambda a, b: float(np.mean(b) - np.mean(a))),
             "brier_score": (y, f["probability"], lambda a, b: brier_score_loss(a.astype(int), b)),
@@ -208,7 +209,9 @@ def _recompute(
         }
         yt, yp, func = funcs[metric]
         denominator = {"true_positive_rate": f[y == 1], "false_positive_rate": f[y == 0]}.get(metric, f)
-        values = _metric_rows(f, attribute, yt, yp, func)
+        if metric == "mean_probability_sustained":
+            denominator = f[y == 1]
+        values = _metric_rows(f.loc[yt.index], attribute, yt, yp, func)
         return values, denominator.groupby(denominator[attribute].astype(str)).size()
     within, column = {
         ("human", "selection_rate"): (None, "placed"),
@@ -260,11 +263,13 @@ def test_a_biased_model_fails_the_gate_and_its_proxy_is_found(small_synthetic, t
     result = build_audit(ds, train_small(biased_dir), fairness=FAIRNESS, audit=AUDIT, config=PARAMS)
     gate = result.fairness.gate
     assert not gate.passed
-    assert any(f.startswith("model.selection_rate by gender: difference") for f in gate.failures), gate.failures
+    # The checks that judge the chances shown (replacing the unused 0/1 call) catch the planted bias.
+    assert any(f.startswith("model.mean_probability by gender: difference") for f in gate.failures), gate.failures
+    assert any(f.startswith("model.mean_probability_sustained by gender") for f in gate.failures), gate.failures
     assert any(f.startswith("plan vs human selection_rate by gender") for f in gate.failures), gate.failures
     # The same check passes for the model trained on the unbiased history.
-    check = fair.table.set_index(["attribute", "check", "metric"]).loc[("gender", "max_difference", "selection_rate")]
-    assert bool(check["passed"]) and check["value"] < FAIRNESS.gate.max_difference["model.selection_rate"]
+    check = fair.table.set_index(["attribute", "check", "metric"]).loc[("gender", "max_difference", "mean_probability")]
+    assert bool(check["passed"]) and check["value"] < FAIRNESS.gate.max_difference["model.mean_probability"]
     # The probe finds the proxy, and names the feature that carries it.
     auc = result.proxy_auc.set_index(["attribute", "group"])
     assert auc.loc[("gender", "female"), "flagged"] and auc.loc[("gender", "female"), "auc"] > 0.9

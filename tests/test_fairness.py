@@ -70,7 +70,6 @@ def params_with(min_group_size: int = 1, **gate) -> FairnessParams:
         attributes=("gender",),
         intersections=(),
         min_group_size=min_group_size,
-        worse_off_tolerance=0.02,
         low_support=5,
         gate=GateParams(**{**base, **gate, "attributes": ("gender",)}),
     )
@@ -383,23 +382,59 @@ def test_gate_difference_is_fairlearns_between_groups_difference(frame, min_size
     from fairlearn.metrics import MetricFrame, selection_rate, true_positive_rate
 
     params = params_with(
-        min_group_size=min_size, max_difference={"model.selection_rate": 0.5, "model.true_positive_rate": 0.5}
+        min_group_size=min_size,
+        max_difference={
+            "model.selection_rate": 0.5,
+            "model.true_positive_rate": 0.5,
+            "model.mean_probability": 0.5,
+            "model.mean_probability_sustained": 0.5,
+        },
     )
     table = group_metrics({PLACEMENTS: frame}, params=params)
     checks = judge(table, params=params).table.set_index("metric")
-    for metric, func, denominator in (
-        ("selection_rate", selection_rate, frame),
-        ("true_positive_rate", true_positive_rate, frame[frame["outcome"] == 1]),
+
+    def mean_p(y_true, y_pred):
+        return float(np.mean(y_pred))
+
+    for metric, func, denominator, y_pred in (
+        ("selection_rate", selection_rate, frame, "prediction"),
+        ("true_positive_rate", true_positive_rate, frame[frame["outcome"] == 1], "prediction"),
+        ("mean_probability", mean_p, frame, "probability"),
+        ("mean_probability_sustained", mean_p, frame[frame["outcome"] == 1], "probability"),
     ):
         sizes = denominator.groupby("gender").size()
         judged = sizes[sizes >= min_size].index
-        rows = frame[frame["gender"].isin(judged)]
+        rows = denominator[denominator["gender"].isin(judged)]
         if len(judged) < 2:
             assert np.isnan(checks.at[metric, "value"]) and not checks.at[metric, "passed"]
             continue
-        mf = MetricFrame(
-            metrics=func, y_true=rows["outcome"], y_pred=rows["prediction"], sensitive_features=rows["gender"]
-        )
+        mf = MetricFrame(metrics=func, y_true=rows["outcome"], y_pred=rows[y_pred], sensitive_features=rows["gender"])
         assert checks.at[metric, "value"] == pytest.approx(mf.difference(method="between_groups"))
         part = table[(table["metric"] == metric) & table["judgeable"]]
         assert (part["difference"] <= 1e-12).all() and part["value"].between(0, 1).all()
+
+
+def test_the_gate_judges_point_estimates_not_confidence_bounds():
+    # female mean P among sustained (0.9 + 0.8 + 0.4) / 3 = 0.7, male 0.4: a gap of 0.3 on 3 and 1 tenancies.
+    # Its standard error is large, yet the gate fails it: a confidence bound would loosen the fixed threshold.
+    table = group_metrics({PLACEMENTS: PLACED}, params=params_with())
+    result = judge(table, params=params_with(max_difference={"model.mean_probability_sustained": 0.29}))
+    assert not result.passed
+    assert result.table.iloc[0]["value"] == pytest.approx(0.3)
+    assert judge(table, params=params_with(max_difference={"model.mean_probability_sustained": 0.31})).passed
+
+
+def test_recorded_decisions_replace_the_unused_success_call_in_params():
+    fp = section(PARAMS, "fairness", FairnessParams)
+    assert "model.true_positive_rate" not in fp.gate.max_difference
+    assert "model.selection_rate" not in fp.gate.max_difference
+    replaced = {d.replaces.split(" (")[0] for d in fp.decisions}
+    assert {
+        "fairness.gate.max_difference model.true_positive_rate",
+        "fairness.gate.max_difference model.selection_rate",
+        "fairness.worse_off_tolerance",
+    } <= replaced
+    assert all(d.date == "2026-12-01" and d.reason for d in fp.decisions)
+    # thresholds stay: the replacements keep the old numbers
+    assert fp.gate.max_difference["model.mean_probability_sustained"] == 0.10
+    assert fp.gate.max_difference["model.mean_probability"] == 0.20

@@ -80,7 +80,9 @@ def test_low_support_is_shown(setup):
 def test_sheet_shows_the_first_candidates_and_counts_the_rest(setup):
     html = sheet(setup, sheet_candidates=1)
     d001 = html.split('id="home-D001"')[1].split("</section>")[0]
-    assert d001.count("<svg") == 1 and "2 more eligible candidates in recommendations.csv" in d001
+    # the #1, and the planned client (ranked #2 for D001: the policy placed the #1 elsewhere) is shown too
+    assert d001.count("<svg") == 2 and "1 more eligible candidates in recommendations.csv" in d001
+    assert 'class="planned"' in d001
 
 
 def test_no_protected_attribute_reaches_the_sheet(setup):

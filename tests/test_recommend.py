@@ -243,15 +243,20 @@ def test_bigger_meeting_plan_is_optimal_and_ranks_are_consistent(tmp_path):
     assert (recs.groupby("dwelling_id")["rank"].apply(lambda r: sorted(r) == list(range(1, len(r) + 1)))).all()
     assert plan["dwelling_id"].is_unique and plan["client_id"].is_unique
     assert plan.groupby("complex_id").size().max() <= 1
-    # the plan is the integer program's optimum on the eligible pairs of the priority pool
-    from planning.priority import priority_pool, waiting_weeks
+    # who: the policy's clients (all placed); which home: the integer program's best fit placing them all
+    from planning.priority import policy_clients, waiting_weeks
 
     complexes = ds.dwellings.set_index("dwelling_id")["complex_id"]
     pairs = recs.assign(complex_id=recs["dwelling_id"].map(complexes))
-    pool = priority_pool(pairs, waiting_weeks(ds, pairs), cfg.assignment.pool_factor)
-    assert set(plan["client_id"]) <= set(pool["client_id"])
-    best = plan_assignment(pool, complex_cap=1, solver="milp")
+    allowed = policy_clients(pairs, waiting_weeks(ds, pairs), capped.assignment, benefit="p_sustained")
+    assert set(plan["client_id"]) == allowed and recs.loc[recs["in_pool"], "client_id"].nunique() == len(allowed)
+    pool = pairs[pairs["client_id"].isin(allowed)]
+    best = plan_assignment(
+        pool.assign(bonus=pool["p_sustained"] + 100.0), benefit="bonus", complex_cap=1, solver="milp"
+    )
+    assert len(best) == len(plan)
     assert plan["p_sustained"].sum() == pytest.approx(best["p_sustained"].sum(), abs=1e-9)
+    assert set(plan["why"]) and plan["waiting_weeks"].notna().all()
     assert set(plan["better_or_worse_off"]) <= {"as_good", "worse_off"}
     assert (plan["p_change"] <= 1e-12).all()
     assert recs["planned"].sum() == len(plan)

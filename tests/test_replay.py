@@ -1,0 +1,63 @@
+"""The queue replay: arrivals join, drop-outs leave when they left, a client not placed stays and is placed later."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from planning.assignment import AssignmentParams
+from planning.replay import queue_history, replay
+
+W1, W2, W3 = pd.Timestamp("2024-01-01"), pd.Timestamp("2024-01-08"), pd.Timestamp("2024-01-15")
+
+
+def _history():
+    # a waits from W1; b arrives at W1 and drops out after W1 (never placed historically); c arrives at W2;
+    # d waits from W1 and was placed historically at W1 (so not a drop-out). One home per week.
+    candidates = pd.DataFrame(
+        {
+            "meeting_date": [W1, W1, W1, W2, W2, W3, W3],
+            "client_id": ["a", "b", "d", "a", "c", "a", "c"],
+        }
+    )
+    vacancies = pd.DataFrame({"meeting_date": [W1, W2, W3], "dwelling_id": ["H1", "H2", "H3"]})
+    return queue_history(candidates, vacancies, placed_clients={"d", "a"})
+
+
+def _score(fit: dict[str, float]):
+    def score(pairs: pd.DataFrame) -> pd.DataFrame:
+        return pairs.assign(p_sustained=pairs["client_id"].map(fit))
+
+    return score
+
+
+def test_queue_history_events():
+    h = _history()
+    assert h.arrival.to_dict() == {"a": W1, "b": W1, "c": W2, "d": W1}
+    assert h.dropout.to_dict() == {"b": W1}  # d was placed; a and c are still there at the last meeting
+    assert h.vacancies[W2] == ["H2"]
+
+
+def test_replay_places_by_waiting_keeps_the_unplaced_and_lets_drop_outs_leave():
+    fit = {"a": 0.5, "b": 0.9, "c": 0.99, "d": 0.6}
+    out = replay(
+        _history(),
+        [W1, W2, W3],
+        {"exact": AssignmentParams(), "everyone": AssignmentParams(policy="everyone")},
+        _score(fit),
+    )
+    exact = out["exact"].placements
+    # W1: a, b, d all waited 0 weeks: ties by client_id, a first. W2: d (b dropped out after W1). W3: c, arrived at W2.
+    assert list(zip(exact["meeting_date"], exact["client_id"], strict=True)) == [(W1, "a"), (W2, "d"), (W3, "c")]
+    assert exact["waiting_weeks"].tolist() == [0.0, 1.0, 1.0]
+    assert out["exact"].waiting.empty
+    everyone = out["everyone"].placements
+    # the model decides who: b at W1 (0.9), c at W2 (0.99), then d (0.6) over a (0.5) at W3; a still waits.
+    assert everyone["client_id"].tolist() == ["b", "c", "d"]
+    assert out["everyone"].waiting.set_index("client_id")["waiting_weeks"].to_dict() == {"a": 2.0}
+
+
+def test_clients_housed_or_gone_before_the_replay_are_not_in_its_queue():
+    h = _history()
+    # from W2 on: b (gone after W1) and d (last seen at W1: placed then) are not in the queue
+    out = replay(h, [W2, W3], {"exact": AssignmentParams()}, _score({"a": 0.5, "b": 0.9, "c": 0.99, "d": 0.6}))
+    assert out["exact"].placements["client_id"].tolist() == ["a", "c"]
