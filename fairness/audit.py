@@ -45,8 +45,9 @@ from fairness.context import (
     held_out_period,
     pipeline_params,
 )
-from fairness.counterfactual import PlanParams, candidate_decisions
+from fairness.counterfactual import PlanParams, candidate_decisions, score_pairs
 from fairness.decisions import MeetingDecisions, meeting_and_plan
+from fairness.frontier import policy_frontier
 from fairness.gate import GATE_COLUMNS, GateResult, judge
 from fairness.guard import ERR_PROTECTED_FEATURE, assert_no_protected_features, find_protected
 from fairness.metrics import group_metrics
@@ -74,6 +75,7 @@ class FairnessAudit:
     plan_params: Any  # fairness.counterfactual.PlanParams: the eligibility rules and plan settings used
     pipeline: PipelineParams
     warnings: list[str]
+    replay: pd.DataFrame | None = None  # policy_replay.csv: the policy in force as a queue, per group, against history
 
 
 def run_fairness(
@@ -123,10 +125,33 @@ def run_fairness(
     if len(decisions):
         frames[CANDIDATES] = decisions
     metrics = group_metrics(frames, params=params)
-    gate = judge(metrics, params=params)
+    replay_groups = None
+    if params.gate.max_replay_ratio_drop and len(meetings):
+        policy = plan_params.assignment.policy
+        say(f"the {policy} policy replayed as a queue over the {len(meetings)} held-out weeks")
+        _, replay_groups, _ = policy_frontier(
+            ds,
+            meetings,
+            {policy: plan_params.assignment},
+            lambda pairs: score_pairs(ds, bundle, pairs, pipeline=pipeline, plan_params=plan_params),
+            fairness=params,
+            tolerance=plan_params.assignment.no_real_difference,
+        )
+    gate = judge(metrics, params=params, replay=replay_groups)
     gate.warnings = warnings + gate.warnings
     return FairnessAudit(
-        period, meetings, predictions, features, decisions, planned, metrics, gate, plan_params, pipeline, warnings
+        period,
+        meetings,
+        predictions,
+        features,
+        decisions,
+        planned,
+        metrics,
+        gate,
+        plan_params,
+        pipeline,
+        warnings,
+        replay_groups,
     )
 
 

@@ -107,6 +107,21 @@ def _scored_pairs(
     return X
 
 
+def score_pairs(
+    ds: Dataset, bundle: ModelBundle, pairs: pd.DataFrame, *, pipeline: PipelineParams, plan_params: PlanParams
+) -> pd.DataFrame:
+    """The eligible ones of `pairs` with what a plan needs: `p_sustained` (the model's, as of each meeting) and `complex_id`."""
+    eligible, _ = apply_eligibility(ds, pairs, plan_params.eligibility, pipeline.rules)
+    keys = ["meeting_date", "dwelling_id", "client_id"]
+    if eligible.empty:
+        return eligible[keys].assign(p_sustained=pd.Series(dtype=float), complex_id=pd.Series(dtype=object))
+    X = build_pair_features(ds, eligible, params=pipeline.features, rules=pipeline.rules)
+    complexes = ds.dwellings.set_index("dwelling_id")["complex_id"]
+    return eligible[keys].assign(
+        p_sustained=bundle.proba(X), complex_id=eligible["dwelling_id"].map(complexes).to_numpy()
+    )
+
+
 def _meeting_decisions(
     ds: Dataset,
     bundle: ModelBundle,

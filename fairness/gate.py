@@ -8,7 +8,10 @@ import numpy as np
 import pandas as pd
 
 from fairness.catalogue import HUMAN, METRICS, PLAN
+from fairness.frontier import HISTORY
 from fairness.params import FairnessParams
+
+REPLAY, QUEUE = "replay", "queue"  # the over-time check: the policy replayed as a queue
 
 
 @dataclass
@@ -68,8 +71,12 @@ def _population_of(source: str, metric: str) -> str:
     return next(m.population for m in METRICS if m.source == source and m.name == metric)
 
 
-def judge(metrics: pd.DataFrame, *, params: FairnessParams) -> GateResult:
-    """Apply the gate thresholds of `params.gate` to the long group table."""
+def judge(metrics: pd.DataFrame, *, params: FairnessParams, replay: pd.DataFrame | None = None) -> GateResult:
+    """Apply the gate thresholds of `params.gate` to the long group table (and to the queue replay's groups).
+
+    `replay` is `fairness.frontier.policy_frontier`'s per-group table for the policy in force
+    and the meeting's history over the same weeks.
+    """
     gate = params.gate
     rows: list[dict] = []
     failures: list[str] = []
@@ -80,7 +87,9 @@ def judge(metrics: pd.DataFrame, *, params: FairnessParams) -> GateResult:
             dict(
                 check=check,
                 source=source,
-                population=_population_of(source if source != "plan_vs_human" else PLAN, metric),
+                population=QUEUE
+                if source == REPLAY
+                else _population_of(source if source != "plan_vs_human" else PLAN, metric),
                 attribute=attribute,
                 metric=metric,
                 statistic=statistic,
@@ -194,6 +203,47 @@ def judge(metrics: pd.DataFrame, *, params: FairnessParams) -> GateResult:
                     f"plan vs human {metric} by {attribute}: the plan widens the gap, ratio {plan_ratio:.3f} "
                     f"vs human {human_ratio:.3f} (drop {drop:.3f} > {threshold:.3f})"
                 )
+    if replay is not None:
+        for metric, threshold in gate.max_replay_ratio_drop.items():
+            for attribute in gate.attributes:
+                part = replay[(replay["attribute"] == attribute) & replay["judgeable"]]
+                if part.empty:
+                    continue
+                plan = part[part["policy"] != HISTORY].set_index("group")[metric]
+                human = part[part["policy"] == HISTORY].set_index("group")[metric]
+                both = plan.index.intersection(human.index)
+                if len(both) < 2:
+                    unjudgeable("max_replay_ratio_drop", REPLAY, metric, attribute, "ratio_drop", threshold, len(both))
+                    continue
+                plan, human = plan.loc[both], human.loc[both]
+                plan_ratio = float(plan.min() / plan.max()) if plan.max() > 0 else np.nan
+                human_ratio = float(human.min() / human.max()) if human.max() > 0 else np.nan
+                drop = human_ratio - plan_ratio
+                ok = bool(drop <= threshold)
+                note = (
+                    f"over the held-out weeks as a queue: meeting ratio {human_ratio:.3f} "
+                    f"({human.idxmin()} to {human.idxmax()}), policy ratio {plan_ratio:.3f}"
+                )
+                record(
+                    "max_replay_ratio_drop",
+                    REPLAY,
+                    metric,
+                    attribute,
+                    "ratio_drop",
+                    drop,
+                    threshold,
+                    ok,
+                    len(both),
+                    str(plan.idxmax()),
+                    str(plan.idxmin()),
+                    note,
+                )
+                if not ok:
+                    failures.append(
+                        f"policy replay {metric} by {attribute}: over the held-out weeks the policy widens the "
+                        f"meeting's gap, ratio {plan_ratio:.3f} vs meeting {human_ratio:.3f} "
+                        f"(drop {drop:.3f} > {threshold:.3f})"
+                    )
     small = metrics[~metrics["judgeable"] & metrics["attribute"].isin(gate.attributes) & (metrics["n"] > 0)]
     if not small.empty:
         names = sorted({f"{a}={g}" for a, g in zip(small["attribute"], small["group"], strict=True)})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fairness.catalogue import HUMAN, METRICS, PLAN
 from features.errors import UserError
@@ -26,6 +26,9 @@ INTERSECTION_SEP = "_x_"
 GROUP_SEP = " / "
 
 
+REPLAY_METRIC = "placement_rate"
+
+
 @dataclass(frozen=True)
 class GateParams:
     """Pass/fail thresholds, fixed before use.
@@ -34,7 +37,10 @@ class GateParams:
     `model.true_positive_rate`); the statistic is taken over the judgeable groups
     (largest minus smallest value; smallest over largest value). `max_ratio_drop`
     compares the plan with the human decisions on the candidates: the plan's
-    ratio may be at most this much lower than the human ratio.
+    ratio may be at most this much lower than the human ratio. `max_replay_ratio_drop`
+    does the same over time: the policy replayed as a queue over the held-out weeks
+    (planning.replay) against what the meeting did in those weeks; its only metric is
+    `placement_rate`, the share of the clients queued in those weeks who got a home.
     """
 
     attributes: tuple[str, ...]
@@ -42,6 +48,14 @@ class GateParams:
     min_ratio: dict[str, float]
     max_ratio_drop: dict[str, float]
     fail_when_unjudgeable: bool
+    max_replay_ratio_drop: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.max_replay_ratio_drop) - {REPLAY_METRIC})
+        if unknown:
+            raise UserError(
+                ERR_UNKNOWN_CHECK.format(where="max_replay_ratio_drop", name=unknown[0], known=REPLAY_METRIC)
+            )
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ DECISIONS_FILE = "audit_decisions.csv"
 
 
 GATE_FILE = "fairness_gate.csv"
+REPLAY_FILE = "policy_replay.csv"  # the policy in force replayed as a queue, per group, against the meeting
 
 
 SHAP_IMPORTANCE_FILE = "shap_importance.csv"
@@ -77,6 +78,7 @@ OUTPUT_FILES = (
     HTML_FILE,
     DECISIONS_FILE,
     GATE_FILE,
+    REPLAY_FILE,
     SHAP_IMPORTANCE_FILE,
     SHAP_GROUPS_FILE,
     SHAP_FLAGS_FILE,
@@ -130,6 +132,8 @@ def write_audit(result: AuditResult, folder: Path, *, bundle: ModelBundle) -> li
     csv(_dates(fa.decisions), DECISIONS_FILE)
     csv(fa.metrics, FAIRNESS_FILE)
     csv(fa.gate.table, GATE_FILE)
+    if fa.replay is not None:
+        csv(fa.replay, REPLAY_FILE)
     csv(result.shap_importance.rename_axis("feature").reset_index(), SHAP_IMPORTANCE_FILE)
     csv(result.shap_groups, SHAP_GROUPS_FILE)
     csv(result.shap_flags, SHAP_FLAGS_FILE)

@@ -438,3 +438,57 @@ def test_recorded_decisions_replace_the_unused_success_call_in_params():
     # thresholds stay: the replacements keep the old numbers
     assert fp.gate.max_difference["model.mean_probability_sustained"] == 0.10
     assert fp.gate.max_difference["model.mean_probability"] == 0.20
+
+
+def _replay_groups(policy_rates: dict, history_rates: dict, *, small: tuple = ()) -> pd.DataFrame:
+    from fairness.frontier import HISTORY
+
+    rows = []
+    for policy, rates in (("exact_longest_waiting", policy_rates), (HISTORY, history_rates)):
+        for group, rate in rates.items():
+            judgeable = group not in small
+            rows.append(
+                dict(
+                    policy=policy,
+                    attribute="gender",
+                    group=group,
+                    clients=100,
+                    judgeable=judgeable,
+                    placement_rate=rate,
+                )
+            )
+    return pd.DataFrame(rows)
+
+
+def test_the_over_time_check_compares_the_policy_as_a_queue_with_the_meeting():
+    """Recorded decision 2026-12-01: the plan's placements are judged over the held-out weeks, not per meeting."""
+    import dataclasses
+
+    from fairness.gate import judge
+    from fairness.metrics import LONG_COLUMNS
+
+    base = section(PARAMS, "fairness", FairnessParams)
+    gate = dataclasses.replace(base.gate, attributes=("gender",), max_difference={}, max_ratio_drop={})
+    params = dataclasses.replace(base, gate=gate)
+    assert gate.max_replay_ratio_drop == {"placement_rate": 0.10}
+    empty = pd.DataFrame(columns=LONG_COLUMNS).astype({"judgeable": bool, "n": int})
+
+    # the meeting housed 50% of women and 60% of men (ratio 0.833); the policy 0.50 / 0.55 (0.909): no drop
+    fair = judge(
+        empty, params=params, replay=_replay_groups({"female": 0.5, "male": 0.55}, {"female": 0.5, "male": 0.6})
+    )
+    assert fair.passed, fair.failures
+    row = fair.table.iloc[0]
+    assert row["check"] == "max_replay_ratio_drop" and row["value"] == pytest.approx(0.5 / 0.6 - 0.5 / 0.55)
+
+    # 0.40 / 0.60 (0.667): a drop of 0.167 > 0.10 fails, naming the attribute and both ratios
+    wide = judge(
+        empty, params=params, replay=_replay_groups({"female": 0.4, "male": 0.6}, {"female": 0.5, "male": 0.6})
+    )
+    assert not wide.passed
+    assert "gender" in wide.failures[0] and "0.667" in wide.failures[0] and "0.833" in wide.failures[0]
+
+    # a group too small to judge does not count; with one group left the attribute cannot be judged, and fails
+    small = _replay_groups({"female": 0.1, "male": 0.6}, {"female": 0.5, "male": 0.6}, small=("female",))
+    unjudged = judge(empty, params=params, replay=small)
+    assert not unjudged.passed and "cannot judge" in unjudged.failures[0]
