@@ -174,7 +174,14 @@ def test_a_train_that_fails_at_the_end_leaves_registry_and_outputs_as_they_were(
     params = params_file(
         tmp_path,
         train={"test_weeks": 26, "calibration_weeks": 12, "bootstrap_resamples": 0},
-        fairness={"gate": {**PARAMS["fairness"]["gate"], "max_difference": {}, "max_ratio_drop": {}}},
+        fairness={
+            "gate": {
+                **PARAMS["fairness"]["gate"],
+                "max_difference": {},
+                "max_ratio_drop": {},
+                "max_replay_ratio_drop": {},
+            }
+        },
     )
     bundle_out = tmp_path / "model"
     bundle_out.mkdir()
