@@ -20,6 +20,7 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
 from reports.meeting import contribution_svg
+from reports.reasons import feature_label
 from web.decisions import DecisionError, home_view, record_decision
 from web.export import decision_rows
 from web.models import REASONS, CurrentDecision, DecisionRecord, Meeting, Note, Profile
@@ -30,6 +31,16 @@ CHART_CANDIDATES = 5
 PRINT_TOP = 3
 PAGE_CANDIDATES = 20  # rows shown before "show all"
 OPTIONAL_REC_COLUMNS = ("waiting_weeks", "in_pool", "p_low", "p_high")
+EXTRA_HEADERS = {"waiting_weeks": "Waiting (weeks)", "in_pool": "In the policy's pool"}
+
+
+def _extra_value(column: str, value):
+    """A shown value of an optional column: whole weeks, yes/no for pool membership."""
+    if column == "in_pool":
+        return "yes" if bool(value) else "no"
+    if column == "waiting_weeks":
+        return "" if pd.isna(value) else f"{float(value):.0f}"
+    return value
 
 
 def profile_of(user) -> Profile:
@@ -129,7 +140,7 @@ def meeting(request: HttpRequest, date: str) -> HttpResponse:
 def _chart(index, dwelling_id: str, client_id: str, lang: str) -> str:
     rows = index.pair_explanations(dwelling_id, client_id)
     rows = rows.reindex(rows["contribution"].abs().sort_values(ascending=False).index)[:CHART_FEATURES]
-    items = [(str(r.feature), float(r.contribution)) for r in rows.itertuples()]
+    items = [(feature_label(str(r.feature), lang), float(r.contribution)) for r in rows.itertuples()]
     scale = max((abs(v) for _, v in items), default=1.0)
     return contribution_svg(items, scale=scale, lang=lang)
 
@@ -165,7 +176,7 @@ def home_detail(request: HttpRequest, date: str, dwelling_id: str) -> HttpRespon
                 "proposed": cid == view.proposed_client_id,
                 "elsewhere": planned_home.get(cid) if planned_home.get(cid) != dwelling_id else None,
                 "chart": mark_safe(_chart(index, dwelling_id, cid, lang)) if i < CHART_CANDIDATES else "",
-                "extra": {c: r.get(c) for c in extra},
+                "extra": {c: _extra_value(c, r.get(c)) for c in extra},
             }
         )
     proposal = next((c for c in candidates if c["proposed"]), None)
@@ -216,6 +227,7 @@ def home_detail(request: HttpRequest, date: str, dwelling_id: str) -> HttpRespon
             ),
             "show_all": show_all,
             "extra_cols": extra,
+            "extra_headers": [EXTRA_HEADERS.get(c, c) for c in extra if c not in ("p_low", "p_high")],
             "n_excluded": len(view.excluded),
             # built here rather than in the template: a home can have hundreds of excluded candidates
             "excluded_rows": format_html_join(
