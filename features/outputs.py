@@ -331,3 +331,35 @@ def write_csv(frame: pd.DataFrame, path: str | Path, *, fast: bool = False) -> N
         if pd.api.types.is_object_dtype(safe[c]) or pd.api.types.is_string_dtype(safe[c])
     )
     safe.to_csv(path, index=False, lineterminator="\r\n" if has_cr else "\n")
+
+
+def write_xlsx(sheets: dict[str, pd.DataFrame], path: str | Path) -> None:
+    """Write frames as one Excel workbook, every cell as text, for people who open files in Excel.
+
+    Text cells are never formulas (a value starting with `=` stays that text: openpyxl
+    would otherwise store it as a formula), numbers are written as they read in the CSV,
+    and missing values are empty cells. One sheet per frame, named by its key.
+    """
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+
+    book = Workbook(write_only=True)
+    for name, frame in sheets.items():
+        sheet = book.create_sheet(title=name[:31])
+        sheet.append([str(c) for c in frame.columns])
+        for row in frame.itertuples(index=False):
+            cells = []
+            for value in row:
+                cell = WriteOnlyCell(sheet, value="" if _missing(value) else str(value))
+                cell.data_type = "s"  # text, never a formula
+                cell.number_format = "@"
+                cells.append(cell)
+            sheet.append(cells)
+    book.save(str(path))
+
+
+def _missing(value) -> bool:
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from reports.suggestions import MeetingOutputs, RecommendConfig
 
 OUTPUT_FILES = ("recommendations.csv", "explanations.csv", "assignment.csv", "excluded.csv", "meeting.html")
+XLSX_FILE = "meeting.xlsx"  # with --xlsx
 
 
 ERR_DATE_FORMAT = "--meeting {value!r} is not a date; expected YYYY-MM-DD"
@@ -74,15 +75,19 @@ def _write_csv(frame: pd.DataFrame, path: Path) -> None:
     write_csv(frame, path, fast=True)
 
 
-def write_outputs(outputs: MeetingOutputs, out: str | Path) -> Path:
+def write_outputs(outputs: MeetingOutputs, out: str | Path, *, xlsx: bool = False) -> Path:
     """Write the five files into a temporary folder beside `out`, then swap it in (all or nothing).
 
-    Files in `out` that recommend does not write are kept.
+    With `xlsx`, also `meeting.xlsx`: recommendations, assignment and excluded as sheets, every
+    cell as text. Files in `out` that recommend does not write are kept.
     """
-    from features.outputs import publishing
+    from features.outputs import publishing, write_xlsx
 
     out = Path(out)
-    with publishing(out, managed=OUTPUT_FILES) as tmp:
+    with publishing(out, managed=(*OUTPUT_FILES, XLSX_FILE)) as tmp:
+        if xlsx:
+            sheets = {"recommendations": outputs.recommendations, "assignment": outputs.assignment}
+            write_xlsx({**sheets, "excluded": outputs.excluded}, tmp / XLSX_FILE)
         _write_csv(outputs.recommendations, tmp / "recommendations.csv")
         _write_csv(outputs.explanations, tmp / "explanations.csv")
         _write_csv(outputs.assignment, tmp / "assignment.csv")
@@ -114,6 +119,9 @@ def recommend(
     params: Path | None = typer.Option(
         None, "--params", help="params.yaml to use (default: ./params.yaml, else the project's own)."
     ),
+    xlsx: bool = typer.Option(
+        False, "--xlsx", help="Also write meeting.xlsx (recommendations, assignment, excluded; every cell as text)."
+    ),
 ) -> None:
     """Rank the eligible candidates for every home at one meeting, explain each suggestion, propose a one-to-one plan."""
     from features.load import load_dataset
@@ -129,5 +137,5 @@ def recommend(
     outputs = meeting_outputs(ds, meeting_date, bundle, cfg, lang=lang.value, complex_cap=complex_cap)
     for warning in outputs.warnings:
         typer.echo(f"warning: {warning}", err=True)
-    write_outputs(outputs, out)
+    write_outputs(outputs, out, xlsx=xlsx)
     typer.echo(f"{outputs.summary}; wrote {out}")

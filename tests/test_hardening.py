@@ -205,3 +205,54 @@ def test_a_train_that_fails_at_the_end_leaves_registry_and_outputs_as_they_were(
     assert live == []  # the run was deleted
     assert [p.name for p in bundle_out.iterdir()] == ["old.txt"] and (tmp_path / "m.json").read_text() == "old metrics"
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_two_train_runs_at_once_leave_a_consistent_registry(small_synthetic, tmp_path, monkeypatch):
+    """Two whole `matchwijs train` processes against one fresh MLflow store at the same time."""
+    import json
+    import subprocess
+    import sys
+
+    from models import tracking
+    from tests.conftest import params_file
+
+    store = tmp_path / "store"
+    open_gate = {
+        **PARAMS["fairness"]["gate"],
+        "max_difference": {},
+        "max_ratio_drop": {},
+        "max_replay_ratio_drop": {},
+        "fail_when_unjudgeable": False,
+    }
+    params = params_file(
+        tmp_path,
+        train={"test_weeks": 26, "calibration_weeks": 12, "bootstrap_resamples": 0},
+        fairness={"gate": open_gate},
+    )
+    env = {**os.environ, tracking.ENV_STORE: str(store)}
+    cmd = [sys.executable, "-c", "from pipelines.cli import main; main()", "train"]
+    cmd += ["--data", str(small_synthetic[0]), "--params", str(params)]
+    procs = [
+        subprocess.Popen(
+            [*cmd, "--metrics-out", str(tmp_path / f"m{i}.json"), "--bundle-out", str(tmp_path / f"model{i}")],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    outs = [p.communicate(timeout=1200) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err[-2000:] for _, err in outs]
+    mp = tracking.mlflow_params(params)
+    client = tracking._mlflow(store).MlflowClient()
+    versions = client.search_model_versions(f"name = '{mp.registered_model}'")
+    assert sorted(int(v.version) for v in versions) == [1, 2]
+    assert len({v.run_id for v in versions}) == 2
+    reported = sorted(json.loads((tmp_path / f"m{i}.json").read_text())["model_version"] for i in range(2))
+    assert reported == ["1", "2"]  # each run reports the version it registered
+    champion = tracking.champion_version(store, mp)
+    assert champion is not None and str(champion.version) in {"1", "2"}
+    monkeypatch.setenv(tracking.ENV_STORE, str(store))
+    assert tracking.resolve_bundle(None, params_path=params).metadata["model_version"].endswith(f"/{champion.version}")

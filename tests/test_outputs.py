@@ -205,3 +205,27 @@ def test_spreadsheet_safe_keeps_safe_text_identical():
     buf = io.StringIO()
     outputs.spreadsheet_safe(frame).to_csv(buf, index=False)
     assert buf.getvalue() == "id,x\n0001,1\nD-1,2\na=b,3\n"
+
+
+def test_xlsx_cells_are_text_never_formulas(tmp_path):
+    from openpyxl import load_workbook
+
+    frame = pd.DataFrame(
+        {
+            "client_id": ["0001", '=HYPERLINK("http://x")', "@SUM(A1)"],
+            "score": [0.5, -1.25, None],
+            "planned": [True, False, True],
+        }
+    )
+    path = tmp_path / "m.xlsx"
+    outputs.write_xlsx({"recommendations": frame, "excluded": frame.head(0)}, path)
+    book = load_workbook(path)
+    assert book.sheetnames == ["recommendations", "excluded"]
+    rows = list(book["recommendations"].iter_rows(values_only=False))
+    assert [c.value for c in rows[0]] == ["client_id", "score", "planned"]
+    cells = [c for row in rows[1:] for c in row]
+    assert all(c.data_type == "s" for c in cells if c.value is not None)  # text, never "f" (formula)
+    assert [c.value for c in rows[2]] == ['=HYPERLINK("http://x")', "-1.25", "False"]
+    assert rows[1][0].value == "0001"  # leading zeros kept
+    assert rows[3][1].value in (None, "")  # a missing number is an empty cell
+    assert [c.value for c in next(book["excluded"].iter_rows())] == ["client_id", "score", "planned"]

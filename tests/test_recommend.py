@@ -59,6 +59,24 @@ def tiny(tmp_path_factory):
     return data, bundle.save(root / "model"), ds, cfg, bundle
 
 
+def test_cli_writes_an_excel_workbook_on_request(tiny, tmp_path):
+    from openpyxl import load_workbook
+
+    data, model, *_ = tiny
+    out = tmp_path / "out"
+    proc = run_cli(
+        "recommend", "--data", str(data), "--meeting", "2023-01-02", "--out", str(out), "--model", str(model), "--xlsx"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == sorted([*OUTPUT_FILES, "meeting.xlsx"])
+    book = load_workbook(out / "meeting.xlsx")
+    assert book.sheetnames == ["recommendations", "assignment", "excluded"]
+    recs = read(out, "recommendations.csv")
+    assert book["recommendations"].max_row == len(recs) + 1
+    header = [c.value for c in next(book["recommendations"].iter_rows())]
+    assert header == list(recs.columns)
+
+
 def test_cli_end_to_end_on_the_tiny_dataset(tiny, tmp_path):
     data, model, *_ = tiny
     out = tmp_path / "out"
