@@ -260,9 +260,11 @@ def train(
                     }
                 )
                 bundle.save(staged_bundle)
-            stage.commit()
+            # The alias moves before the outputs are swapped in: if either fails, the rollback puts the
+            # alias back and deletes the version, and the outputs are never swapped.
             if promotion.promote:
                 tracking.promote(store, mp, version)
+            stage.commit()
 
     typer.echo(table.drop(columns=["n_placements"], errors="ignore").round(4).to_string())
     if oracle is not None:

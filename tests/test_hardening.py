@@ -256,3 +256,36 @@ def test_two_train_runs_at_once_leave_a_consistent_registry(small_synthetic, tmp
     assert champion is not None and str(champion.version) in {"1", "2"}
     monkeypatch.setenv(tracking.ENV_STORE, str(store))
     assert tracking.resolve_bundle(None, params_path=params).metadata["model_version"].endswith(f"/{champion.version}")
+
+
+def test_a_failure_moving_the_default_leaves_outputs_and_registry_as_they_were(small_synthetic, tmp_path, monkeypatch):
+    """The champion alias moves before the outputs are swapped in: if moving it fails, nothing changed."""
+    from typer.testing import CliRunner
+
+    from models import tracking
+    from pipelines.cli import app
+    from tests.conftest import params_file
+
+    monkeypatch.setenv("MATCHWIJS_MLFLOW_DIR", str(tmp_path / "store"))
+    open_gate = {**PARAMS["fairness"]["gate"], "max_difference": {}, "max_ratio_drop": {}, "max_replay_ratio_drop": {}}
+    params = params_file(
+        tmp_path,
+        train={"test_weeks": 26, "calibration_weeks": 12, "bootstrap_resamples": 0},
+        fairness={"gate": {**open_gate, "fail_when_unjudgeable": False}},
+    )
+    bundle_out = tmp_path / "model"
+    bundle_out.mkdir()
+    (bundle_out / "old.txt").write_text("the previous model")
+
+    def failing_promote(store, mp, version):
+        raise OSError(5, "Input/output error", str(store))
+
+    monkeypatch.setattr(tracking, "promote", failing_promote)
+    args = ["train", "--data", str(small_synthetic[0]), "--params", str(params), "--bundle-out", str(bundle_out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1 and "Input/output error" in result.output, result.output[-2000:]
+    mp = tracking.mlflow_params(params)
+    client = tracking._mlflow(tmp_path / "store").MlflowClient()
+    assert client.search_model_versions(f"name = '{mp.registered_model}'") == []
+    assert tracking.champion_version(tmp_path / "store", mp) is None
+    assert [p.name for p in bundle_out.iterdir()] == ["old.txt"]
