@@ -67,6 +67,7 @@ class Col:
     isin: tuple[str, ...] | None = None
     nullable: bool = False
     unique: bool = False
+    optional: bool = False  # the column may be absent from the file (the loader then fills its default)
 
     def expectation(self) -> str:
         """What a valid value looks like, in words, for error messages."""
@@ -123,6 +124,12 @@ PROFILE_HISTORY_COLUMNS: tuple[Col, ...] = (
     Col("needs_wheelchair_access", BOOL),
 )
 PROFILE_COLUMNS: tuple[str, ...] = tuple(c.name for c in PROFILE_HISTORY_COLUMNS)
+
+# A meeting is a region on a date. `region` is optional in vacancies and candidates (both or neither);
+# without it the whole dataset is one region, filled in by the loader as DEFAULT_REGION.
+REGION = "region"
+DEFAULT_REGION = ""
+MEETING_KEYS = ("meeting_date", REGION)
 
 TABLES: dict[str, TableSpec] = {
     t.name: t
@@ -213,13 +220,13 @@ TABLES: dict[str, TableSpec] = {
         ),
         TableSpec(
             "vacancies",
-            (Col("meeting_date", DATE), Col("dwelling_id", STR)),
+            (Col("meeting_date", DATE), Col("dwelling_id", STR), Col(REGION, STR, optional=True)),
             key=("meeting_date", "dwelling_id"),
             description="which homes were on the table at which meeting",
         ),
         TableSpec(
             "candidates",
-            (Col("meeting_date", DATE), Col("client_id", STR)),
+            (Col("meeting_date", DATE), Col("client_id", STR), Col(REGION, STR, optional=True)),
             key=("meeting_date", "client_id"),
             description="which clients were ready to move at which meeting",
         ),

@@ -8,6 +8,7 @@ either returns a `Dataset` or raises `DataError` listing *every* problem found.
 from __future__ import annotations
 
 import codecs
+import dataclasses
 import datetime as dt
 import hashlib
 from dataclasses import dataclass
@@ -23,12 +24,14 @@ from features.contract import (
     BOOL,
     DATE,
     DATETIME,
+    DEFAULT_REGION,
     FLOAT,
     INT,
     NO_PLACEMENT,
     PLAN_FOLLOWED,
     REASON_OTHER,
     REFERENCES,
+    REGION,
     STR,
     TABLES,
     TableSpec,
@@ -93,6 +96,13 @@ class DataError(UserError):
         super().__init__("\n".join(str(p) for p in problems))
 
 
+def region_of(frame: pd.DataFrame) -> pd.Series:
+    """The `region` of each row (vacancies, candidates, pairs); DEFAULT_REGION where a frame has none."""
+    if REGION in frame.columns:
+        return frame[REGION].astype(object)
+    return pd.Series(DEFAULT_REGION, index=frame.index, dtype=object)
+
+
 @dataclass(frozen=True)
 class Dataset:
     """A validated dataset: one typed frame per table plus the manifest."""
@@ -116,6 +126,22 @@ class Dataset:
 
     def table(self, name: str) -> pd.DataFrame | None:
         return getattr(self, name)
+
+    @property
+    def regions(self) -> list[str]:
+        """The regional meetings in the data, sorted ([DEFAULT_REGION] when the data have no regions)."""
+        return sorted(set(region_of(self.vacancies)) | set(region_of(self.candidates)))
+
+    def for_region(self, region: str) -> Dataset:
+        """The same data with only one region's vacancies and candidates (history tables stay whole)."""
+        if region not in self.regions:
+            known = ", ".join(r or "(none)" for r in self.regions)
+            raise UserError(f"region {region!r} is not in {self.path}: expected one of {known}")
+        return dataclasses.replace(
+            self,
+            vacancies=self.vacancies[(region_of(self.vacancies) == region).to_numpy()].reset_index(drop=True),
+            candidates=self.candidates[(region_of(self.candidates) == region).to_numpy()].reset_index(drop=True),
+        )
 
     def summary(self) -> str:
         """One line: row counts, meeting date range and as_of."""
@@ -286,7 +312,7 @@ def _typed_table(raw: pd.DataFrame, spec: TableSpec, problems: list[Problem]) ->
     """
     present = [c for c in spec.columns if c.name in raw.columns]
     for col in spec.columns:
-        if col.name not in raw.columns:
+        if col.name not in raw.columns and not col.optional:
             problems.append(Problem(spec.name, col.name, f"{ERR_MISSING_COLUMN} (expected {col.expectation()})"))
     raw = raw.reset_index(drop=True)
     typed = pd.DataFrame(index=raw.index)
@@ -643,6 +669,37 @@ def _check_decisions(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp | None
         _flag(problems, T, "client_id", mask, ERR_DECISION_TWO_PER_CLIENT, dec["client_id"])
 
 
+ERR_REGION_ONE_TABLE = "{has} has a region column but {lacks} has none, expected region in both tables or in neither"
+ERR_REGION_MISMATCH = (
+    "the home's region at that meeting (vacancies) differs from the client's (candidates), "
+    "expected a placement within one regional meeting"
+)
+
+
+def _check_regions(tables: dict[str, pd.DataFrame], problems: list[Problem]) -> None:
+    """`region` (optional) is in both vacancies and candidates or in neither; a placement stays in one region."""
+    has = {t: _has(tables, t, REGION) for t in ("vacancies", "candidates")}
+    if has["vacancies"] != has["candidates"]:
+        with_it, without = ("vacancies", "candidates") if has["vacancies"] else ("candidates", "vacancies")
+        problems.append(Problem(without, REGION, ERR_REGION_ONE_TABLE.format(has=with_it, lacks=without)))
+        return
+    if not has["vacancies"] or not _has(tables, "placements", "meeting_date", "dwelling_id", "client_id"):
+        return
+    pl = tables["placements"]
+    sides = []
+    for table, key in (("vacancies", "dwelling_id"), ("candidates", "client_id")):
+        t = tables[table]
+        if not _has(tables, table, "meeting_date", key):
+            return
+        lookup = t.drop_duplicates(["meeting_date", key]).set_index(["meeting_date", key])[REGION]
+        sides.append(pd.Series(lookup.reindex(pd.MultiIndex.from_frame(pl[["meeting_date", key]])).to_numpy()))
+    home, client = (side.astype(object).where(side.notna(), None).to_numpy() for side in sides)
+    differs = pd.Series(
+        [h is not None and c is not None and h != c for h, c in zip(home, client, strict=True)], index=pl.index
+    )
+    _flag(problems, "placements", "client_id", differs, ERR_REGION_MISMATCH, pl["client_id"])
+
+
 def load_dataset(path: str | Path) -> Dataset:
     """Read and validate a dataset folder.
 
@@ -664,8 +721,12 @@ def load_dataset(path: str | Path) -> Dataset:
     _check_dates(tables, manifest.get("as_of"), problems)
     _check_profile_dates(tables, manifest.get("as_of"), problems)
     _check_decisions(tables, manifest.get("as_of"), problems)
+    _check_regions(tables, problems)
     if problems:
         raise DataError(problems)
+    for name in ("vacancies", "candidates"):
+        if REGION not in tables[name].columns:
+            tables[name][REGION] = pd.Series(DEFAULT_REGION, index=tables[name].index, dtype="string")
     return Dataset(
         path=folder,
         as_of=manifest["as_of"],

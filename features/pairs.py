@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from features.contract import DWELLING_TYPES, FAILURE_REASONS, PROFILE_COLUMNS, ZRM_DOMAINS
-from features.load import Dataset
+from features.contract import DWELLING_TYPES, FAILURE_REASONS, PROFILE_COLUMNS, REGION, ZRM_DOMAINS
+from features.load import Dataset, region_of
 from features.profiles import clients_as_of
 from features.rules import PassendToewijzen
 
@@ -327,12 +327,18 @@ def build_pair_features(
 
 
 def all_meeting_pairs(ds: Dataset, meeting_dates) -> pd.DataFrame:
-    """Every (vacancy, candidate) pair at each of the given meetings."""
+    """Every (vacancy, candidate) pair at each of the given meeting dates, within each regional meeting.
+
+    A meeting is a region on a date: a home is paired only with the candidates of its own region.
+    Returns the pair keys and `region` (DEFAULT_REGION when the data have no regions).
+    """
     dates = pd.DatetimeIndex(meeting_dates)
     vac = ds.vacancies.loc[ds.vacancies["meeting_date"].isin(dates), ["meeting_date", "dwelling_id"]]
+    vac = vac.assign(**{REGION: region_of(ds.vacancies).loc[vac.index]})
     cand = ds.candidates.loc[ds.candidates["meeting_date"].isin(dates), ["meeting_date", "client_id"]]
-    pairs = vac.merge(cand, on="meeting_date", how="inner")
-    return pairs.sort_values(PAIR_KEYS, kind="stable").reset_index(drop=True)[PAIR_KEYS]
+    cand = cand.assign(**{REGION: region_of(ds.candidates).loc[cand.index]})
+    pairs = vac.merge(cand, on=["meeting_date", REGION], how="inner")
+    return pairs.sort_values(PAIR_KEYS, kind="stable").reset_index(drop=True)[[*PAIR_KEYS, REGION]]
 
 
 def meeting_pairs(ds: Dataset, meeting_date: pd.Timestamp) -> pd.DataFrame:

@@ -93,6 +93,12 @@ def generate(
         "--decisions",
         help="Also write a made-up decision log of the meetings (decisions.csv; params.yaml synthetic_decisions).",
     ),
+    regions: int = typer.Option(
+        1,
+        "--regions",
+        min=1,
+        help="Regional meetings to simulate (more than 1: a region column, one world per region, ids prefixed R01-...).",
+    ),
     params: Path | None = ParamsOpt,
 ) -> None:
     """Write a synthetic Amsterdam dataset that follows the contract (and, optionally, its ground truth)."""
@@ -113,9 +119,16 @@ def generate(
         if v is not None
     }
     cfg = dataclasses.replace(cfg, **overrides)
-    summary = generate_dataset(
-        out, cfg, truth_dir=truth, progress=lambda msg: _echo_err(f"generate: {msg}"), decisions=log
-    )
+    if regions > 1:
+        from synthetic.regions import generate_regions
+
+        summary = generate_regions(
+            out, cfg, regions, truth_dir=truth, decisions=log, progress=lambda msg: _echo_err(f"generate: {msg}")
+        )
+    else:
+        summary = generate_dataset(
+            out, cfg, truth_dir=truth, progress=lambda msg: _echo_err(f"generate: {msg}"), decisions=log
+        )
     typer.echo(summary)
 
 

@@ -122,6 +122,12 @@ def recommend(
     xlsx: bool = typer.Option(
         False, "--xlsx", help="Also write meeting.xlsx (recommendations, assignment, excluded; every cell as text)."
     ),
+    region: str | None = typer.Option(
+        None,
+        "--region",
+        help="Only this regional meeting (data with a region column; default: every region at that date, "
+        "each with its own plan).",
+    ),
 ) -> None:
     """Rank the eligible candidates for every home at one meeting, explain each suggestion, propose a one-to-one plan."""
     from features.load import load_dataset
@@ -131,6 +137,8 @@ def recommend(
     check_output_folder(out)
     cfg = load_config(params)
     ds = load_dataset(data)
+    if region is not None:
+        ds = ds.for_region(region)
     meeting_date = latest_meeting(ds) if meeting.strip().lower() == "latest" else parse_meeting_date(meeting)
     check_meeting(ds, meeting_date)
     bundle = resolve_model(model, params)

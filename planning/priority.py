@@ -34,6 +34,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from features.contract import REGION
 from features.load import Dataset
 from planning.assignment import CLIENT, DWELLING, POLICY_NAMES, AssignmentParams, plan_assignment
 
@@ -140,8 +141,22 @@ def longest_waiting_matchable(eligible: pd.DataFrame, waiting: pd.Series, *, com
     return kept
 
 
+def _regions(pairs: pd.DataFrame) -> list[pd.DataFrame] | None:
+    """The pairs split by regional meeting, or None when they hold a single region (the usual case)."""
+    if REGION not in pairs.columns or pairs[REGION].nunique(dropna=False) <= 1:
+        return None
+    return [g for _, g in pairs.groupby(REGION, sort=True, dropna=False)]
+
+
 def policy_clients(eligible: pd.DataFrame, waiting: pd.Series, params: AssignmentParams, *, benefit: str) -> set:
-    """The clients of one meeting the policy allows the plan to place (its pool this week)."""
+    """The clients of one meeting the policy allows the plan to place (its pool this week).
+
+    A meeting is a region on a date: with several regions in `eligible` (column `region`), each
+    regional meeting gets its own pool (for `pool_k`: k × its own homes).
+    """
+    parts = _regions(eligible)
+    if parts is not None:
+        return set().union(*(policy_clients(g, waiting, params, benefit=benefit) for g in parts))
     plannable = eligible[eligible[benefit].to_numpy(dtype=float) > params.min_benefit]
     if params.policy == EXACT:
         return set(longest_waiting_matchable(plannable, waiting, complex_cap=params.complex_cap))
@@ -164,7 +179,14 @@ def plan_meeting(
 
 
 def plan_policy(pairs: pd.DataFrame, waiting: pd.Series, params: AssignmentParams, *, benefit: str) -> pd.DataFrame:
-    """`plan_meeting` without the dataset: the waiting weeks are given (aligned with `pairs`)."""
+    """`plan_meeting` without the dataset: the waiting weeks are given (aligned with `pairs`).
+
+    Pairs of several regional meetings (column `region`) get one plan per region, concatenated.
+    """
+    parts = _regions(pairs)
+    if parts is not None:
+        plans = pd.concat([plan_policy(g, waiting, params, benefit=benefit) for g in parts], ignore_index=True)
+        return plans.sort_values([DWELLING, CLIENT], kind="stable").reset_index(drop=True)
     allowed = policy_clients(pairs, waiting, params, benefit=benefit)
     pooled = pairs[pairs[CLIENT].isin(allowed).to_numpy(np.bool_)]
     if params.policy != EXACT or pooled.empty:

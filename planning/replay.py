@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from features.contract import DEFAULT_REGION, REGION
+from features.load import region_of
 from planning.assignment import AssignmentParams
 from planning.priority import plan_policy
 
@@ -36,6 +38,15 @@ class QueueHistory:
     last_seen: pd.Series  # client_id -> last meeting as a candidate
     dropout: pd.Series  # client_id -> last meeting attended, for clients who left without a home
     vacancies: Mapping[pd.Timestamp, list]  # meeting -> dwelling_ids offered
+    # A meeting is a region on a date: a home is offered to the clients of its own region only.
+    home_region: Mapping[tuple, str] | None = None  # (meeting, dwelling_id) -> region; None = one region
+    client_region: pd.Series | None = None  # client_id -> region (at their last meeting as a candidate)
+
+    def region_of_home(self, meeting: pd.Timestamp, dwelling) -> str:
+        return DEFAULT_REGION if self.home_region is None else self.home_region.get((meeting, dwelling), DEFAULT_REGION)
+
+    def region_of_client(self, client) -> str:
+        return DEFAULT_REGION if self.client_region is None else self.client_region.get(client, DEFAULT_REGION)
 
 
 @dataclass
@@ -53,7 +64,25 @@ def queue_history(candidates: pd.DataFrame, vacancies: pd.DataFrame, placed_clie
     last_meeting = candidates["meeting_date"].max()
     left = seen[~seen.index.isin(set(placed_clients)) & (seen["max"] < last_meeting)]
     offered = {pd.Timestamp(m): sorted(g) for m, g in vacancies.groupby("meeting_date")["dwelling_id"]}
-    return QueueHistory(arrival=seen["min"], last_seen=seen["max"], dropout=left["max"], vacancies=offered)
+    home_region = client_region = None
+    if len(set(region_of(vacancies)) | set(region_of(candidates))) > 1:
+        home_region = dict(
+            zip(
+                zip(pd.to_datetime(vacancies["meeting_date"]), vacancies["dwelling_id"], strict=True),
+                region_of(vacancies),
+                strict=True,
+            )
+        )
+        last = candidates.sort_values("meeting_date", kind="stable").drop_duplicates("client_id", keep="last")
+        client_region = pd.Series(region_of(last).to_numpy(), index=last["client_id"].to_numpy())
+    return QueueHistory(
+        arrival=seen["min"],
+        last_seen=seen["max"],
+        dropout=left["max"],
+        vacancies=offered,
+        home_region=home_region,
+        client_region=client_region,
+    )
 
 
 def replay(
@@ -83,7 +112,21 @@ def replay(
         union = sorted(set().union(*queues.values())) if queues else []
         if not homes or not union:
             continue
-        pairs = pd.DataFrame([(meeting, h, c) for h in homes for c in union], columns=PAIR_KEYS)
+        if history.home_region is None:
+            pairs = pd.DataFrame([(meeting, h, c) for h in homes for c in union], columns=PAIR_KEYS)
+        else:  # regional meetings: a home meets only its own region's queue
+            where = {c: history.region_of_client(c) for c in union}
+            pairs = pd.DataFrame(
+                [
+                    (meeting, h, c, r)
+                    for h in homes
+                    for c in union
+                    if where[c] == (r := history.region_of_home(meeting, h))
+                ],
+                columns=[*PAIR_KEYS, REGION],
+            )
+            if pairs.empty:
+                continue
         scored = score(pairs).reset_index(drop=True)
         if scored.empty:
             continue

@@ -14,8 +14,9 @@ import numpy as np
 import pandas as pd
 
 from features.config import section
+from features.contract import DEFAULT_REGION, REGION
 from features.errors import UserError
-from features.load import Dataset
+from features.load import Dataset, region_of
 from features.pairs import FeatureParams, build_pair_features, meeting_pairs
 from features.rules import PassendToewijzen
 from models.bundle import ModelBundle
@@ -213,6 +214,7 @@ def meeting_outputs(
     lap("score_shap_support")
 
     recs = eligible[["meeting_date", "dwelling_id", "client_id"]].copy()
+    recs[REGION] = region_of(eligible).to_numpy()  # a meeting is a region on a date: one plan per region
     recs["score"], recs["base_value"], recs["p_sustained"] = score, base, p
     recs["support"] = support.astype(int)
     recs["low_support"] = recs["support"] < cfg.explain.low_support_below
@@ -282,8 +284,9 @@ def meeting_outputs(
     lap("sheet")
 
     day = f"{meeting_date:%Y-%m-%d}"
-    recs = recs.assign(meeting_date=day)[RECOMMENDATION_COLUMNS].reset_index(drop=True)
-    plan = plan.assign(meeting_date=day)[ASSIGNMENT_COLUMNS]
+    regional = [REGION] if ds.regions != [DEFAULT_REGION] else []  # data with named regions: a region column
+    recs = recs.assign(meeting_date=day)[RECOMMENDATION_COLUMNS + regional].reset_index(drop=True)
+    plan = plan.assign(meeting_date=day)[ASSIGNMENT_COLUMNS + regional]
     excluded = excluded.assign(meeting_date=day).sort_values(["dwelling_id", "client_id"], kind="stable")[
         EXCLUDED_COLUMNS
     ]

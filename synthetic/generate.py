@@ -723,7 +723,8 @@ def generate_dataset(
             yaml.safe_dump(manifest, sort_keys=False, allow_unicode=True), encoding="utf-8"
         )
         for name, frame in tables.items():
-            _csv(frame[TABLES[name].column_names], tmp / f"{name}.csv")
+            cols = [c.name for c in TABLES[name].columns if c.name in frame.columns or not c.optional]
+            _csv(frame[cols], tmp / f"{name}.csv")
         if tmp_truth is not None:
             pairs = _truth_pairs(cfg, world, meetings, history)
             spread = within_client_spread(pairs)

@@ -1,0 +1,151 @@
+"""A country of regional meetings: several synthetic regions in one dataset (the contract's `region`).
+
+The Netherlands has many regional matching meetings, not one giant one. Each region here is an
+independent synthetic world (the generator with its own seed: seed + 1000 × region number) on the
+same CBS neighbourhoods; the regions are then written as one dataset whose `vacancies` and
+`candidates` carry a `region` column. Identifiers are prefixed with the region's name (`R01-W000001`),
+so homes, clients, placements and care providers never collide across regions.
+
+One region is generated at a time, so memory grows with one region, never with the country.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from features.contract import REGION, TABLES
+from features.errors import UserError
+from features.outputs import check_output_folder, publishing
+from synthetic.decisions import DecisionParams
+from synthetic.generate import (
+    ERR_TRUTH_INSIDE,
+    TRUTH_MANIFEST,
+    TRUTH_PAIRS_FILE,
+    TRUTH_PLACEMENTS_FILE,
+    GenerateParams,
+    generate_dataset,
+)
+
+# Columns holding an identifier that is local to one region (prefixed with the region's name).
+REGIONAL_IDS = (
+    "dwelling_id",
+    "complex_id",
+    "client_id",
+    "placement_id",
+    "report_id",
+    "decision_id",
+    "supersedes",
+    "proposed_client_id",
+    "care_provider",
+)
+SEED_STEP = 1000
+
+
+def _nested(child: Path, parent: Path) -> bool:
+    return child.resolve().is_relative_to(parent.resolve())
+
+
+def region_name(number: int) -> str:
+    """R01, R02, ...: the name and identifier prefix of the `number`-th region (1-based)."""
+    return f"R{number:02d}"
+
+
+def _prefix(frame: pd.DataFrame, region: str) -> pd.DataFrame:
+    out = frame.copy()
+    for col in REGIONAL_IDS:
+        if col in out.columns:
+            values = out[col]
+            filled = values.notna() & (values.astype(str) != "")
+            out[col] = values.where(~filled, region + "-" + values.astype(str))
+    return out
+
+
+def generate_regions(
+    out: str | Path,
+    cfg: GenerateParams,
+    regions: int,
+    *,
+    truth_dir: str | Path | None = None,
+    decisions: DecisionParams | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> str:
+    """Write `regions` synthetic regional meetings as one dataset at `out` (and their truth at `truth_dir`).
+
+    Returns a one-line summary. The output folders are replaced atomically, as by `generate_dataset`.
+    """
+    if regions < 1:
+        raise ValueError("regions must be at least 1")
+    out = Path(out)
+    truth_path = Path(truth_dir) if truth_dir is not None else None
+    if truth_path is not None and (_nested(truth_path, out) or _nested(out, truth_path)):
+        raise UserError(ERR_TRUTH_INSIDE.format(truth=truth_path, out=out))
+    check_output_folder(out)
+    if truth_path is not None:
+        check_output_folder(truth_path, "--truth")
+    say = progress or (lambda _msg: None)
+    tables: dict[str, list[pd.DataFrame]] = {}
+    truth_pairs: list[pd.DataFrame] = []
+    truth_placements: list[pd.DataFrame] = []
+    manifest: dict = {}
+    truth_manifest: dict = {}
+    with tempfile.TemporaryDirectory(prefix="matchwijs-regions-") as scratch:
+        for number in range(1, regions + 1):
+            name = region_name(number)
+            say(f"region {name} ({number}/{regions})")
+            folder, truth = Path(scratch) / "data", Path(scratch) / "truth"
+            generate_dataset(
+                folder,
+                dataclasses.replace(cfg, seed=cfg.seed + SEED_STEP * number),
+                truth_dir=truth if truth_dir is not None else None,
+                decisions=decisions,
+            )
+            manifest = yaml.safe_load((folder / "dataset.yaml").read_text(encoding="utf-8"))
+            for spec in TABLES.values():
+                file = folder / f"{spec.name}.csv"
+                if not file.exists():
+                    continue
+                frame = pd.read_csv(file, dtype=str, keep_default_na=False)
+                if spec.name == "neighbourhoods":
+                    if number == 1:  # the same CBS buurten in every region
+                        tables[spec.name] = [frame]
+                    continue
+                frame = _prefix(frame, name)
+                if spec.name in ("vacancies", "candidates"):
+                    frame[REGION] = name
+                tables.setdefault(spec.name, []).append(frame)
+            if truth_dir is not None:
+                truth_pairs.append(_prefix(pd.read_parquet(truth / TRUTH_PAIRS_FILE), name).assign(region=name))
+                truth_placements.append(_prefix(pd.read_parquet(truth / TRUTH_PLACEMENTS_FILE), name))
+                truth_manifest = yaml.safe_load((truth / TRUTH_MANIFEST).read_text(encoding="utf-8"))
+            shutil.rmtree(folder)
+            if truth.exists():
+                shutil.rmtree(truth)
+        manifest["name"] = f"{manifest.get('name') or 'synthetic'} ({regions} regions)"
+        manifest["description"] = (
+            f"Synthetic matchwijs dataset of {regions} regional meetings (seeds {cfg.seed} + {SEED_STEP} × region); "
+            "every client, home and outcome is simulated."
+        )
+        with publishing(Path(out)) as tmp:
+            (tmp / "dataset.yaml").write_text(
+                yaml.safe_dump(manifest, sort_keys=False, allow_unicode=True), encoding="utf-8"
+            )
+            for name, frames in tables.items():
+                pd.concat(frames, ignore_index=True).to_csv(tmp / f"{name}.csv", index=False)
+        if truth_dir is not None:
+            with publishing(Path(truth_dir), option="--truth") as tmp:
+                pd.concat(truth_pairs, ignore_index=True).to_parquet(tmp / TRUTH_PAIRS_FILE, index=False)
+                pd.concat(truth_placements, ignore_index=True).to_parquet(tmp / TRUTH_PLACEMENTS_FILE, index=False)
+                truth_manifest["regions"] = [region_name(n) for n in range(1, regions + 1)]
+                truth_manifest["seed"] = cfg.seed
+                (tmp / TRUTH_MANIFEST).write_text(
+                    yaml.safe_dump(truth_manifest, sort_keys=False, allow_unicode=True), encoding="utf-8"
+                )
+    counts = ", ".join(f"{n} {sum(len(f) for f in frames)}" for n, frames in tables.items())
+    return f"wrote {out}: {regions} regions; {counts}"
