@@ -253,6 +253,10 @@ def champion_set_elsewhere(store: Path, params: MlflowParams) -> str | None:
     by_train = (registered.tags or {}).get(TRAIN_SET_TAG)
     if current is None and by_train is None:
         return None
+    if by_train is None:  # a store from before the tag: train tags every version it promotes
+        tags = client.get_model_version(params.registered_model, str(current)).tags or {}
+        if tags.get("promoted") == "true":
+            return None
     if str(current) == str(by_train):
         return None
     if current is None:
@@ -476,13 +480,16 @@ def evaluated_bundle(store: Path, params: MlflowParams, version: str) -> ModelBu
     """The evaluated bundle logged beside registered `version` (artifact evaluated/bundle), or None for older runs."""
     mlflow = _mlflow(store)
     client = mlflow.MlflowClient()
-    mv = client.get_model_version(params.registered_model, version)
-    if not mv.run_id:
-        return None
-    names = {Path(a.path).name for a in client.list_artifacts(mv.run_id, "evaluated")}
-    if "bundle" not in names:
-        return None
-    path = mlflow.artifacts.download_artifacts(run_id=mv.run_id, artifact_path=EVALUATED_ARTIFACT)
+    try:
+        mv = client.get_model_version(params.registered_model, version)
+        if not mv.run_id:
+            return None
+        names = {Path(a.path).name for a in client.list_artifacts(mv.run_id, "evaluated")}
+        if "bundle" not in names:
+            return None
+        path = mlflow.artifacts.download_artifacts(run_id=mv.run_id, artifact_path=EVALUATED_ARTIFACT)
+    except mlflow.exceptions.MlflowException as exc:
+        raise UserError(f"the evaluated model of version {version} cannot be read: {str(exc)[:300]}") from None
     bundle = ModelBundle.load(path)
     bundle.metadata.setdefault("model_version", f"{params.registered_model}/{mv.version} (evaluated)")
     bundle.metadata.setdefault("mlflow_run_id", mv.run_id)

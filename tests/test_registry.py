@@ -16,7 +16,7 @@ from tests.helpers import PARAMS
 # Every difference check is computed (and logged) but cannot fail: this file is about the registry.
 OPEN_GATE = {
     **PARAMS["fairness"]["gate"],
-    "max_difference": {k: 1.0 for k in PARAMS["fairness"]["gate"]["max_difference"]},
+    "max_difference": dict.fromkeys(PARAMS["fairness"]["gate"]["max_difference"], 1.0),
     "max_ratio_drop": {},
     "max_replay_ratio_drop": {},
     "fail_when_unjudgeable": False,
@@ -150,3 +150,23 @@ def test_train_reports_a_default_moved_outside_train(trained, tmp_path, monkeypa
     run = client.get_run(client.get_model_version(mp.registered_model, "2").run_id)
     assert "removed outside" in run.data.tags["champion_moved_outside_train"]
     assert tracking.champion_set_elsewhere(copy, mp) is None  # train promoted version 2 itself
+
+
+def test_model_card_states_both_data_ranges_the_age_and_what_the_gate_judged(trained, small_synthetic):
+    from models.bundle import ModelBundle
+
+    root, _, params, _ = trained
+    out = root / "audit"
+    args = ["audit", "--data", str(small_synthetic[0]), "--model", str(root / "model" / "evaluated")]
+    result = CliRunner().invoke(app, [*args, "--out", str(out), "--params", str(params)])
+    assert result.exit_code in (0, 3), result.output[-3000:]
+    card = (out / "model_card.md").read_text(encoding="utf-8")
+    md = ModelBundle.load(root / "model").metadata
+    assert "This card describes the **evaluated** model" in card
+    assert "the fairness gate in `train` judged the evaluated model" in card
+    for role in ("evaluated", "deployed"):
+        row = f"{md[f'{role}_first_meeting']} to {md[f'{role}_last_meeting']} | {md[f'{role}_outcomes_known_to']} |"
+        assert row in card
+    # the evaluated model knew what was known at its test start; the data's latest date is as_of
+    age = (pd.Timestamp(md["as_of"]) - pd.Timestamp(md["test_start"])).days
+    assert f"learned from what was known on {md['test_start']}, **{age} days** before" in card
