@@ -127,3 +127,35 @@ def test_model_age_and_the_warning():
     assert text is not None and re.search(r"2025-01-01, 181 days before.*max_model_age_days = 180", text)
     assert age_warning(deployed, pd.Timestamp("2030-01-01"), None) is None  # no `deploy` section: no check
     assert model_age_days({}, pd.Timestamp("2025-01-01")) is None
+
+
+def test_recommend_warns_when_the_model_is_older_than_the_threshold(tmp_path):
+    import subprocess
+    import sys
+
+    from features.load import load_dataset
+    from features.pairs import all_meeting_pairs, build_pair_features
+    from pipelines.recommend import load_config
+    from synthetic.stand_in import jittered, stand_in_bundle
+    from tests.conftest import tiny_tables, write_dataset
+
+    data = write_dataset(tmp_path / "tiny", tiny_tables())
+    ds = load_dataset(data)
+    cfg = load_config()
+    X = build_pair_features(
+        ds, all_meeting_pairs(ds, ds.vacancies["meeting_date"].unique()), params=cfg.features, rules=cfg.amounts
+    )
+    bundle = stand_in_bundle(jittered(X, 200, seed=1), n_trees=5, num_leaves=4, min_data_in_leaf=5)
+    bundle.metadata.update({"role": DEPLOYED, "as_of": "2022-01-01"})
+    bundle.save(tmp_path / "model")
+    args = ["recommend", "--data", str(data), "--meeting", "2023-01-02", "--out", str(tmp_path / "out")]
+    proc = subprocess.run(
+        [sys.executable, "-c", "from pipelines.cli import main; main()", *args, "--model", str(tmp_path / "model")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    limit = PARAMS["deploy"]["max_model_age_days"]
+    expected = f"warning: the model learned from what was known on 2022-01-01, 366 days before this meeting (more than params deploy.max_model_age_days = {limit})"
+    assert expected in proc.stderr
