@@ -265,9 +265,9 @@ def train(
                 start_time=started_at,
             )
             undo.run(parent_id)
-            logged = tracking.log_bundle_model(
-                store, parent_id, tmp / "deployed", result.test.head(5)[list(deployed.feature_names)]
-            )
+            # The input example is per-feature quantiles of the training rows: an aggregate, never a client's row.
+            example = rows[list(deployed.feature_names)].astype(float).quantile([0.1, 0.5, 0.9])
+            logged = tracking.log_bundle_model(store, parent_id, tmp / "deployed", example)
             undo.model(logged)
             if searched is not None:
                 _log_search(tracking, store, mp, searched, tp, parent_id)
