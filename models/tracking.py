@@ -382,7 +382,8 @@ def log_bundle_model(store: Path, run_id: str, bundle_dir: Path, example) -> Log
     bundle = ModelBundle.load(bundle_dir)
     example = example[list(bundle.feature_names)].astype(float).reset_index(drop=True)
     signature = infer_signature(example, pd.DataFrame({OUTPUT_COLUMN: bundle.proba(example)}))
-    with mlflow.start_run(run_id=run_id):
+    with mlflow.start_run(run_id=run_id), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
         info = mlflow.pyfunc.log_model(
             name=MODEL_ARTIFACT,
             python_model=str(PYFUNC_CODE),
@@ -461,7 +462,9 @@ def _load_version(mlflow, name: str, version) -> ModelBundle:
         import mlflow.pyfunc
 
         try:
-            loaded = mlflow.pyfunc.load_model(f"models:/{name}/{version.version}")
+            with warnings.catch_warnings():  # MLflow's advice to add type hints to predict: the signature is logged
+                warnings.simplefilter("ignore", UserWarning)
+                loaded = mlflow.pyfunc.load_model(f"models:/{name}/{version.version}")
         except mlflow.exceptions.MlflowException as exc:
             raise UserError(
                 f"registered model {name!r} version {version.version} cannot be loaded as an MLflow model: "
