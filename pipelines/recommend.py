@@ -67,6 +67,16 @@ def resolve_model(model: str | None, params_path: str | Path | None = None) -> M
     return resolve_bundle(model, params_path=params_path)
 
 
+def _warn_if_old(bundle: ModelBundle, meeting_date: pd.Timestamp, params_path: Path | None) -> None:
+    """Warn (stderr) when the model is older at this meeting than params `deploy.max_model_age_days`."""
+    from features.config import load_params
+    from models.deploy import age_warning, deploy_params
+
+    warning = age_warning(bundle.metadata or {}, meeting_date, deploy_params(load_params(params_path)))
+    if warning:
+        typer.echo(f"warning: {warning}", err=True)
+
+
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:
     # pyarrow's writer is several times faster than pandas for the long explanations table
     # and writes floats in shortest round-trip form, so additivity survives the file.
@@ -142,6 +152,7 @@ def recommend(
     meeting_date = latest_meeting(ds) if meeting.strip().lower() == "latest" else parse_meeting_date(meeting)
     check_meeting(ds, meeting_date)
     bundle = resolve_model(model, params)
+    _warn_if_old(bundle, meeting_date, params)
     outputs = meeting_outputs(ds, meeting_date, bundle, cfg, lang=lang.value, complex_cap=complex_cap)
     for warning in outputs.warnings:
         typer.echo(f"warning: {warning}", err=True)

@@ -66,8 +66,11 @@ def train(
 ) -> None:
     """Build features and labels, train the ranker, evaluate it on the latest meetings, track it in MLflow.
 
-    The new model becomes the default only if it is at least as good as the current
-    default on the same held-out placements and passes the fairness gate.
+    The evaluated model learns only from outcomes known before its held-out weeks; the
+    model registered for use (deployed) is its refit with the same settings on every
+    outcome known at the data's as_of. The new model becomes the default only if the
+    evaluated model is at least as good as the current default's evaluated model on the
+    same held-out placements and passes the fairness gate.
     """
     import pandas as pd
 
@@ -82,6 +85,7 @@ def train(
     from features.rules import PassendToewijzen
     from models import tracking
     from models.baselines import BaselineParams
+    from models.deploy import DEPLOYED, EVALUATED, data_range, known_at, train_deployed
     from models.experiment import grid_search, placement_rows, run_experiment
     from models.oracle import OracleParams, bootstrap_against, oracle_comparison
     from models.promotion import decide_promotion
@@ -89,6 +93,7 @@ def train(
     from reports.evaluation import write_evaluation
 
     started = time.perf_counter()
+    started_at = time.time()  # the MLflow run's start: its duration is the whole training
     # Check before acting: every output place, then params, data and the store, before any work.
     if eval_out is not None:
         check_output_folder(eval_out, "--eval-out")
@@ -145,8 +150,17 @@ def train(
         _progress("checking the fairness gate on the held-out placements")
         gate = fairness_gate(ds, bundle, params=section(cfg, "fairness", FairnessParams), config=cfg)
 
+    _progress(f"refitting the deployed model with the same settings on every outcome known at {ds.as_of:%Y-%m-%d}")
+    deployed, deployed_split = train_deployed(rows, as_of=ds.as_of, params=tp, objective=tp.objective)
+    ranges = {
+        **data_range(rows, result.split).as_metadata(EVALUATED),
+        **data_range(known_at(rows, ds.as_of), deployed_split).as_metadata(DEPLOYED),
+    }
     data_hash = dataset_fingerprint(data)
     store = tracking.store_dir(mp)
+    moved_by_hand = tracking.champion_set_elsewhere(store, mp)
+    if moved_by_hand:
+        _progress(f"warning: {moved_by_hand}")
     comparison = _compare_with_champion(tracking, store, mp, params, bundle, result, tp)
     for note in comparison.notes:
         _progress(f"note: {note}")
@@ -166,23 +180,37 @@ def train(
     run_params.update({f"train.lgbm.{k}": v for k, v in dataclasses.asdict(tp.lgbm).items()})
     run_params.pop("train.search.grid", None)
     assert_no_protected(run_params)
-    bundle.metadata.update(
-        {
-            "data_sha256": data_hash,
-            "as_of": f"{ds.as_of:%Y-%m-%d}",
-            "dataset_name": ds.name,
-            "code_version": code_version(),
-            "metrics": headline,
-            "params": {**{k: cfg[k] for k in ("features", "labels") if k in cfg}, "train": dataclasses.asdict(tp)},
-        }
-    )
+    shared = {
+        "data_sha256": data_hash,
+        "as_of": f"{ds.as_of:%Y-%m-%d}",
+        "dataset_name": ds.name,
+        "code_version": code_version(),
+        "metrics": headline,  # always the evaluated model's held-out metrics
+        "metrics_of": EVALUATED,
+        "fairness_gate": "none" if gate is None else ("passed" if gate.passed else "failed"),
+        "fairness_gate_judged": EVALUATED,
+        "params": {**{k: cfg[k] for k in ("features", "labels") if k in cfg}, "train": dataclasses.asdict(tp)},
+        **ranges,
+    }
     if oracle is not None:
-        bundle.metadata["oracle"] = oracle.summary
+        shared["oracle"] = oracle.summary
     if versus is not None:
-        bundle.metadata["versus"] = [
+        shared["versus"] = [
             {k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}
             for row in versus.to_dict("records")
         ]
+    bundle.metadata.update({**shared, "role": EVALUATED})
+    # The deployed model has no held-out weeks of its own: it carries the evaluated model's, so an
+    # audit of it runs and says its numbers are optimistic (it learned from those weeks).
+    deployed.metadata.update(
+        {
+            **shared,
+            "role": DEPLOYED,
+            "test_start": bundle.metadata["test_start"],
+            "test_end": bundle.metadata["test_end"],
+            "evaluated_train_end": bundle.metadata["train_end"],
+        }
+    )
 
     tags = {
         "data_sha256": data_hash,
@@ -190,7 +218,13 @@ def train(
         "code_version": bundle.metadata["code_version"],
         "objective": tp.objective,
         "fairness_gate": "none" if gate is None else ("passed" if gate.passed else "failed"),
+        "fairness_gate_judged": EVALUATED,
+        **{k: str(v) for k, v in ranges.items()},
     }
+    if moved_by_hand:
+        tags["champion_moved_outside_train"] = moved_by_hand[:5000]
+    if gate is not None:
+        metrics.update(tracking.gate_metrics(gate.table, gate.passed))
     summary = {
         "promoted": promotion.promote,
         "objective": tp.objective,
@@ -200,6 +234,7 @@ def train(
         summary.update({f"oracle_{k}": v for k, v in oracle.summary.items()})
     if gate is not None:
         summary["fairness_gate_passed"] = gate.passed
+    summary.update(ranges)
 
     # Side effects, in order: every output is written and fsynced beside its place; then the
     # MLflow run and the new (not yet default) version; then the outputs are swapped in; the
@@ -208,6 +243,7 @@ def train(
     with tempfile.TemporaryDirectory(prefix="matchwijs-train-") as tmp_name, Staging() as stage:
         tmp = Path(tmp_name)
         bundle.save(tmp / "bundle")
+        deployed.save(tmp / "deployed")
         ev = tmp / "evaluation"
         ev.mkdir()
         write_evaluation(ev, result=result, bundle=bundle, oracle=oracle, versus=versus, gate=gate)
@@ -225,9 +261,14 @@ def train(
                 run_params=run_params,
                 metrics=metrics,
                 tags=tags,
-                artifacts={"bundle": tmp / "bundle", "evaluation": ev},
+                artifacts={tracking.EVALUATED_ARTIFACT: tmp / "bundle", "evaluation": ev},
+                start_time=started_at,
             )
             undo.run(parent_id)
+            # The input example is per-feature quantiles of the training rows: an aggregate, never a client's row.
+            example = rows[list(deployed.feature_names)].astype(float).quantile([0.1, 0.5, 0.9])
+            logged = tracking.log_bundle_model(store, parent_id, tmp / "deployed", example)
+            undo.model(logged)
             if searched is not None:
                 _log_search(tracking, store, mp, searched, tp, parent_id)
             if compare:
@@ -243,7 +284,14 @@ def train(
                         parent_run_id=parent_id,
                     )
             version = tracking.register(
-                store, mp, parent_id, artifact_uri, promote=False, description=promotion.description()
+                store,
+                mp,
+                parent_id,
+                artifact_uri,
+                promote=False,
+                description=_version_description(promotion, ranges, deployed),
+                model=logged,
+                tags={"role": DEPLOYED, **{k: str(v) for k, v in ranges.items()}},
             )
             undo.version(version)
             summary["model_version"] = version
@@ -252,14 +300,15 @@ def train(
                     json.dumps(summary, indent=2, sort_keys=True, default=float) + "\n", encoding="utf-8"
                 )
             if staged_bundle is not None:
-                bundle.metadata.update(
-                    {
-                        "model_version": f"{mp.registered_model}/{version}",
-                        "mlflow_run_id": parent_id,
-                        "promoted": promotion.promote,
-                    }
-                )
-                bundle.save(staged_bundle)
+                registry = {
+                    "model_version": f"{mp.registered_model}/{version}",
+                    "mlflow_run_id": parent_id,
+                    "promoted": promotion.promote,
+                }
+                deployed.metadata.update(registry)
+                bundle.metadata.update({**registry, "model_version": f"{mp.registered_model}/{version} (evaluated)"})
+                deployed.save(staged_bundle)
+                bundle.save(staged_bundle / EVALUATED)
             # The alias moves before the outputs are swapped in: if either fails, the rollback puts the
             # alias back and deletes the version, and the outputs are never swapped.
             if promotion.promote:
@@ -284,20 +333,46 @@ def train(
         typer.echo(f"{label} stays a candidate, the default model is unchanged: " + " and ".join(promotion.reasons))
     for note in comparison.notes:
         typer.echo(f"note: {note}")
+    typer.echo(
+        f"evaluated model: meetings {ranges['evaluated_first_meeting']} to {ranges['evaluated_last_meeting']}, "
+        f"outcomes known to {ranges['evaluated_outcomes_known_to']} ({ranges['evaluated_n_placements']} placements); "
+        f"deployed model ({label}): meetings {ranges['deployed_first_meeting']} to {ranges['deployed_last_meeting']}, "
+        f"outcomes known to {ranges['deployed_outcomes_known_to']} ({ranges['deployed_n_placements']} placements)"
+    )
+    if moved_by_hand:
+        typer.echo(f"warning: {moved_by_hand}")
     _progress(
         f"done in {time.perf_counter() - started:.1f} s; see `mlflow ui --backend-store-uri {tracking.tracking_uri(store)}`"
     )
 
 
+def _version_description(promotion, ranges: dict, deployed) -> str:
+    """The registry description of a new version: the promotion decision, both data ranges, the schema."""
+    return (
+        f"{promotion.description()}. Deployed model: refitted with the evaluated model's settings on every outcome "
+        f"known at {ranges['deployed_outcomes_known_to']} (meetings {ranges['deployed_first_meeting']} to "
+        f"{ranges['deployed_last_meeting']}, {ranges['deployed_n_placements']} placements). The metrics, the "
+        f"champion comparison and the fairness gate are the evaluated model's (meetings "
+        f"{ranges['evaluated_first_meeting']} to {ranges['evaluated_last_meeting']}; run artifact evaluated/bundle). "
+        f"Input: {len(deployed.feature_names)} pair features (float); output: p_sustained."
+    )
+
+
 def _compare_with_champion(tracking, store, mp, params, bundle, result, tp):
-    """The new model against the registry's current default on the same held-out rows."""
+    """The new evaluated model against the current default's evaluated model on the same held-out rows.
+
+    The default's deployed model learned from these held-out weeks; its evaluated model is
+    compared when the registry has it (older versions: the registered bundle itself).
+    """
     from models.promotion import compare_with_champion
 
     champion = tracking.champion_version(store, mp)
     champ_bundle, unreadable = None, None
     if champion is not None:
         try:
-            champ_bundle = tracking.resolve_bundle(str(champion.version), params_path=params)
+            champ_bundle = tracking.evaluated_bundle(store, mp, str(champion.version))
+            if champ_bundle is None:
+                champ_bundle = tracking.resolve_bundle(str(champion.version), params_path=params)
         except UserError as exc:
             unreadable = str(exc)
     return compare_with_champion(

@@ -11,6 +11,7 @@ from jinja2 import Environment, FileSystemLoader
 from fairness.audit import summary
 from features.formatting import number, percent, significant
 from models.bundle import ModelBundle
+from models.deploy import DEPLOYED, EVALUATED, knowledge_date, model_age_days
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 LANG = "en"  # the model card is written in English (en_GB number formats, features.formatting)
@@ -44,8 +45,24 @@ def _composition(pred: pd.DataFrame, attributes: list[str]) -> list[str]:
     return lines
 
 
-def render_model_card(result, *, bundle: ModelBundle) -> str:
-    """model_card.md from an `reports.audit.AuditResult` and the bundle it audited."""
+def _life_cycle(meta: dict, as_of: str, max_age_days: int | None) -> dict:
+    """The role, both data ranges and the age of the model at the data's latest date (for the card)."""
+    life: dict = {"role": meta.get("role") if meta.get("role") in (EVALUATED, DEPLOYED) else None}
+    for role in (EVALUATED, DEPLOYED):
+        for key in ("first_meeting", "last_meeting", "outcomes_known_to", "n_placements"):
+            life[f"{role}_{key}"] = _num(meta.get(f"{role}_{key}", "—"))
+    known = knowledge_date(meta)
+    life["knowledge_date"] = f"{known:%Y-%m-%d}" if known is not None else None
+    life["age_days"] = model_age_days(meta, pd.Timestamp(as_of)) if as_of else None
+    life["max_age_days"] = max_age_days
+    return life
+
+
+def render_model_card(result, *, bundle: ModelBundle, max_age_days: int | None = None) -> str:
+    """model_card.md from an `reports.audit.AuditResult` and the bundle it audited.
+
+    `max_age_days` is params `deploy.max_model_age_days` (shown with the model's age), if known.
+    """
     fa = result.fairness
     fp = result.fairness_params
     s = summary(result)
@@ -75,6 +92,7 @@ def render_model_card(result, *, bundle: ModelBundle) -> str:
     return env.get_template("model_card.md.j2").render(
         model=result.model,
         meta=meta,
+        life=_life_cycle(meta, str(result.data.get("as_of") or ""), max_age_days),
         data=result.data,
         metrics=metrics,
         gate_passed=fa.gate.passed,
