@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from features.errors import UserError
 from models.offpolicy import OpeParams, dr_estimate, dr_terms, fit_choice_model, plan_target
@@ -133,3 +135,41 @@ def test_choice_model_needs_a_choice():
     frame = pd.DataFrame({"wait": [1.0, 2.0], "home": [0, 0], "chosen": [False, False]})
     with pytest.raises(UserError, match="no home with a logged choice"):
         fit_choice_model(frame[["wait"]], frame["home"], frame["chosen"], l2=0.0)
+
+
+@st.composite
+def random_logs(draw):
+    """Homes with 1-4 candidates, a deterministic target, a logged choice, q and propensities."""
+    rows = []
+    for h in range(draw(st.integers(1, 5))):
+        n = draw(st.integers(1, 4))
+        weights = [draw(st.floats(0.05, 1.0)) for _ in range(n)]
+        chosen, planned = draw(st.integers(0, n - 1)), draw(st.integers(0, n - 1))
+        for i in range(n):
+            rows.append(
+                {
+                    "meeting_date": M1 if h % 2 else M2,
+                    "dwelling_id": f"D{h}",
+                    "client_id": f"c{i}",
+                    "q": draw(st.floats(0.0, 1.0)),
+                    "propensity": weights[i] / sum(weights),
+                    "target": float(i == planned),
+                    "logged": i == chosen,
+                    "outcome": float(draw(st.integers(0, 1))) if i == chosen else np.nan,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+@given(random_logs())
+@settings(max_examples=25, deadline=None)
+def test_dr_reduces_to_dm_and_to_ips(pairs):
+    params = OpeParams(clip=1e9, l2=0.0, resamples=10, level=0.9, seed=0)
+    # an outcome model exact on the logged pairs leaves nothing to correct: DR = DM
+    exact = pairs.copy()
+    exact.loc[exact["logged"], "q"] = exact.loc[exact["logged"], "outcome"]
+    est = dr_estimate(exact, params)
+    assert est.dr_total == pytest.approx(est.dm_total)
+    # an outcome model of zeros leaves the weights alone: DR = IPS
+    est = dr_estimate(pairs.assign(q=0.0), params)
+    assert est.dr_total == pytest.approx(est.ips_total) and est.dm_total == 0.0
