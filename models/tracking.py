@@ -577,3 +577,35 @@ def train_metrics(table, objective: str, *, oracle_summary: dict | None = None, 
             for k in ("difference", "ci_low", "ci_high", "share_ahead"):
                 metrics[f"vs_{row['baseline']}.{row['metric']}.{k}"] = float(row[k])
     return metrics
+
+
+POLICIES_RUN = "policies"
+
+
+def policy_metrics(table) -> dict[str, float]:
+    """Every finite number of the policy table as a metric named `<policy>/<column>`."""
+    metrics: dict[str, float] = {}
+    for row in table.to_dict("records"):
+        for column, value in row.items():
+            if column != "policy" and isinstance(value, (int, float)) and not isinstance(value, bool):
+                if math.isfinite(float(value)):
+                    metrics[f"{row['policy']}/{column}"] = float(value)
+    return metrics
+
+
+def log_policies(
+    store: Path, params: MlflowParams, *, table, run_params: dict, artifacts: dict[str, Path]
+) -> tuple[str, str]:
+    """`matchwijs policies` as one run of the project's experiment: params, per-policy metrics, its files.
+
+    Returns (run_id, artifact_uri).
+    """
+    return log_run(
+        store,
+        params,
+        run_name=POLICIES_RUN,
+        run_params=run_params,
+        metrics=policy_metrics(table),
+        tags={"matchwijs.command": POLICIES_RUN},
+        artifacts=artifacts,
+    )

@@ -1,13 +1,25 @@
 """`matchwijs policies`: the policy frontier, each priority policy replayed over the held-out weeks as a queue.
 
-Wiring only (fairness/frontier.py, planning/replay.py); libraries are imported inside the command.
+Next to the replay (the model's and, with --truth, the truth's expected sustained
+tenancies), each policy's value is estimated from the meeting's logged decisions
+with the doubly robust estimator of models/offpolicy.py (`ope_*` columns: usable on
+real data, where there is no truth). The table, the figure and the run's params
+(policies, dataset fingerprint, model) are logged as an MLflow run of the
+project's experiment unless --no-mlflow.
+
+Wiring only (fairness/frontier.py, planning/replay.py, models/offpolicy.py,
+models/tracking.py); libraries are imported inside the command.
 """
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 
 import typer
+
+OUTPUTS = ("policies.csv", "policies_by_group.csv", "policies.png")
 
 
 def policies(
@@ -18,6 +30,12 @@ def policies(
         None, "--model", help="Model folder or registered version (default: the registered default model)."
     ),
     params: Path | None = typer.Option(None, "--params", help="params.yaml to use (default: ./params.yaml)."),
+    ope: bool = typer.Option(
+        True, "--ope/--no-ope", help="Also estimate each policy's value from the logged decisions (doubly robust)."
+    ),
+    mlflow: bool = typer.Option(
+        True, "--mlflow/--no-mlflow", help="Log the tables and figure as an MLflow run of the project's experiment."
+    ),
 ) -> None:
     """Replay the held-out weeks once per priority policy and compare them (CSV tables and a figure)."""
     import dataclasses
@@ -33,8 +51,11 @@ def policies(
     from fairness.params import FairnessParams
     from features.config import load_params, section
     from features.errors import UserError
-    from features.load import load_dataset
+    from features.labels import LabelParams
+    from features.load import dataset_fingerprint, load_dataset
     from features.pairs import build_pair_features
+    from models import tracking
+    from models.offpolicy import LoggedConfig, OpeParams, fit_meetings_before, offpolicy_values
     from models.oracle import read_truth
     from pipelines.recommend import load_config, resolve_model
     from planning.eligibility import apply_eligibility
@@ -43,6 +64,11 @@ def policies(
     raw = load_params(params)
     cfg = load_config(params)
     fairness = section(raw, "fairness", FairnessParams)
+    ope_params = section(raw, "ope", OpeParams) if ope else None
+    labels = section(raw, "labels", LabelParams) if ope else None
+    mp = section(raw, "mlflow", tracking.MlflowParams) if mlflow else None
+    if mp is not None:
+        tracking.check_store(tracking.store_dir(mp))
     ds = load_dataset(data)
     bundle = resolve_model(model, params)
     meetings = held_out_meetings(ds, held_out_period(bundle))
@@ -50,6 +76,11 @@ def policies(
         raise UserError(f"{data} has no meeting in the model's held-out period")
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a folder")
+    if ope_params is not None and len(fit_meetings_before(ds, meetings[0], ope_params.fit_weeks)) == 0:
+        raise UserError(
+            f"{data} has no meeting before the held-out period ({meetings[0]:%Y-%m-%d}) to learn the meeting's"
+            " choices from: off-policy estimates need one (or pass --no-ope)"
+        )
     truth_p = None
     if truth is not None:
         t = read_truth(truth)
@@ -76,6 +107,18 @@ def policies(
     table, by_group, _ = policy_frontier(
         ds, meetings, named, score, fairness=fairness, tolerance=cfg.assignment.no_real_difference
     )
+    if ope_params is not None and labels is not None:
+        typer.echo("policies: off-policy (doubly robust) estimates from the logged decisions", err=True)
+        estimates = offpolicy_values(
+            ds,
+            meetings=meetings,
+            policies=named,
+            proba=bundle.proba,
+            config=LoggedConfig(features=cfg.features, amounts=cfg.amounts, eligibility=cfg.eligibility, labels=labels),
+            params=ope_params,
+            truth=truth_p,
+        )
+        table = table.merge(estimates.table, on="policy", how="left")
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "policies.csv", index=False)
     by_group.to_csv(out / "policies_by_group.csv", index=False)
@@ -92,3 +135,23 @@ def policies(
     plt.close(fig)
     typer.echo(table.to_string(index=False))
     typer.echo(f"wrote {out}")
+    if mp is not None:
+        store = tracking.store_dir(mp)
+        run_params = {
+            "policies": ",".join(named),
+            "policy_in_force": cfg.assignment.policy,
+            "data": str(data.resolve()),
+            "data_fingerprint": dataset_fingerprint(data),
+            "model": model or "default",
+            "model_version": str((bundle.metadata or {}).get("model_version") or ""),
+            "held_out_meetings": len(meetings),
+            "truth": str(truth.resolve()) if truth is not None else "",
+            **({f"ope.{k}": v for k, v in dataclasses.asdict(ope_params).items()} if ope_params else {}),
+        }
+        with tempfile.TemporaryDirectory() as tmp:
+            for name in OUTPUTS:  # only this command's files, whatever else --out holds
+                shutil.copy2(out / name, Path(tmp) / name)
+            run_id, _ = tracking.log_policies(
+                store, mp, table=table, run_params=run_params, artifacts={"policies": Path(tmp)}
+            )
+        typer.echo(f"logged MLflow run {run_id} at {tracking.tracking_uri(store)}")
