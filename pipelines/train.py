@@ -83,6 +83,8 @@ def train(
     from models import tracking
     from models.baselines import BaselineParams
     from models.experiment import grid_search, placement_rows, run_experiment
+    from models.interval_fit import add_intervals
+    from models.intervals import IntervalParams
     from models.oracle import OracleParams, bootstrap_against, oracle_comparison
     from models.promotion import decide_promotion
     from models.ranker import TrainParams
@@ -121,6 +123,17 @@ def train(
     result = run_experiment(rows, train=tp, baselines=bp, objectives=objectives, progress=_progress)
     bundle = result.bundles[tp.objective]
     table = result.metrics
+    # How sure each chance is (models/intervals.py): bootstrap copies, width calibrated on the calibration weeks.
+    interval_metrics = add_intervals(
+        bundle,
+        rows,
+        result.split,
+        result.test,
+        train=tp,
+        params=section(cfg, "intervals", IntervalParams) if "intervals" in cfg else IntervalParams(resamples=0),
+        truth_dir=truth,
+        progress=_progress,
+    )
 
     oracle = None
     if truth is not None:
@@ -157,6 +170,7 @@ def train(
     metrics = tracking.train_metrics(
         table, tp.objective, oracle_summary=oracle.summary if oracle is not None else None, versus=versus
     )
+    metrics.update(interval_metrics)
     headline = {k: float(v) for k, v in table.loc[f"ranker_{tp.objective}"].items()}
     run_params = tracking.flatten_params({k: cfg[k] for k in ("features", "labels", "train", "baselines") if k in cfg})
     run_params.update(
@@ -200,6 +214,7 @@ def train(
         summary.update({f"oracle_{k}": v for k, v in oracle.summary.items()})
     if gate is not None:
         summary["fairness_gate_passed"] = gate.passed
+    summary.update(interval_metrics)
 
     # Side effects, in order: every output is written and fsynced beside its place; then the
     # MLflow run and the new (not yet default) version; then the outputs are swapped in; the
