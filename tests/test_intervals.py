@@ -155,3 +155,56 @@ def test_bundle_stores_intervals_checksummed_and_old_folders_load_without(small_
     (folder / INTERVALS_FILE).write_text(text.replace('"coverage": 0.8', '"coverage": 0.5'))
     with pytest.raises(UserError, match="intervals.json does not match its checksum"):
         ModelBundle.load(folder)
+
+
+class ConstantSpread(ChanceIntervals):
+    """Intervals with the same log-odds spread for every pair."""
+
+    def __init__(self, spread: float, scale: float = 2.0, coverage: float = 0.9) -> None:
+        super().__init__(members=(), coverage=coverage, scale=scale, scale_source="test")
+        object.__setattr__(self, "_value", spread)
+
+    def spread(self, X: pd.DataFrame) -> np.ndarray:
+        return np.full(len(X), self._value)
+
+
+def test_recommend_outputs_and_sheet_show_the_interval_only_when_the_model_has_one(tmp_path):
+    from features.pairs import all_meeting_pairs, build_pair_features
+    from pipelines.recommend import load_config
+    from reports.suggestions import meeting_outputs
+    from synthetic.stand_in import jittered, stand_in_bundle
+    from tests.conftest import tiny_tables, write_dataset
+
+    ds = load_dataset(write_dataset(tmp_path / "tiny", tiny_tables()))
+    cfg = load_config()
+    X = build_pair_features(
+        ds, all_meeting_pairs(ds, ds.vacancies["meeting_date"].unique()), params=cfg.features, rules=cfg.amounts
+    )
+    plain = stand_in_bundle(jittered(X, 400, seed=1), n_trees=25, num_leaves=6, min_data_in_leaf=5)
+    sure = dataclasses.replace(plain, intervals=ConstantSpread(0.25))
+    date = pd.Timestamp("2023-01-02")
+
+    without = meeting_outputs(ds, date, plain, cfg)
+    assert "chance_low" not in without.recommendations.columns and "chance_low" not in without.assignment.columns
+    assert "Chance (range)" not in without.html
+
+    out = meeting_outputs(ds, date, sure, cfg)
+    recs, plan = out.recommendations, out.assignment
+    cols = list(recs.columns)
+    assert cols[cols.index("p_sustained") + 1 : cols.index("p_sustained") + 3] == ["chance_low", "chance_high"]
+    # logit(p) -/+ 2 * 0.25 mapped back, by hand for every row
+    lo = 1 / (1 + np.exp(-(np.log(recs["p_sustained"] / (1 - recs["p_sustained"])) - 0.5)))
+    hi = 1 / (1 + np.exp(-(np.log(recs["p_sustained"] / (1 - recs["p_sustained"])) + 0.5)))
+    np.testing.assert_allclose(recs["chance_low"], lo, rtol=1e-9)
+    np.testing.assert_allclose(recs["chance_high"], hi, rtol=1e-9)
+    keyed = recs.set_index(["dwelling_id", "client_id"])
+    for row in plan.itertuples(index=False):
+        assert row.chance_low == pytest.approx(keyed.loc[(row.dwelling_id, row.client_id), "chance_low"])
+    # the same rows otherwise
+    pd.testing.assert_frame_equal(recs.drop(columns=["chance_low", "chance_high"]), without.recommendations)
+    first = recs.iloc[0]
+    shown = chance_text(first["p_sustained"], first["chance_low"], first["chance_high"], lang="en")
+    assert "(" in shown and shown in out.html
+    assert "Chance (range)" in out.html and "about 90% of pairs" in out.html
+    nl = meeting_outputs(ds, date, sure, cfg, lang="nl")
+    assert "Kans (bandbreedte)" in nl.html
