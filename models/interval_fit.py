@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -153,6 +154,7 @@ def add_intervals(
     the coverage of the test weeks' placements is measured against theirs
     (`interval_coverage_truth`); without one only the mean width is reported.
     """
+    started = time.perf_counter()
     true_p = read_true_chances(truth_dir) if truth_dir is not None else None
     bundle.intervals = fit_intervals(rows, split, bundle, train=train, params=params, true_p=true_p, progress=progress)
     iv = bundle.intervals
@@ -178,7 +180,7 @@ def add_intervals(
         **{k: round(v, 4) for k, v in out.items() if k.startswith("interval_coverage_") or k == "interval_mean_width"},
     }
     progress(
-        f"intervals: scale {iv.scale:.3f} ({iv.scale_source})"
+        f"intervals: scale {iv.scale:.3f} ({iv.scale_source}), {time.perf_counter() - started:.1f} s"
         + (
             f"; test weeks: {out['interval_coverage_truth']:.1%} of true chances inside (stated {iv.coverage:.0%})"
             if "interval_coverage_truth" in out

@@ -56,7 +56,7 @@ class IntervalParams:
     """params.yaml `intervals`: how many bootstrap copies, the stated coverage, the fallback scale."""
 
     coverage: Annotated[float, Field(gt=0, lt=1)] = 0.90
-    resamples: Annotated[int, Field(ge=0)] = 20  # 0 = no intervals
+    resamples: Annotated[int, Field(ge=0)] = 10  # 0 = no intervals
     scale_without_truth: Annotated[float, Field(gt=0)] | None = None  # None: the normal quantile
     seed: Annotated[int, Field(ge=0)] = 13
 
