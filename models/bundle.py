@@ -7,7 +7,9 @@ Folder layout:
     booster.txt        LightGBM's native text model
     bundle.json        feature names, objective, calibration, threshold, prior, metadata
     support.parquet    standardised key features of the training placements
-    checksums.json     sha256 of the three files, verified on load: LightGBM aborts the
+    intervals.json     optional: bootstrap copies and width of the chance intervals (models/intervals.py);
+                       folders without it load and simply have no intervals
+    checksums.json     sha256 of the three (four) files, verified on load: LightGBM aborts the
                        whole process on a truncated model file, so it never sees
                        unverified bytes (older folders without checksums are probed
                        in a child process first)
@@ -31,10 +33,12 @@ from sklearn.neighbors import NearestNeighbors
 
 from features.errors import UserError
 from models.calibration import PlattCalibration
+from models.intervals import ChanceIntervals
 
 BOOSTER_FILE = "booster.txt"
 META_FILE = "bundle.json"
 SUPPORT_FILE = "support.parquet"
+INTERVALS_FILE = "intervals.json"  # optional (models/intervals.py)
 CHECKSUM_FILE = "checksums.json"  # sha256 of each file above, written last by `save`
 MAX_FILE_BYTES = 1024**3
 
@@ -115,6 +119,11 @@ class ModelBundle:
     support_radius: float
     metadata: dict = field(default_factory=dict)
     prior: LinearPrior | None = None  # the trees' starting point (params train.prior_weights); None = trees only
+    intervals: ChanceIntervals | None = None  # how sure each chance is (params `intervals`); None = no intervals
+
+    def chance_intervals(self, X: pd.DataFrame, p: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """chance_low, chance_high around the calibrated chances `p` of pairs X (None for a model without intervals)."""
+        return None if self.intervals is None else self.intervals.interval(X, p)
 
     def _matrix(self, X: pd.DataFrame) -> np.ndarray:
         missing = [f for f in self.feature_names if f not in X.columns]
@@ -178,7 +187,12 @@ class ModelBundle:
             "metadata": self.metadata,
         }
         (folder / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True, default=str), encoding="utf-8")
-        sums = {name: _sha256((folder / name).read_bytes()) for name in (BOOSTER_FILE, META_FILE, SUPPORT_FILE)}
+        names = [BOOSTER_FILE, META_FILE, SUPPORT_FILE]
+        (folder / INTERVALS_FILE).unlink(missing_ok=True)
+        if self.intervals is not None:
+            (folder / INTERVALS_FILE).write_text(json.dumps(self.intervals.to_json(), sort_keys=True), encoding="utf-8")
+            names.append(INTERVALS_FILE)
+        sums = {name: _sha256((folder / name).read_bytes()) for name in names}
         (folder / CHECKSUM_FILE).write_text(json.dumps(sums, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         return folder
 
@@ -214,6 +228,11 @@ class ModelBundle:
                 support_radius=float(meta["support_radius"]),
                 metadata=meta.get("metadata", {}),
                 prior=LinearPrior.from_json(meta.get("prior")),
+                intervals=(
+                    ChanceIntervals.from_json(json.loads(blobs[INTERVALS_FILE].decode("utf-8")))
+                    if INTERVALS_FILE in blobs
+                    else None
+                ),
             )
         except (
             ValueError,
@@ -235,9 +254,13 @@ def _sha256(data: bytes) -> str:
 
 
 def _verified_files(folder: Path) -> dict[str, bytes]:
-    """The bytes of the three files, checked against checksums.json (or, for older folders, probed safely)."""
+    """The bytes of the three files (and intervals.json when present), checked against checksums.json.
+
+    Older folders without checksums are probed safely instead.
+    """
     blobs: dict[str, bytes] = {}
-    for name in (BOOSTER_FILE, META_FILE, SUPPORT_FILE):
+    optional = (INTERVALS_FILE,) if (folder / INTERVALS_FILE).is_file() else ()
+    for name in (BOOSTER_FILE, META_FILE, SUPPORT_FILE, *optional):
         path = folder / name
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
@@ -260,6 +283,7 @@ def _verified_files(folder: Path) -> dict[str, bytes]:
                 )
         return blobs
     _probe_booster(folder / BOOSTER_FILE, folder)
+    blobs.pop(INTERVALS_FILE, None)  # intervals came after checksums: an unverified intervals.json is not read
     return blobs
 
 

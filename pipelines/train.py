@@ -87,6 +87,8 @@ def train(
     from models.baselines import BaselineParams
     from models.deploy import DEPLOYED, EVALUATED, data_range, known_at, train_deployed
     from models.experiment import grid_search, placement_rows, run_experiment
+    from models.interval_fit import add_intervals, fit_intervals, read_true_chances
+    from models.intervals import IntervalParams
     from models.oracle import OracleParams, bootstrap_against, oracle_comparison
     from models.promotion import decide_promotion
     from models.ranker import TrainParams
@@ -126,6 +128,18 @@ def train(
     result = run_experiment(rows, train=tp, baselines=bp, objectives=objectives, progress=_progress)
     bundle = result.bundles[tp.objective]
     table = result.metrics
+    # How sure each chance is (models/intervals.py): bootstrap copies, width calibrated on the calibration weeks.
+    interval_params = section(cfg, "intervals", IntervalParams) if "intervals" in cfg else IntervalParams(resamples=0)
+    interval_metrics = add_intervals(
+        bundle,
+        rows,
+        result.split,
+        result.test,
+        train=tp,
+        params=interval_params,
+        truth_dir=truth,
+        progress=_progress,
+    )
 
     oracle = None
     if truth is not None:
@@ -152,6 +166,23 @@ def train(
 
     _progress(f"refitting the deployed model with the same settings on every outcome known at {ds.as_of:%Y-%m-%d}")
     deployed, deployed_split = train_deployed(rows, as_of=ds.as_of, params=tp, objective=tp.objective)
+    if bundle.intervals is not None:
+        # The deployed model gets its own bootstrap copies and width, fitted the same way on its own weeks;
+        # the coverage measured on the test weeks (evaluated model) is the evidence for both.
+        _progress("intervals of the deployed model")
+        deployed.intervals = fit_intervals(
+            known_at(rows, ds.as_of),
+            deployed_split,
+            deployed,
+            train=tp,
+            params=interval_params,
+            true_p=read_true_chances(truth) if truth is not None else None,
+        )
+        deployed.metadata["intervals"] = {
+            **bundle.metadata.get("intervals", {}),
+            "scale": round(deployed.intervals.scale, 4) if deployed.intervals is not None else None,
+            "coverage_measured_on": "the evaluated model's test weeks",
+        }
     ranges = {
         **data_range(rows, result.split).as_metadata(EVALUATED),
         **data_range(known_at(rows, ds.as_of), deployed_split).as_metadata(DEPLOYED),
@@ -171,6 +202,7 @@ def train(
     metrics = tracking.train_metrics(
         table, tp.objective, oracle_summary=oracle.summary if oracle is not None else None, versus=versus
     )
+    metrics.update(interval_metrics)
     headline = {k: float(v) for k, v in table.loc[f"ranker_{tp.objective}"].items()}
     run_params = tracking.flatten_params({k: cfg[k] for k in ("features", "labels", "train", "baselines") if k in cfg})
     run_params.update(
@@ -235,6 +267,7 @@ def train(
     if gate is not None:
         summary["fairness_gate_passed"] = gate.passed
     summary.update(ranges)
+    summary.update(interval_metrics)
 
     # Side effects, in order: every output is written and fsynced beside its place; then the
     # MLflow run and the new (not yet default) version; then the outputs are swapped in; the

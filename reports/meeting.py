@@ -49,6 +49,8 @@ TEXT: dict[str, dict[str, Any]] = {
             "which home each of them gets is the fit: one home per client and one client per home, maximising the expected number of sustained tenancies. "
             "It can give a client a home that is not their own best; the table at the end shows who.",
         ],
+        "legend_interval": "<b>Chance (range)</b>: the range holds the pair's true chance for about {coverage} of pairs "
+        "(measured on past weeks the model was not fitted on); a wide range means the model is unsure about this pair.",
         "warnings": "Warnings",
         "plan_title": "Proposed plan",
         "plan_head": [
@@ -122,6 +124,9 @@ TEXT: dict[str, dict[str, Any]] = {
             "welke woning ieder van hen krijgt is de passing: één woning per cliënt en één cliënt per woning, zodat zo veel mogelijk huurperiodes standhouden. "
             "Een cliënt kan een woning krijgen die niet de eigen beste is; de tabel aan het eind laat zien wie.",
         ],
+        "legend_interval": "<b>Kans (bandbreedte)</b>: de bandbreedte bevat de werkelijke kans van het paar voor ongeveer {coverage} "
+        "van de paren (gemeten op eerdere weken waarop het model niet is getraind); een brede bandbreedte betekent dat het model "
+        "over dit paar onzeker is.",
         "warnings": "Waarschuwingen",
         "plan_title": "Voorgesteld plan",
         "plan_head": [
@@ -199,6 +204,23 @@ class MeetingSheet:
     made: str = ""
     no_real_difference: float = 0.0  # params assignment.no_real_difference
     policy: str = ""  # the priority policy in force, in words
+    interval_coverage: float | None = None  # stated coverage of chance_low..chance_high (None: the model has none)
+
+
+def chance_text(p: float, low: float | None = None, high: float | None = None, *, lang: str = "en") -> str:
+    """A chance with its interval when known: "72% (65–79%)", else "72%"."""
+    text = percent(p, lang)
+    if low is None or high is None or not (np.isfinite(low) and np.isfinite(high)):
+        return text
+    return f"{text} ({percent(low, lang).rstrip('%').rstrip()}–{percent(high, lang)})"
+
+
+def _bounds(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """chance_low, chance_high of each row (NaN where the frame has none)."""
+    if {"chance_low", "chance_high"} <= set(frame.columns):
+        return frame["chance_low"].to_numpy(dtype=float), frame["chance_high"].to_numpy(dtype=float)
+    nan = np.full(len(frame), np.nan)
+    return nan, nan
 
 
 def contribution_svg(
@@ -278,6 +300,7 @@ def _vacancy_views(sheet: MeetingSheet, lang: str, params: ExplainParams) -> lis
         c: shown[c].to_numpy()
         for c in ("client_id", "rank", "score", "p_sustained", "support", "low_support", "reasons")
     }
+    lows, highs = _bounds(shown)
     waits = shown["waiting_weeks"].to_numpy() if "waiting_weeks" in shown.columns else np.full(len(shown), np.nan)
     pooled = shown["in_pool"].to_numpy() if "in_pool" in shown.columns else np.ones(len(shown), dtype=bool)
     planned_flags = shown["planned"].to_numpy() if "planned" in shown.columns else np.zeros(len(shown), dtype=bool)
@@ -306,7 +329,7 @@ def _vacancy_views(sheet: MeetingSheet, lang: str, params: ExplainParams) -> lis
                     "rank": int(cols["rank"][pos]),
                     "client_id": cols["client_id"][pos],
                     "score": number(float(cols["score"][pos]), lang, 2),
-                    "chance": percent(float(cols["p_sustained"][pos]), lang),
+                    "chance": chance_text(float(cols["p_sustained"][pos]), lows[pos], highs[pos], lang=lang),
                     "support": int(cols["support"][pos]),
                     "low_support": bool(cols["low_support"][pos]),
                     "reasons": cols["reasons"][pos],
@@ -322,7 +345,9 @@ def _vacancy_views(sheet: MeetingSheet, lang: str, params: ExplainParams) -> lis
             plan_line = t["plan_line"].format(
                 client=p["client_id"],
                 rank=int(p["rank"]),
-                chance=percent(float(p["p_sustained"]), lang),
+                chance=chance_text(
+                    float(p["p_sustained"]), p.get("chance_low", np.nan), p.get("chance_high", np.nan), lang=lang
+                ),
                 why=p.get("why", ""),
             )
         else:
@@ -370,7 +395,9 @@ def _plan_view(sheet: MeetingSheet, lang: str) -> tuple[list[dict], str]:
                 "dwelling_id": p["dwelling_id"],
                 "client_id": p["client_id"],
                 "rank": int(p["rank"]),
-                "chance": percent(float(p["p_sustained"]), lang),
+                "chance": chance_text(
+                    float(p["p_sustained"]), p.get("chance_low", np.nan), p.get("chance_high", np.nan), lang=lang
+                ),
                 "best": p["best_dwelling_id"],
                 "best_chance": percent(float(p["best_p_sustained"]), lang),
                 "status": t["status"][p["better_or_worse_off"]],
@@ -438,7 +465,12 @@ def render_meeting(sheet: MeetingSheet, *, lang: str = "en", params: ExplainPara
         title=t["title"].format(date=date),
         meta=meta,
         summary=summary,
-        legend=[Markup(item) for item in t["legend"]],
+        legend=[Markup(item) for item in t["legend"]]
+        + (
+            [Markup(t["legend_interval"].format(coverage=percent(sheet.interval_coverage, lang)))]
+            if sheet.interval_coverage is not None
+            else []
+        ),
         warnings=sheet.warnings,
         vacancies=_vacancy_views(sheet, lang, params),
         plan_rows=plan_rows,

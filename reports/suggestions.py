@@ -61,6 +61,19 @@ ASSIGNMENT_COLUMNS = [
 ]
 
 
+# Added after p_sustained (recommendations.csv) and p_sustained (assignment.csv) when the model has intervals
+# (models/intervals.py): the range that holds the pair's true chance for params intervals.coverage of pairs.
+INTERVAL_COLUMNS = ["chance_low", "chance_high"]
+
+
+def with_intervals(columns: list[str], frame: pd.DataFrame) -> list[str]:
+    """`columns` with chance_low, chance_high right after p_sustained when `frame` has them."""
+    if not set(INTERVAL_COLUMNS) <= set(frame.columns):
+        return columns
+    at = columns.index("p_sustained") + 1
+    return [*columns[:at], *INTERVAL_COLUMNS, *columns[at:]]
+
+
 EXCLUDED_COLUMNS = ["dwelling_id", "client_id", "rule", "failed_rules", "detail", "meeting_date"]
 
 
@@ -211,11 +224,14 @@ def meeting_outputs(
         score, base, support = np.zeros(0), np.zeros(0), np.zeros(0, dtype=int)
         contrib = pd.DataFrame(columns=list(bundle.feature_names), dtype=float)
     p = bundle.proba(scores=score)
+    bounds = bundle.chance_intervals(X, p) if len(X) else None
     lap("score_shap_support")
 
     recs = eligible[["meeting_date", "dwelling_id", "client_id"]].copy()
     recs[REGION] = region_of(eligible).to_numpy()  # a meeting is a region on a date: one plan per region
     recs["score"], recs["base_value"], recs["p_sustained"] = score, base, p
+    if bundle.intervals is not None:
+        recs["chance_low"], recs["chance_high"] = bounds if bounds is not None else (np.zeros(0), np.zeros(0))
     recs["support"] = support.astype(int)
     recs["low_support"] = recs["support"] < cfg.explain.low_support_below
     recs = recs.sort_values(["dwelling_id", "score", "client_id"], ascending=[True, False, True], kind="stable")
@@ -245,6 +261,11 @@ def meeting_outputs(
     plan["better_or_worse_off"] = plan["client_id"].map(per_client["status"])
     planned = pd.MultiIndex.from_frame(plan[["dwelling_id", "client_id"]])
     recs["planned"] = pd.MultiIndex.from_frame(recs[["dwelling_id", "client_id"]]).isin(planned)
+    if "chance_low" in recs.columns:
+        keyed = recs.set_index(["dwelling_id", "client_id"])
+        at = pd.MultiIndex.from_frame(plan[["dwelling_id", "client_id"]])
+        for col in INTERVAL_COLUMNS:
+            plan[col] = keyed[col].reindex(at).to_numpy()
     plan["waiting_weeks"] = plan["client_id"].map(
         recs.drop_duplicates("client_id").set_index("client_id")["waiting_weeks"]
     )
@@ -279,14 +300,17 @@ def meeting_outputs(
         made=dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
         no_real_difference=cfg.assignment.no_real_difference,
         policy=describe_policy(policy),
+        interval_coverage=None if bundle.intervals is None else bundle.intervals.coverage,
     )
     html = render_meeting(sheet, lang=lang, params=cfg.explain)
     lap("sheet")
 
     day = f"{meeting_date:%Y-%m-%d}"
     regional = [REGION] if ds.regions != [DEFAULT_REGION] else []  # data with named regions: a region column
-    recs = recs.assign(meeting_date=day)[RECOMMENDATION_COLUMNS + regional].reset_index(drop=True)
-    plan = plan.assign(meeting_date=day)[ASSIGNMENT_COLUMNS + regional]
+    recs = recs.assign(meeting_date=day)[with_intervals(RECOMMENDATION_COLUMNS, recs) + regional].reset_index(
+        drop=True
+    )
+    plan = plan.assign(meeting_date=day)[with_intervals(ASSIGNMENT_COLUMNS, plan) + regional]
     excluded = excluded.assign(meeting_date=day).sort_values(["dwelling_id", "client_id"], kind="stable")[
         EXCLUDED_COLUMNS
     ]

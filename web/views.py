@@ -30,7 +30,7 @@ CHART_FEATURES = 8
 CHART_CANDIDATES = 5
 PRINT_TOP = 3
 PAGE_CANDIDATES = 20  # rows shown before "show all"
-OPTIONAL_REC_COLUMNS = ("waiting_weeks", "in_pool", "p_low", "p_high")
+OPTIONAL_REC_COLUMNS = ("waiting_weeks", "in_pool", "chance_low", "chance_high")
 EXTRA_HEADERS = {"waiting_weeks": "Waiting (weeks)", "in_pool": "In the policy's pool"}
 
 
@@ -227,7 +227,7 @@ def home_detail(request: HttpRequest, date: str, dwelling_id: str) -> HttpRespon
             ),
             "show_all": show_all,
             "extra_cols": extra,
-            "extra_headers": [EXTRA_HEADERS.get(c, c) for c in extra if c not in ("p_low", "p_high")],
+            "extra_headers": [EXTRA_HEADERS.get(c, c) for c in extra if c not in ("chance_low", "chance_high")],
             "n_excluded": len(view.excluded),
             # built here rather than in the template: a home can have hundreds of excluded candidates
             "excluded_rows": format_html_join(

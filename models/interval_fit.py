@@ -1,0 +1,190 @@
+"""Fitting the chance intervals of `models.intervals`: bootstrap copies of the ranker and the conformal width."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.stats import norm
+
+from features.errors import UserError
+from features.pairs import FEATURE_NAMES
+from models.bundle import ModelBundle
+from models.calibration import PlattCalibration
+from models.intervals import (
+    EPS,
+    SCALE_NORMAL,
+    SCALE_PARAMS,
+    SCALE_TRUTH,
+    ChanceIntervals,
+    IntervalParams,
+    Member,
+    conformal_scale,
+    logit,
+    truth_coverage,
+)
+from models.ranker import Split, TrainParams, fit_booster, fit_prior, sort_for_ranking
+
+TRUTH_PLACEMENTS_FILE = "truth_placements.parquet"
+
+
+def _resample(rows: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    """Meetings of `rows` drawn with replacement; each copy of a meeting is its own query (dates moved apart)."""
+    meetings = np.sort(rows["meeting_date"].unique())
+    if len(meetings) == 0:
+        return rows
+    drawn = np.sort(rng.integers(0, len(meetings), size=len(meetings)))
+    by_meeting = dict(list(rows.groupby("meeting_date", sort=True)))
+    parts = []
+    for copy, i in enumerate(drawn):
+        g = by_meeting[meetings[i]]
+        # query groups are built from meeting_date: a repeated meeting is a separate query
+        parts.append(g.assign(meeting_date=g["meeting_date"] + pd.Timedelta(seconds=copy)))
+    return sort_for_ranking(pd.concat(parts, ignore_index=True))
+
+
+def fit_member(fit_rows: pd.DataFrame, cal_rows: pd.DataFrame, params: TrainParams, objective: str) -> Member:
+    """The training pipeline of `models.ranker.train_bundle` on given fit and calibration rows."""
+    prior = fit_prior(fit_rows, params.prior_weights)
+    booster = fit_booster(fit_rows, params, objective, prior)
+    raw = np.asarray(booster.predict(cal_rows[list(FEATURE_NAMES)].to_numpy(dtype=float), raw_score=True))
+    if prior is not None:
+        raw = raw + prior.score(cal_rows)
+    calibration = PlattCalibration.fit(raw, cal_rows["sustained"].astype(int).to_numpy())
+    if params.refit_on_calibration_weeks:
+        both = sort_for_ranking(pd.concat([fit_rows, cal_rows], ignore_index=True))
+        prior = fit_prior(both, params.prior_weights)
+        booster = fit_booster(both, params, objective, prior)
+    return Member(booster, None if prior is None else prior.to_json(), calibration)
+
+
+def fit_intervals(
+    rows: pd.DataFrame,
+    split: Split,
+    bundle: ModelBundle,
+    *,
+    train: TrainParams,
+    params: IntervalParams,
+    true_p: pd.Series | None = None,
+    progress=lambda msg: None,
+) -> ChanceIntervals | None:
+    """Bootstrap copies of the ranker and the width scale (see module doc); None when `resamples` < 2.
+
+    Args:
+        rows: placement rows (features, sustained, grade, meeting_date, outcome_known_on, placement_id).
+        split: the temporal split `bundle` was trained with.
+        bundle: the trained model whose chances the intervals surround.
+        train: the training params the bundle was fitted with.
+        params: params.yaml `intervals`.
+        true_p: the true chance per placement_id (synthetic data only): calibrates the scale.
+    """
+    if params.resamples < 2:
+        return None
+    rows = sort_for_ranking(rows)
+    part = split.part(rows)
+    fit_rows, cal_rows = rows[part == "fit"], rows[part == "calibration"]
+    progress(
+        f"intervals: {params.resamples} bootstrap copies of the ranker on resampled meetings "
+        f"({fit_rows['meeting_date'].nunique()} fit, {cal_rows['meeting_date'].nunique()} calibration)"
+    )
+    members: list[Member] = []
+    attempts = 0
+    while len(members) < params.resamples:
+        rng = np.random.default_rng([params.seed, attempts])
+        copy_params = replace(train, seed=train.seed + 1 + attempts)
+        attempts += 1
+        try:
+            members.append(
+                fit_member(_resample(fit_rows, rng), _resample(cal_rows, rng), copy_params, bundle.objective)
+            )
+        except UserError:  # a resample with one outcome class only: draw again
+            if attempts > 5 * params.resamples:
+                raise
+    fitted = ChanceIntervals(tuple(members), params.coverage, 1.0, SCALE_NORMAL)
+    if true_p is not None:
+        matched = cal_rows[cal_rows["placement_id"].isin(true_p.index)]
+        if len(matched) == 0:
+            raise UserError("--truth has no true chance for any placement of the calibration weeks")
+        p = bundle.proba(matched)
+        spread = fitted.spread(matched)
+        truth = true_p.reindex(matched["placement_id"]).to_numpy(dtype=float)
+        scores = np.abs(logit(truth) - logit(p)) / np.maximum(spread, EPS)
+        scale = conformal_scale(scores, params.coverage)
+        if not math.isfinite(scale):
+            raise UserError(
+                f"intervals: {len(matched)} calibration placements are too few for coverage {params.coverage}"
+            )
+        low, high = fitted.bounds(p, spread * scale)
+        covered = float(np.mean((truth >= low - 1e-12) & (truth <= high + 1e-12)))
+        return replace(
+            fitted, scale=scale, scale_source=SCALE_TRUTH, calibration_coverage=covered, n_calibration=len(matched)
+        )
+    if params.scale_without_truth is not None:
+        return replace(fitted, scale=float(params.scale_without_truth), scale_source=SCALE_PARAMS)
+    return replace(fitted, scale=float(norm.ppf(0.5 + params.coverage / 2)), scale_source=SCALE_NORMAL)
+
+
+def read_true_chances(truth_dir: str | Path) -> pd.Series:
+    """The generator's true P(sustained) per placement_id (truth_placements.parquet of `generate --truth`)."""
+    file = Path(truth_dir) / TRUTH_PLACEMENTS_FILE
+    if not file.is_file():
+        raise UserError(f"{file} does not exist: pass the folder `matchwijs generate --truth` wrote")
+    frame = pd.read_parquet(file, columns=["placement_id", "p_sustained"])
+    return frame.set_index(frame["placement_id"].astype(str))["p_sustained"].astype(float)
+
+
+def add_intervals(
+    bundle: ModelBundle,
+    rows: pd.DataFrame,
+    split: Split,
+    test: pd.DataFrame,
+    *,
+    train: TrainParams,
+    params: IntervalParams,
+    truth_dir: str | Path | None = None,
+    progress=lambda msg: None,
+) -> dict[str, float]:
+    """Fit `bundle.intervals` (in place) and measure them: what `train` records.
+
+    With a truth folder the width is calibrated on the calibration weeks' true chances and
+    the coverage of the test weeks' placements is measured against theirs
+    (`interval_coverage_truth`); without one only the mean width is reported.
+    """
+    started = time.perf_counter()
+    true_p = read_true_chances(truth_dir) if truth_dir is not None else None
+    bundle.intervals = fit_intervals(rows, split, bundle, train=train, params=params, true_p=true_p, progress=progress)
+    iv = bundle.intervals
+    if iv is None:
+        return {}
+    out = {"interval_coverage_stated": iv.coverage, "interval_scale": iv.scale}
+    if iv.calibration_coverage is not None:
+        out["interval_coverage_calibration"] = iv.calibration_coverage
+    p = bundle.proba(test)
+    if true_p is not None:
+        matched = test["placement_id"].isin(true_p.index).to_numpy()
+        if matched.any():
+            truth = true_p.reindex(test.loc[matched, "placement_id"]).to_numpy(dtype=float)
+            out.update(truth_coverage(iv, test[matched], p[matched], truth))
+    if "interval_mean_width" not in out and len(test):
+        low, high = iv.interval(test, p)
+        out["interval_mean_width"] = float(np.mean(high - low))
+    bundle.metadata["intervals"] = {
+        "coverage": iv.coverage,
+        "resamples": len(iv.members),
+        "scale": round(iv.scale, 4),
+        "scale_source": iv.scale_source,
+        **{k: round(v, 4) for k, v in out.items() if k.startswith("interval_coverage_") or k == "interval_mean_width"},
+    }
+    progress(
+        f"intervals: scale {iv.scale:.3f} ({iv.scale_source}), {time.perf_counter() - started:.1f} s"
+        + (
+            f"; test weeks: {out['interval_coverage_truth']:.1%} of true chances inside (stated {iv.coverage:.0%})"
+            if "interval_coverage_truth" in out
+            else ""
+        )
+    )
+    return out
