@@ -307,9 +307,7 @@ def meeting_outputs(
 
     day = f"{meeting_date:%Y-%m-%d}"
     regional = [REGION] if ds.regions != [DEFAULT_REGION] else []  # data with named regions: a region column
-    recs = recs.assign(meeting_date=day)[with_intervals(RECOMMENDATION_COLUMNS, recs) + regional].reset_index(
-        drop=True
-    )
+    recs = recs.assign(meeting_date=day)[with_intervals(RECOMMENDATION_COLUMNS, recs) + regional].reset_index(drop=True)
     plan = plan.assign(meeting_date=day)[with_intervals(ASSIGNMENT_COLUMNS, plan) + regional]
     excluded = excluded.assign(meeting_date=day).sort_values(["dwelling_id", "client_id"], kind="stable")[
         EXCLUDED_COLUMNS
