@@ -1,0 +1,220 @@
+"""Per-home page content, built once when a meeting is loaded (per language) and then only read by requests.
+
+A home page request does no pandas or model work: the ranked candidates, the plan's proposal and why,
+the contribution charts, the candidate and excluded lists (as escaped HTML fragments) are all here.
+Only what changes during the meeting (the decision, its history, notes) is read from the database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from django.utils import translation
+from django.utils.html import format_html_join
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext as _
+
+from features.load import Dataset
+from reports.meeting import TEXT, _home_lines, contribution_svg
+from reports.reasons import feature_label
+from reports.suggestions import MeetingOutputs
+
+CHART_FEATURES = 8
+CHART_CANDIDATES = 5
+PAGE_CANDIDATES = 20  # rows shown before "show all"
+OPTIONAL_REC_COLUMNS = ("waiting_weeks", "in_pool", "p_low", "p_high")
+
+
+@dataclass(frozen=True)
+class HomePage:
+    """Everything a home page shows that does not change during the meeting."""
+
+    dwelling_id: str
+    line: str
+    nbh_line: str
+    ranked: pd.DataFrame  # recommendations of this home, by rank (decisions validate against it)
+    excluded: pd.DataFrame  # excluded candidates of this home
+    proposed_client_id: str
+    proposal: dict | None
+    why: list[str]
+    top: list[dict]  # the first PAGE_CANDIDATES (and the proposal), charts for the first CHART_CANDIDATES
+    extra_cols: list[str]
+    extra_headers: list[str]
+    choices: SafeString
+    excluded_rows: SafeString
+    excluded_options: SafeString
+    providers: dict[str, str]  # candidate -> care provider (members see the profile of their own clients)
+    tolerance: float
+    all_rows: list[dict] = field(default_factory=list)  # every eligible candidate (no charts), for "show all"
+
+    @property
+    def n_eligible(self) -> int:
+        return len(self.ranked)
+
+    @property
+    def n_excluded(self) -> int:
+        return len(self.excluded)
+
+
+def _extra_value(column: str, value):
+    """A shown value of an optional column: whole weeks, yes/no for pool membership."""
+    if column == "in_pool":
+        return _("yes") if bool(value) else _("no")
+    if column == "waiting_weeks":
+        return "" if pd.isna(value) else f"{float(value):.0f}"
+    return value
+
+
+def _extra_header(column: str) -> str:
+    return {"waiting_weeks": _("Waiting (weeks)"), "in_pool": _("In the policy's pool")}.get(column, column)
+
+
+class _Contributions:
+    """Each recommendation's contributions as one matrix row (explanations are k rows per pair, in order)."""
+
+    def __init__(self, out: MeetingOutputs) -> None:
+        recs, ex = out.recommendations, out.explanations
+        n = len(recs)
+        k = len(ex) // n if n else 0
+        self.features: list[str] = list(ex["feature"].iloc[:k]) if k else []
+        ordered = (
+            n > 0
+            and k * n == len(ex)
+            and np.array_equal(ex["dwelling_id"].to_numpy()[::k], recs["dwelling_id"].to_numpy())
+            and np.array_equal(ex["client_id"].to_numpy()[::k], recs["client_id"].to_numpy())
+        )
+        if ordered:
+            self.matrix = ex["contribution"].to_numpy(dtype=float).reshape(n, k)
+        else:  # not in recommendation order: pivot (slower, still once per load)
+            wide = ex.pivot_table(
+                index=["dwelling_id", "client_id"], columns="feature", values="contribution", sort=False
+            )
+            self.features = list(wide.columns)
+            keys = pd.MultiIndex.from_frame(recs[["dwelling_id", "client_id"]])
+            self.matrix = wide.reindex(keys).fillna(0.0).to_numpy(dtype=float)
+
+    def chart(self, row: int, lang: str) -> SafeString:
+        """The contribution chart of one recommendation row (largest |contribution| first)."""
+        values = self.matrix[row]
+        order = np.argsort(-np.abs(values), kind="stable")[:CHART_FEATURES]
+        items = [(feature_label(self.features[j], lang), float(values[j])) for j in order]
+        scale = max((abs(v) for _label, v in items), default=1.0)
+        return mark_safe(contribution_svg(items, scale=scale, lang=lang))
+
+
+def homes_frame(ds: Dataset, meeting_date: pd.Timestamp) -> pd.DataFrame:
+    """The homes on a meeting's table with their neighbourhood, by dwelling id."""
+    vac = ds.vacancies[ds.vacancies["meeting_date"] == meeting_date]
+    homes = ds.dwellings[ds.dwellings["dwelling_id"].isin(vac["dwelling_id"])]
+    nbh = ds.neighbourhoods.rename(columns={"name": "neighbourhood"})
+    return homes.merge(nbh, on="neighbourhood_id", how="left").sort_values("dwelling_id", kind="stable")
+
+
+def build_pages(ds: Dataset, out: MeetingOutputs, lang: str, tolerance: float) -> dict[str, HomePage]:
+    """The page content of every home on the meeting's table, in one language."""
+    with translation.override(lang):
+        return _build_pages(ds, out, lang, tolerance)
+
+
+def _build_pages(ds: Dataset, out: MeetingOutputs, lang: str, tolerance: float) -> dict[str, HomePage]:
+    recs = out.recommendations
+    contributions = _Contributions(out)
+    plan = out.assignment
+    planned_home = dict(zip(plan["client_id"].astype(str), plan["dwelling_id"].astype(str), strict=True))
+    plan_rows = {str(r["dwelling_id"]): r for r in plan.to_dict("records")}
+    rec_rows = recs.groupby("dwelling_id", sort=False).indices
+    excluded_rows = out.excluded.groupby("dwelling_id", sort=False).indices
+    providers = ds.clients.set_index("client_id")["care_provider"].astype(str).to_dict()
+    extra = [c for c in OPTIONAL_REC_COLUMNS if c in recs.columns]
+    headers = [_extra_header(c) for c in extra if c not in ("p_low", "p_high")]
+    t = TEXT.get(lang, TEXT["en"])
+    pages = {}
+    for home in homes_frame(ds, out.meeting_date).to_dict("records"):
+        did = str(home["dwelling_id"])
+        positions = rec_rows.get(did, np.zeros(0, dtype=int))
+        ranked = recs.iloc[positions]
+        order = np.argsort(ranked["rank"].to_numpy(), kind="stable")
+        ranked, positions = ranked.iloc[order], np.asarray(positions)[order]
+        excluded = out.excluded.iloc[excluded_rows.get(did, np.zeros(0, dtype=int))]
+        prow = plan_rows.get(did)
+        proposed = str(prow["client_id"]) if prow is not None else ""
+        rows = []
+        for pos, r in zip(positions, ranked.to_dict("records"), strict=True):
+            cid = str(r["client_id"])
+            rows.append(
+                {
+                    **r,
+                    "client_id": cid,
+                    "row": int(pos),
+                    "proposed": cid == proposed,
+                    "elsewhere": planned_home.get(cid) if planned_home.get(cid) != did else None,
+                    "chart": "",
+                    "extra": {c: _extra_value(c, r.get(c)) for c in extra},
+                }
+            )
+        proposal = next((c for c in rows if c["proposed"]), None)
+        reference = proposal or (rows[0] if rows else None)
+        for c in rows:  # within the tolerance of the proposal (or the #1): no real difference
+            c["no_real_difference"] = (
+                reference is not None
+                and c is not reference
+                and abs(float(c["p_sustained"]) - float(reference["p_sustained"])) < tolerance
+            )
+        top = rows[:PAGE_CANDIDATES]
+        if proposal is not None and proposal not in top:
+            top = [*top, proposal]
+        for i, c in enumerate(top):
+            if i < CHART_CANDIDATES or c["proposed"]:
+                c["chart"] = contributions.chart(c["row"], lang)
+        why = []
+        if proposal is not None and prow is not None:
+            if isinstance(prow.get("why"), str) and prow["why"]:
+                why.append(prow["why"])
+            first = rows[0]
+            if proposal["rank"] == 1:
+                why.append(_("The proposal is the #1 candidate for this home."))
+            elif first["elsewhere"]:
+                why.append(
+                    _("#1 candidate %(client)s is planned for home %(home)s.")
+                    % {"client": first["client_id"], "home": first["elsewhere"]}
+                )
+            else:
+                why.append(
+                    _("#1 candidate %(client)s is not placed by the plan (see the whole plan).")
+                    % {"client": first["client_id"]}
+                )
+        line, nbh_line = _home_lines(home, t, lang)
+        pages[did] = HomePage(
+            dwelling_id=did,
+            line=line,
+            nbh_line=nbh_line,
+            ranked=ranked,
+            excluded=excluded,
+            proposed_client_id=proposed,
+            proposal=proposal,
+            why=why,
+            top=top,
+            extra_cols=extra,
+            extra_headers=headers,
+            choices=format_html_join(
+                "",
+                '<option value="{}">#{} {} ({})</option>',
+                ((c["client_id"], c["rank"], c["client_id"], f"{float(c['p_sustained']):.2f}") for c in rows),
+            ),
+            excluded_rows=format_html_join(
+                "",
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                zip(excluded["client_id"], excluded["rule"], excluded["detail"], strict=True),
+            ),
+            excluded_options=format_html_join(
+                "",
+                '<option value="{}">{} ({})</option>',
+                zip(excluded["client_id"], excluded["client_id"], excluded["rule"], strict=True),
+            ),
+            providers={c["client_id"]: providers.get(c["client_id"], "") for c in rows},
+            tolerance=tolerance,
+            all_rows=rows,
+        )
+    return pages
