@@ -11,6 +11,7 @@ no sign. Rounding is half-to-even on the decimal value as written (2.675 -> 2.68
 
 from __future__ import annotations
 
+import functools
 import math
 from decimal import ROUND_HALF_EVEN, Decimal
 
@@ -23,6 +24,7 @@ CURRENCY = "EUR"
 ERR_LANG = "language must be one of {known}; got {lang!r}"
 
 
+@functools.cache
 def _locale(lang: str) -> Locale:
     if lang not in LOCALES:
         raise ValueError(ERR_LANG.format(known=", ".join(sorted(LOCALES)), lang=lang))
@@ -47,8 +49,18 @@ def _typographic(text: str, locale: Locale) -> str:
 def number(value: float, lang: str, decimals: int = 0) -> str:
     """`value` with `decimals` decimals and grouped thousands: 1234.5 -> "1,234.5" (en), "1.234,5" (nl)."""
     locale = _locale(lang)
-    text = format_decimal(_rounded(value, decimals), format="#,##0" + _fraction(decimals), locale=locale)
-    return _typographic(text, locale)
+    rounded = _rounded(value, decimals)
+    if not rounded.is_finite():
+        return _typographic(format_decimal(rounded, format="#,##0" + _fraction(decimals), locale=locale), locale)
+    return _decimal_text(rounded, lang, decimals)
+
+
+@functools.lru_cache(maxsize=2**16)
+def _decimal_text(rounded: Decimal, lang: str, decimals: int) -> str:
+    # Babel parses the locale and pattern on every call (the meeting app's reasons format ~10^5 numbers);
+    # the same rounded value in the same language always reads the same, so it is formatted once.
+    locale = _locale(lang)
+    return _typographic(format_decimal(rounded, format="#,##0" + _fraction(decimals), locale=locale), locale)
 
 
 def money(value: float, lang: str, decimals: int = 2) -> str:

@@ -171,6 +171,7 @@ def meeting_outputs(
     lang: str = "en",
     complex_cap: int | None = None,
     model_label: str = "",
+    sheet: bool = True,
 ) -> MeetingOutputs:
     """Everything `recommend` writes for one meeting, computed in memory.
 
@@ -182,6 +183,7 @@ def meeting_outputs(
         lang: "en" or "nl" for reasons, exclusion details and the sheet.
         complex_cap: overrides params.yaml assignment.complex_cap when given.
         model_label: how the sheet names the model.
+        sheet: render the meeting sheet's HTML (False: `html` is "", for the meeting app, which has its own pages).
     """
 
     timings: dict[str, float] = {}
@@ -261,7 +263,7 @@ def meeting_outputs(
             else f"{len(unfilled)} woning(en) zonder passende kandidaat: {shown}"
         )
     n_candidates = int((ds.candidates["meeting_date"] == meeting_date).sum())
-    sheet = MeetingSheet(
+    meeting_sheet = MeetingSheet(
         meeting_date=meeting_date,
         homes=_homes(ds, pairs["dwelling_id"].unique()),
         recommendations=recs,
@@ -278,7 +280,7 @@ def meeting_outputs(
         no_real_difference=cfg.assignment.no_real_difference,
         policy=describe_policy(policy),
     )
-    html = render_meeting(sheet, lang=lang, params=cfg.explain)
+    html = render_meeting(meeting_sheet, lang=lang, params=cfg.explain) if sheet else ""
     lap("sheet")
 
     day = f"{meeting_date:%Y-%m-%d}"

@@ -7,12 +7,14 @@ Only what changes during the meeting (the decision, its history, notes) is read 
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from html import escape
 
 import numpy as np
 import pandas as pd
 from django.utils import translation
-from django.utils.html import format_html_join
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
 
@@ -47,7 +49,17 @@ class HomePage:
     excluded_options: SafeString
     providers: dict[str, str]  # candidate -> care provider (members see the profile of their own clients)
     tolerance: float
-    all_rows: list[dict] = field(default_factory=list)  # every eligible candidate (no charts), for "show all"
+    make_rows: Callable[[], list[dict]] = list  # every eligible candidate's row (built on first "show all")
+    _all: list[list[dict]] = field(default_factory=list, repr=False)
+
+    @property
+    def all_rows(self) -> list[dict]:
+        """Every eligible candidate by rank (the top rows with their charts, the rest without), built once."""
+        if not self._all:
+            rows = self.make_rows()
+            by_client = {c["client_id"]: c for c in self.top}
+            self._all.append([by_client.get(r["client_id"], r) for r in rows])
+        return self._all[0]
 
     @property
     def n_eligible(self) -> int:
@@ -58,13 +70,30 @@ class HomePage:
         return len(self.excluded)
 
 
-def _extra_value(column: str, value):
-    """A shown value of an optional column: whole weeks, yes/no for pool membership."""
-    if column == "in_pool":
-        return _("yes") if bool(value) else _("no")
-    if column == "waiting_weeks":
-        return "" if pd.isna(value) else f"{float(value):.0f}"
-    return value
+def _extra_values(extra: list[str], rows: pd.DataFrame) -> list[dict]:
+    """The shown values of the optional columns per row: whole weeks, yes/no for pool membership."""
+    yes_no = {True: _("yes"), False: _("no")}
+    shown: dict[str, list] = {}
+    for column in extra:
+        values = rows[column].tolist()
+        if column == "in_pool":
+            shown[column] = [yes_no[bool(v)] for v in values]
+        elif column == "waiting_weeks":
+            shown[column] = ["" if pd.isna(v) else f"{float(v):.0f}" for v in values]
+        else:
+            shown[column] = values
+    return [{c: shown[c][i] for c in extra} for i in range(len(rows))]
+
+
+@functools.lru_cache(maxsize=2**16)
+def _escaped(value: str) -> str:
+    return escape(value)
+
+
+def _html(template: str, rows) -> SafeString:
+    """Rows of values escaped into an HTML fragment (Django's format_html per row is several times slower;
+    client ids and rules repeat across homes, so each text is escaped once)."""
+    return mark_safe("".join(template.format(*(_escaped(str(v)) for v in row)) for row in rows))
 
 
 def _extra_header(column: str) -> str:
@@ -130,49 +159,62 @@ def _build_pages(ds: Dataset, out: MeetingOutputs, lang: str, tolerance: float) 
     extra = [c for c in OPTIONAL_REC_COLUMNS if c in recs.columns]
     headers = [_extra_header(c) for c in extra if c not in ("p_low", "p_high")]
     t = TEXT.get(lang, TEXT["en"])
+    records = recs.to_dict("records")  # once for the whole meeting (per home it costs 10× more)
+    extras = _extra_values(extra, recs)
+    ranks = recs["rank"].to_numpy()
+    recs_p = recs["p_sustained"].to_numpy(dtype=float)
+    recs_client = recs["client_id"].astype(str).to_numpy(dtype=object)
     pages = {}
     for home in homes_frame(ds, out.meeting_date).to_dict("records"):
         did = str(home["dwelling_id"])
         positions = rec_rows.get(did, np.zeros(0, dtype=int))
+        positions = np.asarray(positions)[np.argsort(ranks[positions], kind="stable")]
         ranked = recs.iloc[positions]
-        order = np.argsort(ranked["rank"].to_numpy(), kind="stable")
-        ranked, positions = ranked.iloc[order], np.asarray(positions)[order]
         excluded = out.excluded.iloc[excluded_rows.get(did, np.zeros(0, dtype=int))]
         prow = plan_rows.get(did)
         proposed = str(prow["client_id"]) if prow is not None else ""
-        rows = []
-        for pos, r in zip(positions, ranked.to_dict("records"), strict=True):
+        p = recs_p[positions]
+        prop_at = np.flatnonzero(recs_client[positions] == proposed) if proposed else np.zeros(0, dtype=int)
+        ref = int(prop_at[0]) if len(prop_at) else (0 if len(positions) else None)
+        close = np.zeros(len(positions), dtype=bool)
+        if ref is not None:  # within the tolerance of the proposal (or the #1): no real difference
+            close = np.abs(p - p[ref]) < tolerance
+            close[ref] = False
+
+        def row(i: int, pos: int, did=did, proposed=proposed, close=close) -> dict:
+            r = records[pos]
             cid = str(r["client_id"])
-            rows.append(
-                {
-                    **r,
-                    "client_id": cid,
-                    "row": int(pos),
-                    "proposed": cid == proposed,
-                    "elsewhere": planned_home.get(cid) if planned_home.get(cid) != did else None,
-                    "chart": "",
-                    "extra": {c: _extra_value(c, r.get(c)) for c in extra},
-                }
-            )
-        proposal = next((c for c in rows if c["proposed"]), None)
-        reference = proposal or (rows[0] if rows else None)
-        for c in rows:  # within the tolerance of the proposal (or the #1): no real difference
-            c["no_real_difference"] = (
-                reference is not None
-                and c is not reference
-                and abs(float(c["p_sustained"]) - float(reference["p_sustained"])) < tolerance
-            )
-        top = rows[:PAGE_CANDIDATES]
-        if proposal is not None and proposal not in top:
-            top = [*top, proposal]
+            elsewhere = planned_home.get(cid)
+            return {
+                **r,
+                "client_id": cid,
+                "row": pos,
+                "proposed": cid == proposed,
+                "elsewhere": elsewhere if elsewhere != did else None,
+                "chart": "",
+                "extra": extras[pos],
+                "no_real_difference": bool(close[i]),
+            }
+
+        pos_list = positions.tolist()
+        top = [row(i, pos) for i, pos in enumerate(pos_list[:PAGE_CANDIDATES])]
+        proposal = next((c for c in top if c["proposed"]), None)
+        if proposal is None and len(prop_at):
+            proposal = row(int(prop_at[0]), pos_list[int(prop_at[0])])
+            top.append(proposal)
         for i, c in enumerate(top):
             if i < CHART_CANDIDATES or c["proposed"]:
                 c["chart"] = contributions.chart(c["row"], lang)
+        first = top[0] if top else None
+
+        def make_rows(pos_list=pos_list, row=row) -> list[dict]:
+            return [row(i, pos) for i, pos in enumerate(pos_list)]
+
         why = []
         if proposal is not None and prow is not None:
             if isinstance(prow.get("why"), str) and prow["why"]:
                 why.append(prow["why"])
-            first = rows[0]
+            assert first is not None
             if proposal["rank"] == 1:
                 why.append(_("The proposal is the #1 candidate for this home."))
             elif first["elsewhere"]:
@@ -198,23 +240,23 @@ def _build_pages(ds: Dataset, out: MeetingOutputs, lang: str, tolerance: float) 
             top=top,
             extra_cols=extra,
             extra_headers=headers,
-            choices=format_html_join(
-                "",
+            choices=_html(
                 '<option value="{}">#{} {} ({})</option>',
-                ((c["client_id"], c["rank"], c["client_id"], f"{float(c['p_sustained']):.2f}") for c in rows),
+                (
+                    (cid, rank, cid, f"{pv:.2f}")
+                    for cid, rank, pv in zip(recs_client[positions], ranks[positions], p, strict=True)
+                ),
             ),
-            excluded_rows=format_html_join(
-                "",
+            excluded_rows=_html(
                 "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
                 zip(excluded["client_id"], excluded["rule"], excluded["detail"], strict=True),
             ),
-            excluded_options=format_html_join(
-                "",
+            excluded_options=_html(
                 '<option value="{}">{} ({})</option>',
                 zip(excluded["client_id"], excluded["client_id"], excluded["rule"], strict=True),
             ),
-            providers={c["client_id"]: providers.get(c["client_id"], "") for c in rows},
+            providers={cid: providers.get(cid, "") for cid in recs_client[positions]},
             tolerance=tolerance,
-            all_rows=rows,
+            make_rows=make_rows,
         )
     return pages

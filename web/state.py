@@ -52,7 +52,13 @@ class AppState:
         with self._lock:
             if key not in self._index:
                 out = meeting_outputs(
-                    self.ds, meeting_date, self.bundle, self.cfg, lang=lang, model_label=self.model_version
+                    self.ds,
+                    meeting_date,
+                    self.bundle,
+                    self.cfg,
+                    lang=lang,
+                    model_label=self.model_version,
+                    sheet=False,  # the app has its own pages; `recommend` writes the sheet
                 )
                 self._index[key] = MeetingIndex.of(self.ds, out, lang, self.cfg.assignment.no_real_difference)
             return self._index[key]
