@@ -85,10 +85,15 @@ def _user(base: str, password: str, homes: list[str], date: str, seed: int, time
 def main() -> None:
     folder = OUT / "app"
     folder.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("MATCHWIJS_HOME", str(folder / "var-prepare"))
+    from pipelines.serve import setup_django
+
+    setup_django()  # the pages are built with the app's translations
     load_before = os.getloadavg()
     data, model, load_s = _prepare(folder)
     port = _free_port()
     env = {**os.environ, "MATCHWIJS_HOME": str(folder / f"var-{port}")}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
     server = subprocess.Popen(
         [str(Path(sys.executable).parent / "matchwijs"), "serve", "--data", str(data), "--model", str(model)]
         + ["--port", str(port), "--demo-accounts"],

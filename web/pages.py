@@ -14,6 +14,7 @@ from html import escape
 
 import numpy as np
 import pandas as pd
+from django.urls import reverse
 from django.utils import translation
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
@@ -34,6 +35,7 @@ class HomePage:
     """Everything a home page shows that does not change during the meeting."""
 
     dwelling_id: str
+    lang: str
     line: str
     nbh_line: str
     ranked: pd.DataFrame  # recommendations of this home, by rank (decisions validate against it)
@@ -49,6 +51,7 @@ class HomePage:
     excluded_options: SafeString
     providers: dict[str, str]  # candidate -> care provider (members see the profile of their own clients)
     tolerance: float
+    top_cells: list[tuple[str, str, str]] = field(default_factory=list)  # (client, before, after) per top row
     make_rows: Callable[[], list[dict]] = list  # every eligible candidate's row (built on first "show all")
     _all: list[list[dict]] = field(default_factory=list, repr=False)
 
@@ -60,6 +63,20 @@ class HomePage:
             by_client = {c["client_id"]: c for c in self.top}
             self._all.append([by_client.get(r["client_id"], r) for r in rows])
         return self._all[0]
+
+    def table_rows(self, own_clients: set[str], show_all: bool = False) -> SafeString:
+        """The candidate table's rows as HTML; the client cell links to the profile for `own_clients`."""
+        if show_all:
+            with translation.override(self.lang):
+                cells = [(c["client_id"], *row_cells(c, self.extra_cols)) for c in self.all_rows]
+        else:
+            cells = self.top_cells
+        parts = []
+        for cid, head, tail in cells:
+            safe = escape(cid)
+            client = f'<a href="{escape(reverse("client", args=[cid]))}">{safe}</a>' if cid in own_clients else safe
+            parts.append(head + client + tail)
+        return mark_safe("".join(parts))
 
     @property
     def n_eligible(self) -> int:
@@ -98,6 +115,38 @@ def _html(template: str, rows) -> SafeString:
 
 def _extra_header(column: str) -> str:
     return {"waiting_weeks": _("Waiting (weeks)"), "in_pool": _("In the policy's pool")}.get(column, column)
+
+
+def _num(value, decimals: int = 2) -> str:
+    """Like Django's floatformat for the chance columns: fixed decimals, empty for a missing value."""
+    return "" if value is None or pd.isna(value) else f"{float(value):.{decimals}f}"
+
+
+def row_cells(c: dict, extra: list[str]) -> tuple[str, str]:
+    """One candidate's table row as HTML, split around the client cell (a member's own clients get a link).
+
+    Built in Python once per row at load: Django's template loop over 20 rows with charts cost most of a
+    request's time.
+    """
+    chance = _num(c["p_sustained"])
+    if c.get("p_low") is not None and c.get("p_high") is not None and not pd.isna(c["p_low"]):
+        chance += f" ({_num(c['p_low'])}–{_num(c['p_high'])})"
+    if c["no_real_difference"]:
+        label = escape(_("no real difference"))
+        chance += f' <span class="close" title="{label}">≈ {label}</span>'
+    support = escape(str(c["support"])) + (f" ({escape(_('low'))})" if c["low_support"] else "")
+    extras = "".join(f"<td>{escape(str(c['extra'][k]))}</td>" for k in extra if k not in ("p_low", "p_high"))
+    chart = f"<details><summary>{escape(_('chart'))}</summary>{c['chart']}</details>" if c["chart"] else ""
+    if c["proposed"]:
+        plan = escape(_("proposed here"))
+    elif c["elsewhere"]:
+        plan = escape(_("planned for %(home)s") % {"home": c["elsewhere"]})
+    else:
+        plan = ""
+    bold = ' style="font-weight:bold"' if c["proposed"] else ""
+    head = f"<tr{bold}><td>{escape(str(c['rank']))}</td><td>"
+    tail = f"</td><td>{chance}</td><td>{support}</td>{extras}<td>{escape(str(c['reasons']))}{chart}</td><td>{plan}</td></tr>"
+    return head, tail
 
 
 class _Contributions:
@@ -230,6 +279,7 @@ def _build_pages(ds: Dataset, out: MeetingOutputs, lang: str, tolerance: float) 
         line, nbh_line = _home_lines(home, t, lang)
         pages[did] = HomePage(
             dwelling_id=did,
+            lang=lang,
             line=line,
             nbh_line=nbh_line,
             ranked=ranked,
@@ -258,5 +308,6 @@ def _build_pages(ds: Dataset, out: MeetingOutputs, lang: str, tolerance: float) 
             providers={cid: providers.get(cid, "") for cid in recs_client[positions]},
             tolerance=tolerance,
             make_rows=make_rows,
+            top_cells=[(c["client_id"], *row_cells(c, extra)) for c in top],
         )
     return pages

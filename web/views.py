@@ -141,6 +141,7 @@ def home_detail(request: HttpRequest, date: str, dwelling_id: str) -> HttpRespon
             "excluded_options": page.excluded_options,
             "tolerance": page.tolerance,
             "any_close": any(c["no_real_difference"] for c in candidates),
+            "table_rows": page.table_rows(own, show_all),
             "current": current,
             "history": history,
             "notes": list(Note.objects.filter(meeting=m, dwelling_id=dwelling_id)),
