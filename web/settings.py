@@ -43,6 +43,9 @@ def database_from_url(url: str | None) -> dict:
                 "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
             },
             "TEST": {"NAME": str(HOME / "test_matchwijs.sqlite3")},
+            # Keep each worker thread's connection (opening one and its PRAGMAs cost more than a page's queries).
+            "CONN_MAX_AGE": 600,
+            "CONN_HEALTH_CHECKS": True,
         }
     parts = urlparse(url)
     if parts.scheme not in ("postgres", "postgresql"):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,6 +76,8 @@ class AppState:
 _state: AppState | None = None
 _switch_id: int | None = None  # the DatasetSwitch row the state follows (None: the one settings named)
 _state_lock = threading.Lock()
+_checked_at = float("-inf")
+FOLLOW_EVERY_S = 2.0
 log = logging.getLogger(__name__)
 
 
@@ -98,15 +101,24 @@ def build_state(data: str, model: str | None = None, params_path: str | None = N
 
 def set_state(state: AppState | None, switch_id: int | None = None) -> None:
     """Install the state (tests, dataset switch); the previous one stays in use until this call."""
-    global _state, _switch_id
+    global _state, _switch_id, _checked_at
     with _state_lock:
-        _state, _switch_id = state, switch_id
+        _state, _switch_id, _checked_at = state, switch_id, float("-inf")
 
 
 def _follow_switch() -> None:
-    """Follow a dataset switch made in another worker process (the latest DatasetSwitch row)."""
-    global _state, _switch_id
+    """Follow a dataset switch made in another worker process (the latest DatasetSwitch row).
+
+    Checked at most every FOLLOW_EVERY_S seconds per process (one small query), so a switch reaches
+    every worker within that time.
+    """
+    global _state, _switch_id, _checked_at
     from web.models import DatasetSwitch
+
+    now = time.monotonic()
+    if now - _checked_at < FOLLOW_EVERY_S:
+        return
+    _checked_at = now
 
     latest = DatasetSwitch.objects.values_list("id", "path", "fingerprint").first()
     if latest is None or latest[0] == _switch_id or _state is None:

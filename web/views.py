@@ -118,7 +118,9 @@ def home_detail(request: HttpRequest, date: str, dwelling_id: str) -> HttpRespon
     show_all = bool(request.GET.get("all"))
     candidates = page.all_rows if show_all else page.top
     history = list(DecisionRecord.objects.filter(meeting=m, dwelling_id=dwelling_id))
-    current = CurrentDecision.objects.filter(meeting=m, dwelling_id=dwelling_id).select_related("record").first()
+    # The decision in force is the newest record: each record supersedes the one before, and the record and
+    # CurrentDecision are written in one transaction (web.decisions), so no second query is needed.
+    current = {"record": history[-1], "client_id": history[-1].client_id} if history else None
     own = {c for c, provider in page.providers.items() if profile.care_provider and provider == profile.care_provider}
     return render(
         request,

@@ -92,11 +92,11 @@ def test_a_home_page_does_no_model_work_and_few_queries(
     c = client_for(client, users["chair"])
     url = f"/meetings/{meeting.date:%Y-%m-%d}/homes/{_first_home(app_state, meeting)}/"
     c.get(url)  # the session's first request
-    # session, user, profile, permissions (2), groups in the header, dataset switch, meeting, current
-    # decision, history, notes
-    with django_assert_max_num_queries(12):
+    # session, user, profile, permissions (2), groups in the header, dataset switch (at most every 2 s),
+    # meeting, history (its newest record is the decision in force), notes
+    with django_assert_max_num_queries(10):
         assert c.get(url).status_code == 200
-    with django_assert_max_num_queries(12):
+    with django_assert_max_num_queries(10):
         assert c.get(url + "?all=1").status_code == 200
     with django_assert_max_num_queries(12):
         assert c.get(f"/meetings/{meeting.date:%Y-%m-%d}/").status_code == 200
