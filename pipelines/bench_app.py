@@ -88,7 +88,11 @@ def _login(base: str, password: str, sessions: list) -> None:
     sessions.append(s)
 
 
-def _user(s, base: str, homes: list[str], date: str, seed: int, times: list[float], errors: list[str]):
+def _user(logged_in, base: str, homes: list[str], date: str, seed: int, times: list[float], errors: list[str]):
+    import requests
+
+    s = requests.Session()  # new connections: the server closed the login's idle keep-alive connection
+    s.cookies.update(logged_in.cookies)
     rng = random.Random(seed)
     for _ in range(PAGES_EACH):
         t0 = time.perf_counter()
