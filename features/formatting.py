@@ -58,25 +58,47 @@ def number(value: float, lang: str, decimals: int = 0) -> str:
 @functools.lru_cache(maxsize=2**16)
 def _decimal_text(rounded: Decimal, lang: str, decimals: int) -> str:
     # Babel parses the locale and pattern on every call (the meeting app's reasons format ~10^5 numbers);
-    # the same rounded value in the same language always reads the same, so it is formatted once.
+    # the same rounded value in the same language always reads the same, so it is formatted once
+    # (likewise for money and percentages below).
     locale = _locale(lang)
     return _typographic(format_decimal(rounded, format="#,##0" + _fraction(decimals), locale=locale), locale)
 
 
 def money(value: float, lang: str, decimals: int = 2) -> str:
     """Euros: 1234.5 -> "€1,234.50" (en), "€\u00a01.234,50" (nl); `decimals=0` for whole euros."""
+    _locale(lang)
+    rounded = _rounded(value, decimals)
+    return (
+        _money_text(rounded, lang, decimals)
+        if rounded.is_finite()
+        else _money_text.__wrapped__(rounded, lang, decimals)
+    )
+
+
+@functools.lru_cache(maxsize=2**16)
+def _money_text(rounded: Decimal, lang: str, decimals: int) -> str:
     locale = _locale(lang)
     pattern = locale.currency_formats["standard"].pattern.replace("#,##0.00", "#,##0" + _fraction(decimals))
-    text = format_currency(_rounded(value, decimals), CURRENCY, format=pattern, locale=locale, currency_digits=False)
+    text = format_currency(rounded, CURRENCY, format=pattern, locale=locale, currency_digits=False)
     return _typographic(text, locale)
 
 
 def percent(share: float, lang: str, decimals: int = 0) -> str:
     """A share (0.123) as a percentage with `decimals` decimals: "12%" (en and nl), "12,3%" (nl, 1 decimal)."""
+    _locale(lang)
+    rounded = _rounded(100 * share, decimals)
+    return (
+        _percent_text(rounded, lang, decimals)
+        if rounded.is_finite()
+        else _percent_text.__wrapped__(rounded, lang, decimals)
+    )
+
+
+@functools.lru_cache(maxsize=2**16)
+def _percent_text(rounded: Decimal, lang: str, decimals: int) -> str:
     locale = _locale(lang)
     pattern = locale.percent_formats[None].pattern.replace("#,##0", "#,##0" + _fraction(decimals))
-    text = format_percent(_rounded(100 * share, decimals) / 100, format=pattern, locale=locale)
-    return _typographic(text, locale)
+    return _typographic(format_percent(rounded / 100, format=pattern, locale=locale), locale)
 
 
 def signed(value: float, lang: str = "en", decimals: int = 2) -> str:
