@@ -11,6 +11,7 @@ no sign. Rounding is half-to-even on the decimal value as written (2.675 -> 2.68
 
 from __future__ import annotations
 
+import functools
 import math
 from decimal import ROUND_HALF_EVEN, Decimal
 
@@ -23,6 +24,7 @@ CURRENCY = "EUR"
 ERR_LANG = "language must be one of {known}; got {lang!r}"
 
 
+@functools.cache
 def _locale(lang: str) -> Locale:
     if lang not in LOCALES:
         raise ValueError(ERR_LANG.format(known=", ".join(sorted(LOCALES)), lang=lang))
@@ -47,24 +49,56 @@ def _typographic(text: str, locale: Locale) -> str:
 def number(value: float, lang: str, decimals: int = 0) -> str:
     """`value` with `decimals` decimals and grouped thousands: 1234.5 -> "1,234.5" (en), "1.234,5" (nl)."""
     locale = _locale(lang)
-    text = format_decimal(_rounded(value, decimals), format="#,##0" + _fraction(decimals), locale=locale)
-    return _typographic(text, locale)
+    rounded = _rounded(value, decimals)
+    if not rounded.is_finite():
+        return _typographic(format_decimal(rounded, format="#,##0" + _fraction(decimals), locale=locale), locale)
+    return _decimal_text(rounded, lang, decimals)
+
+
+@functools.lru_cache(maxsize=2**16)
+def _decimal_text(rounded: Decimal, lang: str, decimals: int) -> str:
+    # Babel parses the locale and pattern on every call (the meeting app's reasons format ~10^5 numbers);
+    # the same rounded value in the same language always reads the same, so it is formatted once
+    # (likewise for money and percentages below).
+    locale = _locale(lang)
+    return _typographic(format_decimal(rounded, format="#,##0" + _fraction(decimals), locale=locale), locale)
 
 
 def money(value: float, lang: str, decimals: int = 2) -> str:
     """Euros: 1234.5 -> "€1,234.50" (en), "€\u00a01.234,50" (nl); `decimals=0` for whole euros."""
+    _locale(lang)
+    rounded = _rounded(value, decimals)
+    return (
+        _money_text(rounded, lang, decimals)
+        if rounded.is_finite()
+        else _money_text.__wrapped__(rounded, lang, decimals)
+    )
+
+
+@functools.lru_cache(maxsize=2**16)
+def _money_text(rounded: Decimal, lang: str, decimals: int) -> str:
     locale = _locale(lang)
     pattern = locale.currency_formats["standard"].pattern.replace("#,##0.00", "#,##0" + _fraction(decimals))
-    text = format_currency(_rounded(value, decimals), CURRENCY, format=pattern, locale=locale, currency_digits=False)
+    text = format_currency(rounded, CURRENCY, format=pattern, locale=locale, currency_digits=False)
     return _typographic(text, locale)
 
 
 def percent(share: float, lang: str, decimals: int = 0) -> str:
     """A share (0.123) as a percentage with `decimals` decimals: "12%" (en and nl), "12,3%" (nl, 1 decimal)."""
+    _locale(lang)
+    rounded = _rounded(100 * share, decimals)
+    return (
+        _percent_text(rounded, lang, decimals)
+        if rounded.is_finite()
+        else _percent_text.__wrapped__(rounded, lang, decimals)
+    )
+
+
+@functools.lru_cache(maxsize=2**16)
+def _percent_text(rounded: Decimal, lang: str, decimals: int) -> str:
     locale = _locale(lang)
     pattern = locale.percent_formats[None].pattern.replace("#,##0", "#,##0" + _fraction(decimals))
-    text = format_percent(_rounded(100 * share, decimals) / 100, format=pattern, locale=locale)
-    return _typographic(text, locale)
+    return _typographic(format_percent(rounded / 100, format=pattern, locale=locale), locale)
 
 
 def signed(value: float, lang: str = "en", decimals: int = 2) -> str:

@@ -47,6 +47,7 @@ def serve(
     setup_django(params)
     from django.core.management import call_command
 
+    from web.datasets import record_served
     from web.meetings import demo_accounts as make_accounts
     from web.meetings import load_meeting
     from web.state import build_state, set_state
@@ -54,7 +55,7 @@ def serve(
     state = build_state(str(data.resolve()), os.environ.get("MATCHWIJS_MODEL"), os.environ.get("MATCHWIJS_PARAMS"))
     call_command("migrate", verbosity=0, interactive=False)
     meeting = load_meeting(state, "latest")
-    set_state(state)
+    set_state(state, switch_id=record_served(state))
     typer.echo(f"meeting {meeting} loaded: {state.outputs(state.latest(), 'en').summary}")
     if demo_accounts:
         created = make_accounts(state)

@@ -185,6 +185,7 @@ def meeting_outputs(
     lang: str = "en",
     complex_cap: int | None = None,
     model_label: str = "",
+    sheet: bool = True,
 ) -> MeetingOutputs:
     """Everything `recommend` writes for one meeting, computed in memory.
 
@@ -196,6 +197,7 @@ def meeting_outputs(
         lang: "en" or "nl" for reasons, exclusion details and the sheet.
         complex_cap: overrides params.yaml assignment.complex_cap when given.
         model_label: how the sheet names the model.
+        sheet: render the meeting sheet's HTML (False: `html` is "", for the meeting app, which has its own pages).
     """
 
     timings: dict[str, float] = {}
@@ -284,7 +286,7 @@ def meeting_outputs(
             else f"{len(unfilled)} woning(en) zonder passende kandidaat: {shown}"
         )
     n_candidates = int((ds.candidates["meeting_date"] == meeting_date).sum())
-    sheet = MeetingSheet(
+    meeting_sheet = MeetingSheet(
         meeting_date=meeting_date,
         homes=_homes(ds, pairs["dwelling_id"].unique()),
         recommendations=recs,
@@ -302,7 +304,7 @@ def meeting_outputs(
         policy=describe_policy(policy),
         interval_coverage=None if bundle.intervals is None else bundle.intervals.coverage,
     )
-    html = render_meeting(sheet, lang=lang, params=cfg.explain)
+    html = render_meeting(meeting_sheet, lang=lang, params=cfg.explain) if sheet else ""
     lap("sheet")
 
     day = f"{meeting_date:%Y-%m-%d}"

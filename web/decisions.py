@@ -41,12 +41,11 @@ class HomeView:
 
 
 def home_view(state: AppState, meeting: Meeting, dwelling_id: str, lang: str) -> HomeView:
-    """The suggestions of one home at a meeting, from the cached meeting outputs."""
-    index = state.index(pd.Timestamp(meeting.date), lang)
-    plan = index.outputs.assignment
-    plan = plan[plan["dwelling_id"] == dwelling_id]
-    proposed = str(plan["client_id"].iloc[0]) if len(plan) else ""
-    return HomeView(dwelling_id, index.home_recs(dwelling_id), proposed, index.home_excluded(dwelling_id))
+    """The suggestions of one home at a meeting, from the pages built when the meeting was loaded."""
+    page = state.index(pd.Timestamp(meeting.date), lang).pages.get(dwelling_id)
+    if page is None:
+        raise DecisionError(f"{dwelling_id} is not on the table of meeting {meeting.date:%Y-%m-%d}")
+    return HomeView(dwelling_id, page.ranked, page.proposed_client_id, page.excluded)
 
 
 def record_decision(
@@ -110,6 +109,18 @@ def record_decision(
             )
             current_id = current.record.decision_id if current else ""
             if current_id != seen_record:
+                r = current.record if current else None
+                if r is not None and (r.decision, r.client_id, r.reason, r.note, r.decided_by) == (
+                    decision,
+                    client_id,
+                    reason,
+                    note,
+                    decided_by,
+                ):
+                    raise DecisionError(
+                        f"this decision on {view.dwelling_id} was already recorded at {r.decided_at:%H:%M:%S} "
+                        "(sent twice?); nothing was added"
+                    )
                 raise DecisionError(
                     f"{view.dwelling_id} was decided by someone else since this page was opened "
                     f"({current.record.decision} at {current.record.decided_at:%H:%M:%S}); reload the page and decide again"

@@ -7,20 +7,21 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 DECISIONS = [
-    ("plan_followed", "follow the plan"),
-    ("other_candidate", "another eligible candidate"),
-    ("no_placement", "no placement this week"),
-    ("rule_exception", "rule exception (ineligible candidate)"),
+    ("plan_followed", _("follow the plan")),
+    ("other_candidate", _("another eligible candidate")),
+    ("no_placement", _("no placement this week")),
+    ("rule_exception", _("rule exception (ineligible candidate)")),
 ]
 REASONS = [
-    ("client_preference", "client's preference"),
-    ("care_provider_advice", "care provider's advice"),
-    ("landlord_requirement", "landlord's requirement"),
-    ("information_not_in_data", "information the data lacks"),
-    ("urgency", "urgency"),
-    ("other", "other"),
+    ("client_preference", _("client's preference")),
+    ("care_provider_advice", _("care provider's advice")),
+    ("landlord_requirement", _("landlord's requirement")),
+    ("information_not_in_data", _("information the data lacks")),
+    ("urgency", _("urgency")),
+    ("other", _("other")),
 ]
 
 
@@ -54,6 +55,7 @@ class Meeting(models.Model):
             ("view_decision_log", "See and export the decision log"),
             ("view_audit", "See the audit report and model card"),
             ("view_group_figures", "See protected-attribute group figures"),
+            ("switch_dataset", "Point the app at another dataset (path or upload)"),
         ]
 
     def __str__(self) -> str:
@@ -123,6 +125,19 @@ class Note(models.Model):
         ordering = ["created_at", "id"]
 
 
+class DatasetSwitch(models.Model):
+    """The dataset the app serves: the latest row is in use (every worker process follows it)."""
+
+    path = models.CharField(max_length=1000)
+    fingerprint = models.CharField(max_length=64)
+    switched_by = models.CharField(max_length=64)  # pseudonymous user id, or "serve" for the command line
+    switched_at = models.DateTimeField(auto_now_add=True)
+    summary = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["-id"]
+
+
 class Profile(models.Model):
     """Per user: a pseudonymous id for the log, the language of reasons, and (care staff) the care provider."""
 
@@ -130,3 +145,12 @@ class Profile(models.Model):
     pseudonym = models.CharField(max_length=64, unique=True, default=new_pseudonym)
     lang = models.CharField(max_length=2, choices=[("en", "English"), ("nl", "Nederlands")], default="en")
     care_provider = models.CharField(max_length=200, blank=True, default="")
+
+
+def profile_of(user) -> Profile:
+    """The user's profile (created on first use; cached on the user object for the request)."""
+    try:
+        return user.profile
+    except Profile.DoesNotExist:
+        user.profile = Profile.objects.create(user=user)
+        return user.profile

@@ -5,7 +5,7 @@ from __future__ import annotations
 ROLES: dict[str, tuple[str, ...]] = {
     "chair": ("web.view_agenda", "web.decide", "web.add_meeting_note", "web.view_decision_log"),
     "member": ("web.view_agenda", "web.add_meeting_note", "web.view_client_profile"),
-    "analyst": ("web.view_agenda", "web.view_model_info"),
+    "analyst": ("web.view_agenda", "web.view_model_info", "web.switch_dataset"),
     "auditor": (
         "web.view_agenda",
         "web.view_decision_log",
@@ -21,6 +21,7 @@ ROLES: dict[str, tuple[str, ...]] = {
         "auth.view_group",
         "web.view_profile",
         "web.change_profile",
+        "web.switch_dataset",
     ),
 }
 

@@ -43,6 +43,9 @@ def database_from_url(url: str | None) -> dict:
                 "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
             },
             "TEST": {"NAME": str(HOME / "test_matchwijs.sqlite3")},
+            # Keep each worker thread's connection (opening one and its PRAGMAs cost more than a page's queries).
+            "CONN_MAX_AGE": 600,
+            "CONN_HEALTH_CHECKS": True,
         }
     parts = urlparse(url)
     if parts.scheme not in ("postgres", "postgresql"):
@@ -79,6 +82,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "web.middleware.UserLanguageMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "web.middleware.SecurityHeadersMiddleware",
@@ -135,6 +139,8 @@ SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 
 LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("nl", "Nederlands")]
+LOCALE_PATHS = [BASE_DIR / "locale"]  # web/locale/nl/LC_MESSAGES/django.po (and the .mo compilemessages makes)
 TIME_ZONE = "Europe/Amsterdam"
 USE_I18N = True
 USE_TZ = True

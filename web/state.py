@@ -6,8 +6,11 @@ Tests install their own state with `set_state`.
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 from django.conf import settings
@@ -15,41 +18,20 @@ from django.conf import settings
 from features.load import Dataset, dataset_fingerprint, load_dataset
 from models.bundle import ModelBundle
 from reports.suggestions import MeetingOutputs, RecommendConfig, latest_meeting, meeting_outputs
+from web.pages import HomePage, build_pages
 
 
 @dataclass
 class MeetingIndex:
-    """Row positions of one meeting's outputs per home (and per pair), so a home page reads only its rows."""
+    """One meeting's suggestions in one language, with every home's page content built once (web.pages)."""
 
     outputs: MeetingOutputs
-    recs: dict
-    excluded: dict
-    explanations: dict
+    pages: dict[str, HomePage]
 
     @classmethod
-    def of(cls, out: MeetingOutputs) -> MeetingIndex:
-        """Group row positions once (groupby indices: no frame per group)."""
-        recs = out.recommendations.groupby("dwelling_id", sort=False).indices
-        excluded = out.excluded.groupby("dwelling_id", sort=False).indices
-        pairs = out.explanations.groupby(["dwelling_id", "client_id"], sort=False).indices
-        return cls(out, recs, excluded, pairs)
-
-    @staticmethod
-    def _rows(frame: pd.DataFrame, positions) -> pd.DataFrame:
-        return frame.iloc[positions if positions is not None else []]
-
-    def home_recs(self, dwelling_id: str) -> pd.DataFrame:
-        """The ranked recommendations of one home (empty frame when none)."""
-        rows = self._rows(self.outputs.recommendations, self.recs.get(dwelling_id))
-        return rows.sort_values("rank", kind="stable")
-
-    def home_excluded(self, dwelling_id: str) -> pd.DataFrame:
-        """The excluded candidates of one home (empty frame when none)."""
-        return self._rows(self.outputs.excluded, self.excluded.get(dwelling_id))
-
-    def pair_explanations(self, dwelling_id: str, client_id: str) -> pd.DataFrame:
-        """The SHAP rows of one (home, candidate) pair."""
-        return self._rows(self.outputs.explanations, self.explanations.get((dwelling_id, client_id)))
+    def of(cls, ds: Dataset, out: MeetingOutputs, lang: str, tolerance: float) -> MeetingIndex:
+        """Build the per-home pages (charts, lists, why) once, so requests only read them."""
+        return cls(out, build_pages(ds, out, lang, tolerance))
 
 
 @dataclass
@@ -71,9 +53,15 @@ class AppState:
         with self._lock:
             if key not in self._index:
                 out = meeting_outputs(
-                    self.ds, meeting_date, self.bundle, self.cfg, lang=lang, model_label=self.model_version
+                    self.ds,
+                    meeting_date,
+                    self.bundle,
+                    self.cfg,
+                    lang=lang,
+                    model_label=self.model_version,
+                    sheet=False,  # the app has its own pages; `recommend` writes the sheet
                 )
-                self._index[key] = MeetingIndex.of(out)
+                self._index[key] = MeetingIndex.of(self.ds, out, lang, self.cfg.assignment.no_real_difference)
             return self._index[key]
 
     def outputs(self, meeting_date: pd.Timestamp, lang: str) -> MeetingOutputs:
@@ -86,7 +74,11 @@ class AppState:
 
 
 _state: AppState | None = None
+_switch_id: int | None = None  # the DatasetSwitch row the state follows (None: the one settings named)
 _state_lock = threading.Lock()
+_checked_at = float("-inf")
+FOLLOW_EVERY_S = 2.0
+log = logging.getLogger(__name__)
 
 
 def model_version(bundle: ModelBundle) -> str:
@@ -107,21 +99,52 @@ def build_state(data: str, model: str | None = None, params_path: str | None = N
     return AppState(ds, bundle, cfg, dataset_fingerprint(data), model_version(bundle), params)
 
 
-def set_state(state: AppState | None) -> None:
-    """Install the state (tests, dataset reload); the previous one stays in use until this call."""
-    global _state
+def set_state(state: AppState | None, switch_id: int | None = None) -> None:
+    """Install the state (tests, dataset switch); the previous one stays in use until this call."""
+    global _state, _switch_id, _checked_at
     with _state_lock:
-        _state = state
+        _state, _switch_id, _checked_at = state, switch_id, float("-inf")
+
+
+def _follow_switch() -> None:
+    """Follow a dataset switch made in another worker process (the latest DatasetSwitch row).
+
+    Checked at most every FOLLOW_EVERY_S seconds per process (one small query), so a switch reaches
+    every worker within that time.
+    """
+    global _state, _switch_id, _checked_at
+    from web.models import DatasetSwitch
+
+    now = time.monotonic()
+    if now - _checked_at < FOLLOW_EVERY_S:
+        return
+    _checked_at = now
+
+    latest = DatasetSwitch.objects.values_list("id", "path", "fingerprint").first()
+    if latest is None or latest[0] == _switch_id or _state is None:
+        return
+    row_id, path, fingerprint = latest
+    if str(Path(_state.ds.path).resolve()) != path or _state.fingerprint != fingerprint:
+        try:
+            ds = load_dataset(path)
+        except Exception:  # the folder went away or changed: keep serving what is loaded
+            log.exception("dataset switch %s to %s could not be followed; the previous data stay in use", row_id, path)
+            _switch_id = row_id
+            return
+        s = _state
+        _state = AppState(ds, s.bundle, s.cfg, dataset_fingerprint(path), s.model_version, s.params)
+    _switch_id = row_id
 
 
 def get_state() -> AppState:
-    """The loaded state, loading it from settings on first use."""
+    """The loaded state (loading it from settings on first use), following the latest dataset switch."""
     global _state
     with _state_lock:
         if _state is None:
             if not settings.MATCHWIJS_DATA:
                 raise RuntimeError("no dataset: start the app with `matchwijs serve --data DIR`")
             _state = build_state(settings.MATCHWIJS_DATA, settings.MATCHWIJS_MODEL, settings.MATCHWIJS_PARAMS)
+        _follow_switch()
         return _state
 
 

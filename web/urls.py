@@ -21,6 +21,7 @@ urlpatterns = [
     path("log/", views.decision_log, name="log"),
     path("log/decisions.<str:fmt>", views.export_log, name="export_log"),
     path("model/", views.model_info, name="model_info"),
+    path("data/", views.dataset, name="dataset"),
     path("audit/", views.audit, name="audit"),
     path("audit/report/", views.audit_report, name="audit_report"),
     path("lang/", views.set_lang, name="set_lang"),

@@ -9,44 +9,33 @@ from __future__ import annotations
 import datetime as dt
 import io
 from collections import Counter
+from pathlib import Path
 
 import pandas as pd
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required, permission_required
+from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils.html import format_html_join
-from django.utils.safestring import mark_safe
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from reports.meeting import contribution_svg
-from reports.reasons import feature_label
 from web.decisions import DecisionError, home_view, record_decision
 from web.export import decision_rows
-from web.models import REASONS, CurrentDecision, DecisionRecord, Meeting, Note, Profile
+from web.models import REASONS, CurrentDecision, DatasetSwitch, DecisionRecord, Meeting, Note, profile_of
 from web.state import get_state
 
-CHART_FEATURES = 8
-CHART_CANDIDATES = 5
 PRINT_TOP = 3
-PAGE_CANDIDATES = 20  # rows shown before "show all"
-OPTIONAL_REC_COLUMNS = ("waiting_weeks", "in_pool", "chance_low", "chance_high")
-EXTRA_HEADERS = {"waiting_weeks": "Waiting (weeks)", "in_pool": "In the policy's pool"}
 
 
-def _extra_value(column: str, value):
-    """A shown value of an optional column: whole weeks, yes/no for pool membership."""
-    if column == "in_pool":
-        return "yes" if bool(value) else "no"
-    if column == "waiting_weeks":
-        return "" if pd.isna(value) else f"{float(value):.0f}"
-    return value
+def _index(m: Meeting, lang: str):
+    """The meeting's suggestions and pages in one language; 404 when the dataset in use lacks the meeting."""
+    from features.errors import UserError
 
-
-def profile_of(user) -> Profile:
-    """The user's profile (created on first use)."""
-    profile, _ = Profile.objects.get_or_create(user=user)
-    return profile
+    try:
+        return get_state().index(pd.Timestamp(m.date), lang)
+    except UserError as exc:
+        raise Http404(f"meeting {m.date:%Y-%m-%d} is not in the dataset in use: {exc}") from None
 
 
 def _meeting(date: str) -> Meeting:
@@ -55,24 +44,6 @@ def _meeting(date: str) -> Meeting:
     except ValueError:
         raise Http404("not a meeting date") from None
     return get_object_or_404(Meeting, date=day)
-
-
-def _homes_frame(state, meeting: Meeting) -> pd.DataFrame:
-    ds = state.ds
-    vac = ds.vacancies[ds.vacancies["meeting_date"] == pd.Timestamp(meeting.date)]
-    homes = ds.dwellings[ds.dwellings["dwelling_id"].isin(vac["dwelling_id"])]
-    nbh = ds.neighbourhoods.rename(columns={"name": "neighbourhood"})
-    return homes.merge(nbh, on="neighbourhood_id", how="left").sort_values("dwelling_id", kind="stable")
-
-
-def _home_line(home: dict) -> str:
-    floor = "ground floor" if int(home["floor"]) == 0 else f"floor {int(home['floor'])}"
-    lift = ", lift" if bool(home["has_lift"]) else ""
-    return (
-        f"{home['dwelling_type'].replace('_', ' ')}, {int(home['rooms'])} rooms, {float(home['floor_area_m2']):.0f} m², "
-        f"{floor}{lift}, € {float(home['rent_eur']):.0f}/month · {home['neighbourhood']} ({home['district']}) · "
-        f"{home['landlord']}"
-    )
 
 
 @login_not_required
@@ -99,9 +70,10 @@ def meetings(request: HttpRequest) -> HttpResponse:
     """The list of meetings with progress (decided / homes)."""
     rows = []
     state = get_state()
-    for m in Meeting.objects.all():
-        n_homes = int((state.ds.vacancies["meeting_date"] == pd.Timestamp(m.date)).sum())
-        decided = m.current.count()
+    homes_per_day = state.ds.vacancies["meeting_date"].value_counts()
+    for m in Meeting.objects.annotate(n_decided=Count("current")):
+        n_homes = int(homes_per_day.get(pd.Timestamp(m.date), 0))
+        decided = m.n_decided
         rows.append({"meeting": m, "homes": n_homes, "decided": decided, "open": n_homes - decided})
     return render(request, "web/meetings.html", {"rows": rows})
 
@@ -110,139 +82,71 @@ def meetings(request: HttpRequest) -> HttpResponse:
 def meeting(request: HttpRequest, date: str) -> HttpResponse:
     """One meeting: every home with the plan's proposal and whether it is decided."""
     m = _meeting(date)
-    state = get_state()
-    lang = profile_of(request.user).lang
-    out = state.outputs(pd.Timestamp(m.date), lang)
-    plan = out.assignment.set_index("dwelling_id")
+    index = _index(m, profile_of(request.user).lang)
     current = {c.dwelling_id: c for c in m.current.select_related("record")}
-    homes = []
-    for home_row in _homes_frame(state, m).to_dict("records"):
-        did = home_row["dwelling_id"]
-        proposal = plan.loc[did] if did in plan.index else None
-        homes.append(
-            {
-                "dwelling_id": did,
-                "line": _home_line(home_row),
-                "proposed": "" if proposal is None else str(proposal["client_id"]),
-                "proposed_p": None if proposal is None else float(proposal["p_sustained"]),
-                "n_eligible": int((out.recommendations["dwelling_id"] == did).sum()),
-                "current": current.get(did),
-            }
-        )
+    homes = [
+        {
+            "dwelling_id": did,
+            "line": page.line,
+            "proposed": page.proposed_client_id,
+            "proposed_p": None if page.proposal is None else float(page.proposal["p_sustained"]),
+            "n_eligible": page.n_eligible,
+            "current": current.get(did),
+        }
+        for did, page in index.pages.items()
+    ]
     decided = sum(1 for h in homes if h["current"])
     return render(
         request,
         "web/meeting.html",
-        {"m": m, "homes": homes, "decided": decided, "open": len(homes) - decided, "warnings": out.warnings},
+        {"m": m, "homes": homes, "decided": decided, "open": len(homes) - decided, "warnings": index.outputs.warnings},
     )
-
-
-def _chart(index, dwelling_id: str, client_id: str, lang: str) -> str:
-    rows = index.pair_explanations(dwelling_id, client_id)
-    rows = rows.reindex(rows["contribution"].abs().sort_values(ascending=False).index)[:CHART_FEATURES]
-    items = [(feature_label(str(r.feature), lang), float(r.contribution)) for r in rows.itertuples()]
-    scale = max((abs(v) for _, v in items), default=1.0)
-    return contribution_svg(items, scale=scale, lang=lang)
 
 
 @permission_required("web.view_agenda", raise_exception=True)
 def home_detail(request: HttpRequest, date: str, dwelling_id: str) -> HttpResponse:
-    """One home: the plan's proposal first with why, the ranked candidates, the excluded ones, notes, decision."""
+    """One home: the plan's proposal first with why, the ranked candidates, the excluded ones, notes, decision.
+
+    Everything but the decision, its history and the notes was built when the meeting was loaded
+    (web.pages): a request reads it and runs a few small queries.
+    """
     m = _meeting(date)
-    state = get_state()
     profile = profile_of(request.user)
-    lang = profile.lang
-    index = state.index(pd.Timestamp(m.date), lang)
-    out = index.outputs
-    homes = _homes_frame(state, m)
-    if dwelling_id not in set(homes["dwelling_id"]):
+    page = _index(m, profile.lang).pages.get(dwelling_id)
+    if page is None:
         raise Http404("this home is not on this meeting's table")
-    view = home_view(state, m, dwelling_id, lang)
-    plan = out.assignment
-    planned_home = dict(zip(plan["client_id"].astype(str), plan["dwelling_id"].astype(str), strict=False))
-    extra = [c for c in OPTIONAL_REC_COLUMNS if c in view.ranked.columns]
     show_all = bool(request.GET.get("all"))
-    shown = view.ranked if show_all else view.ranked.head(PAGE_CANDIDATES)
-    proposed_row = view.ranked[view.ranked["client_id"] == view.proposed_client_id]
-    if not show_all and len(proposed_row) and view.proposed_client_id not in set(shown["client_id"]):
-        shown = pd.concat([shown, proposed_row])
-    candidates = []
-    for i, r in enumerate(shown.to_dict("records")):
-        cid = str(r["client_id"])
-        candidates.append(
-            {
-                **r,
-                "client_id": cid,
-                "proposed": cid == view.proposed_client_id,
-                "elsewhere": planned_home.get(cid) if planned_home.get(cid) != dwelling_id else None,
-                "chart": mark_safe(_chart(index, dwelling_id, cid, lang)) if i < CHART_CANDIDATES else "",
-                "extra": {c: _extra_value(c, r.get(c)) for c in extra},
-            }
-        )
-    proposal = next((c for c in candidates if c["proposed"]), None)
-    why = []
-    if proposal is not None:
-        prow = plan[plan["dwelling_id"] == dwelling_id].iloc[0].to_dict()
-        if "why" in prow and isinstance(prow["why"], str) and prow["why"]:
-            why.append(prow["why"])
-        if proposal["rank"] > 1 and candidates:
-            first = candidates[0]
-            if first["elsewhere"]:
-                why.append(f"#1 candidate {first['client_id']} is planned for home {first['elsewhere']}.")
-            else:
-                why.append(f"#1 candidate {first['client_id']} is not placed by the plan (see the whole plan).")
-        elif proposal["rank"] == 1:
-            why.append("The proposal is the #1 candidate for this home.")
-    if proposal is not None:
-        proposal["chart"] = mark_safe(_chart(index, dwelling_id, proposal["client_id"], lang))
-    current = CurrentDecision.objects.filter(meeting=m, dwelling_id=dwelling_id).select_related("record").first()
-    history = DecisionRecord.objects.filter(meeting=m, dwelling_id=dwelling_id)
-    providers = state.ds.clients.set_index("client_id")["care_provider"]
-    own = {
-        c["client_id"]
-        for c in candidates
-        if profile.care_provider and providers.get(c["client_id"]) == profile.care_provider
-    }
+    candidates = page.all_rows if show_all else page.top
+    history = list(DecisionRecord.objects.filter(meeting=m, dwelling_id=dwelling_id))
+    # The decision in force is the newest record: each record supersedes the one before, and the record and
+    # CurrentDecision are written in one transaction (web.decisions), so no second query is needed.
+    current = {"record": history[-1], "client_id": history[-1].client_id} if history else None
+    own = {c for c, provider in page.providers.items() if profile.care_provider and provider == profile.care_provider}
     return render(
         request,
         "web/home.html",
         {
             "m": m,
+            "page": page,
             "dwelling_id": dwelling_id,
-            "line": _home_line(homes[homes["dwelling_id"] == dwelling_id].iloc[0].to_dict()),
-            "proposal": proposal,
-            "why": why,
+            "line": page.line,
+            "nbh_line": page.nbh_line,
+            "proposal": page.proposal,
+            "why": page.why,
             "candidates": candidates,
-            "n_eligible": len(view.ranked),
-            "choices": format_html_join(
-                "",
-                '<option value="{}">#{} {} ({})</option>',
-                zip(
-                    view.ranked["client_id"],
-                    view.ranked["rank"],
-                    view.ranked["client_id"],
-                    view.ranked["p_sustained"].map("{:.2f}".format),
-                    strict=True,
-                ),
-            ),
+            "n_eligible": page.n_eligible,
+            "choices": page.choices,
             "show_all": show_all,
-            "extra_cols": extra,
-            "extra_headers": [EXTRA_HEADERS.get(c, c) for c in extra if c not in ("chance_low", "chance_high")],
-            "n_excluded": len(view.excluded),
-            # built here rather than in the template: a home can have hundreds of excluded candidates
-            "excluded_rows": format_html_join(
-                "",
-                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-                zip(view.excluded["client_id"], view.excluded["rule"], view.excluded["detail"], strict=True),
-            ),
-            "excluded_options": format_html_join(
-                "",
-                '<option value="{}">{} ({})</option>',
-                zip(view.excluded["client_id"], view.excluded["client_id"], view.excluded["rule"], strict=True),
-            ),
+            "extra_headers": page.extra_headers,
+            "n_excluded": page.n_excluded,
+            "excluded_rows": page.excluded_rows,
+            "excluded_options": page.excluded_options,
+            "tolerance": page.tolerance,
+            "any_close": any(c["no_real_difference"] for c in candidates),
+            "table_rows": page.table_rows(own, show_all),
             "current": current,
             "history": history,
-            "notes": Note.objects.filter(meeting=m, dwelling_id=dwelling_id),
+            "notes": list(Note.objects.filter(meeting=m, dwelling_id=dwelling_id)),
             "reasons": REASONS,
             "own_clients": own,
             "can_decide": request.user.has_perm("web.decide"),
@@ -257,7 +161,10 @@ def decide(request: HttpRequest, date: str, dwelling_id: str) -> HttpResponse:
     """Record the chair's decision for one home (refused with a message when invalid or stale)."""
     m = _meeting(date)
     state = get_state()
-    view = home_view(state, m, dwelling_id, profile_of(request.user).lang)
+    try:
+        view = home_view(state, m, dwelling_id, profile_of(request.user).lang)
+    except DecisionError:
+        raise Http404("this home is not on this meeting's table") from None
     decision = request.POST.get("decision", "")
     client = request.POST.get("client_id", "")
     if decision == "rule_exception":
@@ -277,7 +184,10 @@ def decide(request: HttpRequest, date: str, dwelling_id: str) -> HttpResponse:
     except DecisionError as exc:
         messages.error(request, str(exc))
     else:
-        messages.success(request, f"Recorded for {dwelling_id}: {rec.get_decision_display()}.")
+        messages.success(
+            request,
+            _("Recorded for %(home)s: %(decision)s.") % {"home": dwelling_id, "decision": rec.get_decision_display()},
+        )
     return redirect("home_detail", date=date, dwelling_id=dwelling_id)
 
 
@@ -310,22 +220,16 @@ def set_closed(request: HttpRequest, date: str) -> HttpResponse:
 def print_view(request: HttpRequest, date: str) -> HttpResponse:
     """A compact printable meeting: the plan and the top 3 per home, about 3 homes per A4 page."""
     m = _meeting(date)
-    state = get_state()
-    out = state.outputs(pd.Timestamp(m.date), profile_of(request.user).lang)
-    recs = out.recommendations
-    plan = out.assignment.set_index("dwelling_id")
-    homes = []
-    for home_row in _homes_frame(state, m).to_dict("records"):
-        did = home_row["dwelling_id"]
-        top = recs[recs["dwelling_id"] == did].sort_values("rank").head(PRINT_TOP).to_dict("records")
-        homes.append(
-            {
-                "dwelling_id": did,
-                "line": _home_line(home_row),
-                "proposed": str(plan.loc[did, "client_id"]) if did in plan.index else "",
-                "top": top,
-            }
-        )
+    index = _index(m, profile_of(request.user).lang)
+    homes = [
+        {
+            "dwelling_id": did,
+            "line": page.line,
+            "proposed": page.proposed_client_id,
+            "top": page.all_rows[:PRINT_TOP],
+        }
+        for did, page in index.pages.items()
+    ]
     return render(request, "web/print.html", {"m": m, "homes": homes, "model": m.model_version})
 
 
@@ -431,3 +335,52 @@ def set_lang(request: HttpRequest) -> HttpResponse:
         profile.save(update_fields=["lang"])
     back = request.POST.get("next", "/")
     return redirect(back if back.startswith("/") and not back.startswith("//") else "/")
+
+
+@permission_required("web.switch_dataset", raise_exception=True)
+def dataset(request: HttpRequest) -> HttpResponse:
+    """The dataset in use; analysts and admins switch to another folder on the server or upload a zip of one.
+
+    The new dataset is validated like `matchwijs validate` (the same named problems) and its latest
+    meeting computed before anything changes; when refused, the previous data stay in use.
+    """
+    from web.datasets import SwitchRefused, discard_upload, switch_to, unpack_upload
+
+    state = get_state()
+    refused: SwitchRefused | None = None
+    if request.method == "POST":
+        upload = request.FILES.get("upload")
+        raw_path = request.POST.get("path", "").strip()
+        unpacked = None
+        try:
+            if upload is not None:
+                unpacked = unpack_upload(upload)
+                target = unpacked
+            elif raw_path:
+                target = Path(raw_path)
+            else:
+                raise SwitchRefused(_("Give a dataset folder on the server or upload a zip of one."))
+            _new, meeting_row = switch_to(target, state, by=profile_of(request.user).pseudonym)
+        except SwitchRefused as exc:
+            refused = exc
+            if unpacked is not None:
+                discard_upload(unpacked)
+        else:
+            messages.success(
+                request,
+                _("Now serving %(path)s; meeting %(date)s loaded.")
+                % {"path": target, "date": f"{meeting_row.date:%Y-%m-%d}"},
+            )
+            return redirect("dataset")
+    return render(
+        request,
+        "web/dataset.html",
+        {
+            "path": state.ds.path,
+            "fingerprint": state.fingerprint,
+            "summary": state.ds.summary(),
+            "switches": DatasetSwitch.objects.all()[:20],
+            "refused": refused,
+        },
+        status=400 if refused else 200,
+    )
