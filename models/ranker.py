@@ -63,6 +63,7 @@ class SearchParams:
 
     metric: str
     grid: tuple[dict, ...]
+    by_default: bool = False  # `train` searches unless `--no-search` (else only with `--search`)
 
     def __post_init__(self) -> None:
         if self.metric not in RANKING_METRICS:

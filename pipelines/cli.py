@@ -93,6 +93,9 @@ def generate(
         "--decisions",
         help="Also write a made-up decision log of the meetings (decisions.csv; params.yaml synthetic_decisions).",
     ),
+    world: str | None = typer.Option(
+        None, "--world", help="A world of the model-choice family (synthetic/family.py), e.g. weak_match_latent."
+    ),
     params: Path | None = ParamsOpt,
 ) -> None:
     """Write a synthetic Amsterdam dataset that follows the contract (and, optionally, its ground truth)."""
@@ -104,6 +107,10 @@ def generate(
 
     loaded = load_params(params)
     cfg = section(loaded, "generate", GenerateParams)
+    if world is not None:
+        from synthetic.family import world_params
+
+        cfg = world_params(cfg, world)
     log = section(loaded, "synthetic_decisions", DecisionParams) if decisions else None
     overrides = {
         k: v
