@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -37,27 +38,40 @@ SCORERS = ("project", "peer", "logistic")
 
 
 def run_world(name: str, *, seed: int, params: dict, folder: Path, say=print) -> list[dict]:
-    """Generate one world, train the three scorers, compare them on the held-out weeks; one row per scorer."""
+    """Generate family world `name` into `folder` and compare the three scorers on it (`compare_on`)."""
+    from features.config import section
+    from synthetic.family import HELD_OUT_WEEKS, world_params
+    from synthetic.generate import GenerateParams, generate_dataset
+
+    started = time.perf_counter()
+    gen = world_params(section(params, "generate", GenerateParams), name, seed=seed)
+    if not (folder / "truth" / "truth.yaml").is_file():  # a kept world (--work) is generated once
+        generate_dataset(folder / "data", gen, truth_dir=folder / "truth")
+    out = compare_on(folder / "data", folder / "truth", params=params, test_weeks=HELD_OUT_WEEKS, world=name)
+    say(f"{name}: {out[0]['placements']} placements, {time.perf_counter() - started:.0f} s")
+    return out
+
+
+def compare_on(data: Path, truth: Path, *, params: dict, test_weeks: int | None, world: str) -> list[dict]:
+    """Train the project's model (as `train` does), the peer and the logistic baseline; one row per scorer."""
     from features.config import section
     from features.labels import LabelParams
     from features.load import load_dataset
     from features.pairs import FeatureParams
     from features.rules import PassendToewijzen
     from models.baselines import BaselineParams
+    from models.evaluate import placement_metrics
     from models.experiment import choose_lgbm, placement_rows, run_experiment
     from models.oracle import OracleParams, oracle_comparison
     from models.peer import PeerClassifier
     from models.ranker import TrainParams
-    from synthetic.family import HELD_OUT_WEEKS, world_params
-    from synthetic.generate import GenerateParams, generate_dataset
 
-    started = time.perf_counter()
-    gen = world_params(section(params, "generate", GenerateParams), name, seed=seed)
-    generate_dataset(folder / "data", gen, truth_dir=folder / "truth")
-    tp = dataclasses.replace(section(params, "train", TrainParams), test_weeks=HELD_OUT_WEEKS, bootstrap_resamples=0)
+    tp = dataclasses.replace(section(params, "train", TrainParams), bootstrap_resamples=0)
+    if test_weeks is not None:
+        tp = dataclasses.replace(tp, test_weeks=test_weeks)
     fp, lp = section(params, "features", FeatureParams), section(params, "labels", LabelParams)
     rules = section(params, "passend_toewijzen", PassendToewijzen)
-    ds = load_dataset(folder / "data")
+    ds = load_dataset(data)
     rows = placement_rows(ds, features=fp, labels=lp, rules=rules)
     tp, _ = choose_lgbm(rows, tp)
     result = run_experiment(
@@ -67,7 +81,6 @@ def run_world(name: str, *, seed: int, params: dict, folder: Path, say=print) ->
     fit_rows = rows[part.isin(["fit", "calibration"])] if tp.refit_on_calibration_weeks else rows[part == "fit"]
     peer = PeerClassifier.fit(fit_rows, seed=tp.seed)
     test = result.test.assign(score_peer=lambda t: peer.score(t), p_peer=lambda t: peer.proba(t))
-    from models.evaluate import placement_metrics
 
     held_out = {
         "project": result.metrics.loc[f"ranker_{tp.objective}"].to_dict(),
@@ -77,7 +90,7 @@ def run_world(name: str, *, seed: int, params: dict, folder: Path, say=print) ->
     oracle = oracle_comparison(
         ds,
         result.bundles[tp.objective],
-        folder / "truth",
+        truth,
         params=params,
         oracle=section(params, "oracle", OracleParams),
         baselines={"peer": peer, "logistic": result.baselines["classifier"]},
@@ -88,7 +101,7 @@ def run_world(name: str, *, seed: int, params: dict, folder: Path, say=print) ->
         suffix = "" if scorer == "project" else f"_{scorer}"
         out.append(
             {
-                "world": name,
+                "world": world,
                 "scorer": scorer,
                 "ndcg_at_5": float(held_out[scorer]["ndcg_at_5"]),
                 "top1_gain": float(s[f"top1_captured_gain{suffix}"]),
@@ -104,7 +117,6 @@ def run_world(name: str, *, seed: int, params: dict, folder: Path, say=print) ->
                 else "",
             }
         )
-    say(f"{name}: {len(rows)} placements, {time.perf_counter() - started:.0f} s")
     return out
 
 
@@ -145,8 +157,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=None, help="generator seed (default: params generate.seed)")
     parser.add_argument("--worlds", default=",".join(WORLDS), help="comma-separated world names")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--train", default="{}", help="JSON merged into params `train` (e.g. a variant to compare)")
+    parser.add_argument("--work", type=Path, help="keep the generated worlds here and reuse them (default: temporary)")
+    parser.add_argument("--data", type=Path, help="compare on this dataset (with --truth) instead of the family")
+    parser.add_argument("--truth", type=Path, help="the truth folder of --data")
     args = parser.parse_args(argv)
     params = load_params()
+    for key, value in json.loads(args.train).items():
+        params["train"][key] = {**params["train"][key], **value} if isinstance(value, dict) and value else value
+    if args.data is not None:
+        table = pd.DataFrame(compare_on(args.data, args.truth, params=params, test_weeks=None, world=args.data.name))
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(args.out, index=False, float_format="%.4f")
+        print(markdown(table))
+        return
     seed = params["generate"]["seed"] if args.seed is None else args.seed
     names = [w for w in args.worlds.split(",") if w]
     unknown = sorted(set(names) - set(WORLDS))
@@ -154,7 +178,8 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"bench_family: unknown world(s) {', '.join(unknown)}; known: {', '.join(WORLDS)}")
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="matchwijs-family-") as tmp:
-        table = family_table(seed=seed, worlds=names, params=params, work=Path(tmp))
+        work = Path(tmp) if args.work is None else args.work / f"seed-{seed}"
+        table = family_table(seed=seed, worlds=names, params=params, work=work)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out, index=False, float_format="%.4f")
     print(markdown(table))

@@ -148,3 +148,23 @@ def test_family_world_params_turn_only_their_knobs():
     )
     assert w.truth.failure.client == cfg.truth.failure.client and w.clients == cfg.clients
     assert world_params(cfg, "small").weekly_vacancies == pytest.approx(0.6 * FAMILY_WEEKLY_VACANCIES)
+
+
+def test_family_table_is_reproducible_from_a_seed(tmp_path, monkeypatch):
+    import synthetic.family as family
+    from features.config import load_params
+    from pipelines.bench_family import SCORERS, family_table, markdown
+
+    # a tiny family world (3.5 years, 6 homes a week, 8 held-out weeks) so the test runs in seconds
+    monkeypatch.setattr(family, "FAMILY_YEARS", 3.5)
+    monkeypatch.setattr(family, "FAMILY_WEEKLY_VACANCIES", 6.0)
+    monkeypatch.setattr(family, "HELD_OUT_WEEKS", 8)
+    params = load_params()
+    first = family_table(seed=3, worlds=["weak_match_latent"], params=params, work=tmp_path / "a", say=lambda m: None)
+    again = family_table(seed=3, worlds=["weak_match_latent"], params=params, work=tmp_path / "b", say=lambda m: None)
+    pd.testing.assert_frame_equal(first, again)
+    assert list(first["scorer"]) == list(SCORERS)
+    assert first[["ndcg_at_5", "top1_gain", "plan_gain", "ece"]].notna().all().all()
+    assert first["ndcg_at_5"].between(0, 1).all() and (first["ece"] >= 0).all()
+    assert first["plan_gain"].nunique() == 3  # three different scorers, three different plans
+    assert "| weak_match_latent |" in markdown(first)
