@@ -33,6 +33,7 @@ test: lint
 bench: $(STAMP)
 	$(PY) -m pipelines.bench
 	$(PY) -m pipelines.bench_app
+	$(PY) -m pipelines.bench_family
 
 clean:
 	rm -rf data out mlruns bench .pytest_cache

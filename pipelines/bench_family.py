@@ -140,6 +140,7 @@ def markdown(table: pd.DataFrame) -> str:
         lines.append(f"| {world} | " + " | ".join(cells) + " |")
     means = table.groupby("scorer")[list(COLUMNS)].mean()
     worst = table.groupby("scorer")[list(COLUMNS)].min()
+    worst["ece"] = table.groupby("scorer")["ece"].max()  # lower is better
     lines.append(
         "| **mean** | " + " | ".join(" / ".join(f"{means.loc[s, c]:.3f}" for s in SCORERS) for c in COLUMNS) + " |"
     )

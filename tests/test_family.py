@@ -168,3 +168,34 @@ def test_family_table_is_reproducible_from_a_seed(tmp_path, monkeypatch):
     assert first["ndcg_at_5"].between(0, 1).all() and (first["ece"] >= 0).all()
     assert first["plan_gain"].nunique() == 3  # three different scorers, three different plans
     assert "| weak_match_latent |" in markdown(first)
+
+
+def test_learned_prior_matches_its_regression_and_keeps_self_reliance_monotone():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    from models.ranker import fit_learned_prior
+
+    rng = np.random.default_rng(0)
+    n = 400
+    rows = pd.DataFrame(
+        {
+            "zrm_finances": rng.integers(1, 6, n).astype(float),
+            "stairs_x_physical": rng.random(n),
+            "rent_to_income": rng.random(n),
+        }
+    )
+    # finances helps, stairs hurts, rent_to_income is noise
+    logit = 0.8 * (rows["zrm_finances"] - 3) - 2.0 * rows["stairs_x_physical"] + 1.5
+    rows["sustained"] = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    prior = fit_learned_prior(rows, ("zrm_finances", "stairs_x_physical", "rent_to_income"), C=1.0, seed=0)
+    X = rows[["zrm_finances", "stairs_x_physical", "rent_to_income"]].to_numpy(float)
+    scaler = StandardScaler().fit(X)
+    lr = LogisticRegression(C=1.0, max_iter=5000).fit(scaler.transform(X), rows["sustained"])
+    np.testing.assert_allclose(prior.score(rows), lr.decision_function(scaler.transform(X)), rtol=1e-9, atol=1e-9)
+    assert prior.coef["zrm_finances"] > 0 > prior.coef["stairs_x_physical"]
+    # a self-reliance feature that goes the wrong way in these rows is left out of the prior, not kept negative
+    rows["zrm_addiction"] = 6 - rows["zrm_finances"]
+    flipped = fit_learned_prior(rows, ("zrm_finances", "zrm_addiction", "stairs_x_physical"), C=1.0, seed=0)
+    assert all(flipped.coef.get(f, 0) >= 0 for f in ("zrm_finances", "zrm_addiction"))
+    assert "zrm_addiction" not in flipped.coef and flipped.coef["stairs_x_physical"] < 0
