@@ -38,7 +38,8 @@ from models.bundle import SUPPORT_FEATURES, LinearPrior, ModelBundle, standardis
 from models.calibration import PlattCalibration
 
 OBJECTIVES = ("lambdarank", "rank_xendcg", "binary")
-PRIOR_KINDS = ("rule", "logistic", "none")
+PRIOR_KINDS = ("rule", "logistic", "rule_logistic", "none")
+RULE_INPUT = "_rule"  # the rule's score as one input of a rule_logistic prior
 # Held-out metrics every scorer gets (models/evaluate.py placement_metrics); calibrated models add CALIBRATION_METRICS.
 RANKING_METRICS = ("roc_auc_failure", "pr_auc_failure", "ndcg_at_5", "ndcg_at_10")
 CALIBRATION_METRICS = ("brier", "ece")
@@ -91,7 +92,8 @@ class TrainParams:
     # Defaults keep an older params.yaml working as before (trees only, no refit, no bootstrap).
     prior_weights: dict[str, float] = field(default_factory=dict)  # feature -> weight of the linear prior; {} = none
     # "rule": the prior is `prior_weights` rescaled; "logistic": an L2 logistic regression (C = prior_C) on the
-    # features of `prior_groups` (features.pairs FEATURES groups), learned on the same rows as the trees; "none".
+    # features of `prior_groups` (features.pairs FEATURES groups), learned on the same rows as the trees;
+    # "rule_logistic": the same with the rule's score as one more input (shrinks towards the rule); "none".
     prior_kind: str = "rule"
     prior_groups: tuple[str, ...] = ("client", "match", "history")
     prior_C: Annotated[float, Field(gt=0)] = 0.1
@@ -252,39 +254,56 @@ def fit_prior(rows: pd.DataFrame, weights: dict[str, float]) -> LinearPrior | No
     )
 
 
-def fit_learned_prior(rows: pd.DataFrame, features: tuple[str, ...], C: float, seed: int) -> LinearPrior:
+def fit_learned_prior(
+    rows: pd.DataFrame, features: tuple[str, ...], C: float, seed: int, rule: dict[str, float] | None = None
+) -> LinearPrior:
     """An L2 logistic regression of `sustained` on `features` (standardised), as a LinearPrior on raw features.
 
     Learns how much each client, match and history feature moves the log-odds, so the
     trees only add what a linear score cannot (thresholds, interactions no feature names).
+    With `rule` (feature -> weight), the rule's score is one more input: one weight carries
+    the whole rule, so the L2 penalty shrinks towards the rule rather than towards nothing.
     """
     y = rows["sustained"].astype(int).to_numpy()
     if len(np.unique(y)) < 2:
         raise UserError("the training weeks hold only one outcome class: the prior cannot be learned")
     used = list(features)
+    frame = rows
+    if rule:
+        frame = rows.assign(**{RULE_INPUT: LinearPrior(coef=dict(rule), intercept=0.0, mean={}).score(rows)})
+        used.append(RULE_INPUT)
     while True:
-        X = rows[used].to_numpy(dtype=float)
+        X = frame[used].to_numpy(dtype=float)
         scaler = StandardScaler().fit(X)
         scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
         lr = LogisticRegression(C=C, max_iter=5000, random_state=seed).fit((X - scaler.mean_) / scale, y)
         coef = lr.coef_[0] / scale
         # Like the trees (monotone_self_reliance), a higher ZRM score may never lower the chance:
         # a self-reliance feature the regression gives a negative weight (collinearity) is left out.
-        wrong = [f for f, c in zip(used, coef, strict=True) if c < 0 and f in SELF_RELIANCE]
+        wrong = [f for f, c in zip(used, coef, strict=True) if c < 0 and (f in SELF_RELIANCE or f == RULE_INPUT)]
         if not wrong:
             break
         used = [f for f in used if f not in wrong]
+    weights = dict(zip(used, coef, strict=True))
+    means = dict(zip(used, scaler.mean_, strict=True))
+    intercept = float(lr.intercept_[0] - np.sum(coef * scaler.mean_))
+    rule_weight = weights.pop(RULE_INPUT, 0.0)
+    means.pop(RULE_INPUT, None)
+    for f, w in (rule or {}).items():  # the rule's share goes back onto its features
+        weights[f] = weights.get(f, 0.0) + rule_weight * w
+        means[f] = float(rows[f].mean())
     return LinearPrior(
-        coef={f: float(c) for f, c in zip(used, coef, strict=True)},
-        intercept=float(lr.intercept_[0] - np.sum(coef * scaler.mean_)),
-        mean={f: float(m) for f, m in zip(used, scaler.mean_, strict=True)},
+        coef={f: float(c) for f, c in weights.items()},
+        intercept=intercept,
+        mean={f: float(m) for f, m in means.items()},
     )
 
 
 def prior_for(rows: pd.DataFrame, params: TrainParams) -> LinearPrior | None:
     """The prior `params` asks for, fitted on `rows` (see TrainParams.prior_kind)."""
-    if params.prior_kind == "logistic":
-        return fit_learned_prior(rows, params.prior_features(), params.prior_C, params.seed)
+    if params.prior_kind in ("logistic", "rule_logistic"):
+        rule = params.prior_weights if params.prior_kind == "rule_logistic" else None
+        return fit_learned_prior(rows, params.prior_features(), params.prior_C, params.seed, rule)
     if params.prior_kind == "none":
         return None
     return fit_prior(rows, params.prior_weights)
@@ -366,8 +385,9 @@ def train_bundle(
 
 
 def _describe_prior(params: TrainParams) -> str:
-    if params.prior_kind == "logistic":
-        return f"logistic regression (C={params.prior_C:g}) on the {', '.join(params.prior_groups)} features"
+    if params.prior_kind in ("logistic", "rule_logistic"):
+        rule = " and the profile-fit rule" if params.prior_kind == "rule_logistic" else ""
+        return f"logistic regression (C={params.prior_C:g}) on the {', '.join(params.prior_groups)} features{rule}"
     if params.prior_kind == "none":
         return "none"
     return ", ".join(f"{w:+g} {f}" for f, w in params.prior_weights.items()) or "none"

@@ -199,3 +199,26 @@ def test_learned_prior_matches_its_regression_and_keeps_self_reliance_monotone()
     flipped = fit_learned_prior(rows, ("zrm_finances", "zrm_addiction", "stairs_x_physical"), C=1.0, seed=0)
     assert all(flipped.coef.get(f, 0) >= 0 for f in ("zrm_finances", "zrm_addiction"))
     assert "zrm_addiction" not in flipped.coef and flipped.coef["stairs_x_physical"] < 0
+
+
+def test_rule_logistic_prior_folds_the_rule_back_onto_its_features():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    from models.ranker import fit_learned_prior
+
+    rng = np.random.default_rng(1)
+    n = 300
+    rows = pd.DataFrame({"zrm_finances": rng.integers(1, 6, n).astype(float), "stairs_x_physical": rng.random(n)})
+    logit = 0.5 * (rows["zrm_finances"] - 3) - 1.5 * rows["stairs_x_physical"] + 1.5
+    rows["sustained"] = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    rule = {"stairs_x_physical": -1.0}
+    prior = fit_learned_prior(rows, ("zrm_finances",), C=0.5, seed=0, rule=rule)
+    X = np.column_stack([rows["zrm_finances"], -1.0 * rows["stairs_x_physical"]])
+    scaler = StandardScaler().fit(X)
+    lr = LogisticRegression(C=0.5, max_iter=5000).fit(scaler.transform(X), rows["sustained"])
+    np.testing.assert_allclose(prior.score(rows), lr.decision_function(scaler.transform(X)), rtol=1e-9, atol=1e-9)
+    assert set(prior.coef) == {"zrm_finances", "stairs_x_physical"} and "_rule" not in prior.mean
+    # exact SHAP of the folded prior still sums to its score
+    contrib = prior.contributions(rows).sum(axis=1).to_numpy() + prior.base_value()
+    np.testing.assert_allclose(contrib, prior.score(rows), rtol=1e-9, atol=1e-9)
