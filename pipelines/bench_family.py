@@ -48,7 +48,8 @@ def run_world(name: str, *, seed: int, params: dict, folder: Path, say=print) ->
     if not (folder / "truth" / "truth.yaml").is_file():  # a kept world (--work) is generated once
         generate_dataset(folder / "data", gen, truth_dir=folder / "truth")
     out = compare_on(folder / "data", folder / "truth", params=params, test_weeks=HELD_OUT_WEEKS, world=name)
-    say(f"{name}: {out[0]['placements']} placements, {time.perf_counter() - started:.0f} s")
+    gains = ", ".join(f"{r['scorer']} {r['plan_gain']:.3f}" for r in out)
+    say(f"{name}: {out[0]['placements']} placements, plan gain {gains}; {time.perf_counter() - started:.0f} s")
     return out
 
 
