@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(PY) -m pipelines.bench
 	$(PY) -m pipelines.bench_app
 	$(PY) -m pipelines.bench_ope
+	$(PY) -m pipelines.bench_family
 
 clean:
 	rm -rf data out mlruns bench .pytest_cache

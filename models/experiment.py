@@ -161,3 +161,22 @@ def grid_search(
     return table.sort_values([f"validation_{metric}", "variant"], ascending=[False, True], kind="stable").reset_index(
         drop=True
     )
+
+
+def choose_lgbm(rows: pd.DataFrame, train: TrainParams, progress=lambda msg: None) -> tuple[TrainParams, pd.DataFrame]:
+    """The LightGBM settings to train with: the grid's best on the calibration weeks (never the test weeks).
+
+    With `train.search.by_default` false, `train` as it is and an empty table. Capacity
+    (leaves, rounds) is thus chosen by temporal validation inside each dataset.
+    """
+    if not train.search.by_default:
+        return train, pd.DataFrame()
+    return search_lgbm(rows, train, progress)
+
+
+def search_lgbm(rows: pd.DataFrame, train: TrainParams, progress=lambda msg: None) -> tuple[TrainParams, pd.DataFrame]:
+    """Run the grid of `train.search` and return `train` with the best variant's settings, and the table."""
+    searched = grid_search(rows, train=train, grid=train.search.grid, metric=train.search.metric, progress=progress)
+    best = dict(train.search.grid[int(searched.loc[0, "variant"])])
+    progress(f"search: best variant {best}")
+    return dataclasses.replace(train, lgbm=dataclasses.replace(train.lgbm, **best)), searched

@@ -33,7 +33,7 @@ from features.pairs import FeatureParams, build_pair_features
 from features.rules import PassendToewijzen
 from models.bundle import ModelBundle
 from models.evaluate import bootstrap_differences
-from models.scoring import Scorer
+from models.scoring import ProbabilityScorer, Scorer
 from planning.assignment import AssignmentParams
 from planning.eligibility import EligibilityParams, apply_eligibility
 from planning.priority import plan_meeting, waiting_weeks
@@ -83,8 +83,9 @@ def oracle_comparison(
 ) -> OracleComparison:
     """Judge model, oracle, random, historical and baseline choices by the true sustain probability (see module doc).
 
-    `baselines` maps a name to a scorer of pair features (higher = better); its
-    plan maximises the scores turned into within-meeting ranks (any scale works).
+    `baselines` maps a name to a scorer of pair features (higher = better); the plan of
+    a scorer with `proba` maximises its chances (like the model's), the plan of any
+    other scorer its scores turned into within-meeting ranks (any scale works).
     """
     fp = section(params, "features", FeatureParams)
     rules = section(params, "passend_toewijzen", PassendToewijzen)
@@ -111,10 +112,12 @@ def oracle_comparison(
     pairs["model_p"] = bundle.proba(feats)
     baselines = baselines or {}
     for name, scorer in baselines.items():
-        # ranks within the meeting, in (0, 1]: positive benefits on a common scale for the planner
-        pairs[f"{name}_score"] = (
-            pd.Series(scorer.score(feats), index=pairs.index).groupby(pairs["meeting_date"]).rank(pct=True)
-        )
+        if isinstance(scorer, ProbabilityScorer):  # its own chances, like the model's plan
+            pairs[f"{name}_score"] = np.asarray(scorer.proba(feats), dtype=float)
+        else:  # ranks within the meeting, in (0, 1]: positive benefits on a common scale for the planner
+            pairs[f"{name}_score"] = (
+                pd.Series(scorer.score(feats), index=pairs.index).groupby(pairs["meeting_date"]).rank(pct=True)
+            )
     pairs = pairs.merge(ds.dwellings[["dwelling_id", "complex_id"]], on="dwelling_id", how="left")
     rng = np.random.default_rng(oracle.seed)
 
@@ -181,12 +184,21 @@ def oracle_comparison(
         },
     }
     for name in baselines:
+        top_span = table.loc["oracle", "top1_true_p_sustained"] - table.loc["random", "top1_true_p_sustained"]
+        summary[f"top1_captured_gain_{name}"] = (
+            float((table.loc[name, "top1_true_p_sustained"] - table.loc["random", "top1_true_p_sustained"]) / top_span)
+            if top_span > 0
+            else float("nan")
+        )
         span = table.loc["oracle", "plan_true_p_sustained"] - table.loc["random", "plan_true_p_sustained"]
         summary[f"plan_captured_gain_{name}"] = (
             float((table.loc[name, "plan_true_p_sustained"] - table.loc["random", "plan_true_p_sustained"]) / span)
             if span > 0
             else float("nan")
         )
+    summary.update(match_ranking(pairs, "model_p"))
+    for name in baselines:
+        summary[f"within_client_spearman_{name}"] = match_ranking(pairs, f"{name}_score")["within_client_spearman"]
     hist_span = table.loc["oracle", "plan_true_p_sustained"] - table.loc["historical", "plan_true_p_sustained"]
     summary["plan_beats_historical"] = float(
         table.loc["model", "plan_true_p_sustained"] > table.loc["historical", "plan_true_p_sustained"]
@@ -223,3 +235,53 @@ def bootstrap_against(per: pd.DataFrame, baselines: list[str], resamples: int, s
     return bootstrap_differences(
         values, len(per), baselines, ("plan_captured_gain", "top1_true_p_sustained"), resamples, seed
     )
+
+
+def client_variance_share(values: np.ndarray, groups: pd.Series) -> float:
+    """Between-group variance / total variance of `values` (1 = the group alone explains every difference)."""
+    v = pd.Series(np.asarray(values, dtype=float), index=groups.index)
+    total = float(((v - v.mean()) ** 2).sum())
+    if total == 0:
+        return float("nan")
+    means = v.groupby(groups).transform("mean")
+    return float(((means - v.mean()) ** 2).sum() / total)
+
+
+def within_group_spearman(a: np.ndarray, b: np.ndarray, groups: pd.Series, *, min_size: int = 3) -> float:
+    """Mean Spearman correlation of `a` and `b` within each group of at least `min_size` rows.
+
+    Groups in which either column is constant have no correlation and are left out.
+    """
+    frame = pd.DataFrame({"a": np.asarray(a, dtype=float), "b": np.asarray(b, dtype=float), "g": groups.to_numpy()})
+    by = frame.groupby("g", sort=False)
+    frame["ra"], frame["rb"] = by["a"].rank(), by["b"].rank()
+    frame["n"] = by["a"].transform("size")
+    frame = frame[frame["n"] >= min_size]
+    if frame.empty:
+        return float("nan")
+    by = frame.groupby("g", sort=False)
+    da = frame["ra"] - by["ra"].transform("mean")
+    db = frame["rb"] - by["rb"].transform("mean")
+    stats = pd.DataFrame({"ab": da * db, "aa": da * da, "bb": db * db, "g": frame["g"]}).groupby("g").sum()
+    ok = (stats["aa"] > 0) & (stats["bb"] > 0)
+    rho = stats.loc[ok, "ab"] / np.sqrt(stats.loc[ok, "aa"] * stats.loc[ok, "bb"])
+    return float(rho.mean()) if len(rho) else float("nan")
+
+
+def match_ranking(pairs: pd.DataFrame, score_col: str) -> dict:
+    """Does a scorer rank matches or only clients? (issue #13 item 2), on eligible held-out pairs.
+
+    - `client_variance_share`: share of the variance of the scorer's log-odds that the client
+      (per meeting) alone explains; `client_variance_share_truth`: the same for the true chance.
+    - `within_client_spearman`: mean Spearman correlation between the scorer and the true chance
+      across the homes each client was an eligible candidate for (clients with 3+ homes): 1 = it
+      orders every client's options as the truth does, 0 = no better than chance.
+    """
+    client = pairs["meeting_date"].astype(str) + "|" + pairs["client_id"].astype(str)
+    p = np.clip(pairs[score_col].to_numpy(dtype=float), 1e-6, 1 - 1e-6)
+    t = np.clip(pairs["true_p"].to_numpy(dtype=float), 1e-6, 1 - 1e-6)
+    return {
+        "client_variance_share": client_variance_share(np.log(p / (1 - p)), client),
+        "client_variance_share_truth": client_variance_share(np.log(t / (1 - t)), client),
+        "within_client_spearman": within_group_spearman(pairs[score_col].to_numpy(), t, client),
+    }

@@ -29,14 +29,17 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
 
 from features.contract import ZRM_DOMAINS
 from features.errors import UserError
-from features.pairs import FEATURE_NAMES
+from features.pairs import FEATURE_NAMES, FEATURES
 from models.bundle import SUPPORT_FEATURES, LinearPrior, ModelBundle, standardise, support_scale_of
 from models.calibration import PlattCalibration
 
 OBJECTIVES = ("lambdarank", "rank_xendcg", "binary")
+PRIOR_KINDS = ("rule", "logistic", "rule_logistic", "none")
+RULE_INPUT = "_rule"  # the rule's score as one input of a rule_logistic prior
 # Held-out metrics every scorer gets (models/evaluate.py placement_metrics); calibrated models add CALIBRATION_METRICS.
 RANKING_METRICS = ("roc_auc_failure", "pr_auc_failure", "ndcg_at_5", "ndcg_at_10")
 CALIBRATION_METRICS = ("brier", "ece")
@@ -63,6 +66,7 @@ class SearchParams:
 
     metric: str
     grid: tuple[dict, ...]
+    by_default: bool = False  # `train` searches unless `--no-search` (else only with `--search`)
 
     def __post_init__(self) -> None:
         if self.metric not in RANKING_METRICS:
@@ -87,6 +91,12 @@ class TrainParams:
     search: SearchParams
     # Defaults keep an older params.yaml working as before (trees only, no refit, no bootstrap).
     prior_weights: dict[str, float] = field(default_factory=dict)  # feature -> weight of the linear prior; {} = none
+    # "rule": the prior is `prior_weights` rescaled; "logistic": an L2 logistic regression (C = prior_C) on the
+    # features of `prior_groups` (features.pairs FEATURES groups), learned on the same rows as the trees;
+    # "rule_logistic": the same with the rule's score as one more input (shrinks towards the rule); "none".
+    prior_kind: str = "rule"
+    prior_groups: tuple[str, ...] = ("client", "match", "history")
+    prior_C: Annotated[float, Field(gt=0)] = 0.1
     refit_on_calibration_weeks: bool = False  # refit the trees on fit + calibration weeks after Platt scaling
     bootstrap_resamples: Annotated[int, Field(ge=0)] = (
         0  # resamples of held-out meetings for the model-vs-baseline intervals (0 = none)
@@ -99,6 +109,18 @@ class TrainParams:
         unknown = sorted(set(self.prior_weights) - set(FEATURE_NAMES))
         if unknown:
             raise UserError(f"params: train.prior_weights names unknown features: {', '.join(unknown)}")
+        if self.prior_kind not in PRIOR_KINDS:
+            raise UserError(f"params: train.prior_kind {self.prior_kind!r} is not one of {', '.join(PRIOR_KINDS)}")
+        groups = {f.group for f in FEATURES}
+        if not set(self.prior_groups) <= groups:
+            raise UserError(
+                f"params: train.prior_groups: unknown group(s) {', '.join(sorted(set(self.prior_groups) - groups))}; "
+                f"the feature groups are {', '.join(sorted(groups))}"
+            )
+
+    def prior_features(self) -> tuple[str, ...]:
+        """The features of a learned ("logistic") prior, in FEATURE_NAMES order."""
+        return tuple(f.name for f in FEATURES if f.group in self.prior_groups)
 
 
 @dataclass(frozen=True)
@@ -175,6 +197,9 @@ def sort_for_ranking(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.sort_values(["meeting_date", "dwelling_id", "client_id"], kind="stable").reset_index(drop=True)
 
 
+SELF_RELIANCE = frozenset((*ZRM_DOMAINS, "zrm_mean", "zrm_min"))
+
+
 def _lgb_params(params: TrainParams, objective: str) -> dict:
     p = params.lgbm
     out = {
@@ -193,9 +218,7 @@ def _lgb_params(params: TrainParams, objective: str) -> dict:
         "verbosity": -1,
     }
     if p.monotone_self_reliance:
-        out["monotone_constraints"] = [
-            1 if f in ZRM_DOMAINS or f in ("zrm_mean", "zrm_min") else 0 for f in FEATURE_NAMES
-        ]
+        out["monotone_constraints"] = [1 if f in SELF_RELIANCE else 0 for f in FEATURE_NAMES]
         out["monotone_constraints_method"] = "advanced"
     if objective != "binary":
         out["label_gain"] = list(params.label_gain)
@@ -229,6 +252,61 @@ def fit_prior(rows: pd.DataFrame, weights: dict[str, float]) -> LinearPrior | No
         intercept=float(lr.intercept_[0]),
         mean={f: float(rows[f].mean()) for f in weights},
     )
+
+
+def fit_learned_prior(
+    rows: pd.DataFrame, features: tuple[str, ...], C: float, seed: int, rule: dict[str, float] | None = None
+) -> LinearPrior:
+    """An L2 logistic regression of `sustained` on `features` (standardised), as a LinearPrior on raw features.
+
+    Learns how much each client, match and history feature moves the log-odds, so the
+    trees only add what a linear score cannot (thresholds, interactions no feature names).
+    With `rule` (feature -> weight), the rule's score is one more input: one weight carries
+    the whole rule, so the L2 penalty shrinks towards the rule rather than towards nothing.
+    """
+    y = rows["sustained"].astype(int).to_numpy()
+    if len(np.unique(y)) < 2:
+        raise UserError("the training weeks hold only one outcome class: the prior cannot be learned")
+    used = list(features)
+    frame = rows
+    if rule:
+        frame = rows.assign(**{RULE_INPUT: LinearPrior(coef=dict(rule), intercept=0.0, mean={}).score(rows)})
+        used.append(RULE_INPUT)
+    while True:
+        X = frame[used].to_numpy(dtype=float)
+        scaler = StandardScaler().fit(X)
+        scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
+        lr = LogisticRegression(C=C, max_iter=5000, random_state=seed).fit((X - scaler.mean_) / scale, y)
+        coef = lr.coef_[0] / scale
+        # Like the trees (monotone_self_reliance), a higher ZRM score may never lower the chance:
+        # a self-reliance feature the regression gives a negative weight (collinearity) is left out.
+        wrong = [f for f, c in zip(used, coef, strict=True) if c < 0 and (f in SELF_RELIANCE or f == RULE_INPUT)]
+        if not wrong:
+            break
+        used = [f for f in used if f not in wrong]
+    weights = dict(zip(used, coef, strict=True))
+    means = dict(zip(used, scaler.mean_, strict=True))
+    intercept = float(lr.intercept_[0] - np.sum(coef * scaler.mean_))
+    rule_weight = weights.pop(RULE_INPUT, 0.0)
+    means.pop(RULE_INPUT, None)
+    for f, w in (rule or {}).items():  # the rule's share goes back onto its features
+        weights[f] = weights.get(f, 0.0) + rule_weight * w
+        means[f] = float(rows[f].mean())
+    return LinearPrior(
+        coef={f: float(c) for f, c in weights.items()},
+        intercept=intercept,
+        mean={f: float(m) for f, m in means.items()},
+    )
+
+
+def prior_for(rows: pd.DataFrame, params: TrainParams) -> LinearPrior | None:
+    """The prior `params` asks for, fitted on `rows` (see TrainParams.prior_kind)."""
+    if params.prior_kind in ("logistic", "rule_logistic"):
+        rule = params.prior_weights if params.prior_kind == "rule_logistic" else None
+        return fit_learned_prior(rows, params.prior_features(), params.prior_C, params.seed, rule)
+    if params.prior_kind == "none":
+        return None
+    return fit_prior(rows, params.prior_weights)
 
 
 def fit_booster(
@@ -267,14 +345,14 @@ def train_bundle(
     part = split.part(rows)
     fit_rows, cal_rows = rows[part == "fit"], rows[part == "calibration"]
     train_rows = rows[part.isin(["fit", "calibration"])]
-    prior = fit_prior(fit_rows, params.prior_weights)
+    prior = prior_for(fit_rows, params)
     booster = fit_booster(fit_rows, params, objective, prior)
     cal_scores = np.asarray(booster.predict(cal_rows[list(FEATURE_NAMES)].to_numpy(dtype=float), raw_score=True))
     if prior is not None:
         cal_scores = cal_scores + prior.score(cal_rows)
     calibration = PlattCalibration.fit(cal_scores, cal_rows["sustained"].astype(int).to_numpy())
     if params.refit_on_calibration_weeks:
-        prior = fit_prior(train_rows, params.prior_weights)
+        prior = prior_for(train_rows, params)
         booster = fit_booster(train_rows, params, objective, prior)
     scale = support_scale_of(train_rows)
     reference = pd.DataFrame(standardise(train_rows, scale), columns=list(SUPPORT_FEATURES))
@@ -289,7 +367,7 @@ def train_bundle(
         "n_calibration": int(len(cal_rows)),
         "n_trees_fitted_on": int(len(train_rows) if params.refit_on_calibration_weeks else len(fit_rows)),
         "refit_on_calibration_weeks": bool(params.refit_on_calibration_weeks),
-        "prior": ", ".join(f"{w:+g} {f}" for f, w in params.prior_weights.items()) or "none",
+        "prior": _describe_prior(params),
         **(metadata or {}),
     }
     return ModelBundle(
@@ -304,3 +382,12 @@ def train_bundle(
         metadata=meta,
         prior=prior,
     )
+
+
+def _describe_prior(params: TrainParams) -> str:
+    if params.prior_kind in ("logistic", "rule_logistic"):
+        rule = " and the profile-fit rule" if params.prior_kind == "rule_logistic" else ""
+        return f"logistic regression (C={params.prior_C:g}) on the {', '.join(params.prior_groups)} features{rule}"
+    if params.prior_kind == "none":
+        return "none"
+    return ", ".join(f"{w:+g} {f}" for f, w in params.prior_weights.items()) or "none"

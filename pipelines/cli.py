@@ -99,6 +99,9 @@ def generate(
         min=1,
         help="Regional meetings to simulate (more than 1: a region column, one world per region, ids prefixed R01-...).",
     ),
+    world: str | None = typer.Option(
+        None, "--world", help="A world of the model-choice family (synthetic/family.py), e.g. weak_match_latent."
+    ),
     params: Path | None = ParamsOpt,
 ) -> None:
     """Write a synthetic Amsterdam dataset that follows the contract (and, optionally, its ground truth)."""
@@ -110,6 +113,10 @@ def generate(
 
     loaded = load_params(params)
     cfg = section(loaded, "generate", GenerateParams)
+    if world is not None:
+        from synthetic.family import world_params
+
+        cfg = world_params(cfg, world)
     log = section(loaded, "synthetic_decisions", DecisionParams) if decisions else None
     overrides = {
         k: v

@@ -46,10 +46,11 @@ def train(
     compare: bool = typer.Option(
         False, "--compare", help="Also fit params train.compare_objectives as nested runs and compare them."
     ),
-    search: bool = typer.Option(
-        False,
-        "--search",
-        help="First compare the LightGBM variants of params train.search on the calibration weeks (nested runs) and train the best.",
+    search: bool | None = typer.Option(
+        None,
+        "--search/--no-search",
+        help="First compare the LightGBM variants of params train.search on the calibration weeks (nested runs) and "
+        "train the best. Default: params train.search.by_default.",
     ),
     metrics_out: Path | None = typer.Option(
         None, "--metrics-out", help="Also write the held-out metrics as JSON here (for DVC)."
@@ -86,7 +87,7 @@ def train(
     from models import tracking
     from models.baselines import BaselineParams
     from models.deploy import DEPLOYED, EVALUATED, data_range, known_at, train_deployed
-    from models.experiment import grid_search, placement_rows, run_experiment
+    from models.experiment import placement_rows, run_experiment, search_lgbm
     from models.interval_fit import add_intervals, fit_intervals, read_true_chances
     from models.intervals import IntervalParams
     from models.oracle import OracleParams, bootstrap_against, oracle_comparison
@@ -119,11 +120,8 @@ def train(
         f"{len(rows)} placements with a known outcome ({rows['sustained'].mean():.1%} sustained), {len(FEATURE_NAMES)} features"
     )
     searched = None
-    if search:
-        searched = grid_search(rows, train=tp, grid=tp.search.grid, metric=tp.search.metric, progress=_progress)
-        best = dict(tp.search.grid[int(searched.loc[0, "variant"])])
-        _progress(f"search: best variant {best}")
-        tp = dataclasses.replace(tp, lgbm=dataclasses.replace(tp.lgbm, **best))
+    if tp.search.by_default if search is None else search:
+        tp, searched = search_lgbm(rows, tp, progress=_progress)
     objectives = tuple(dict.fromkeys((tp.objective, *(tp.compare_objectives if compare else ()))))
     result = run_experiment(rows, train=tp, baselines=bp, objectives=objectives, progress=_progress)
     bundle = result.bundles[tp.objective]

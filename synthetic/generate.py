@@ -52,6 +52,7 @@ from synthetic.world import (
 TRUTH_PAIRS_FILE = "truth.parquet"
 TRUTH_PLACEMENTS_FILE = "truth_placements.parquet"
 TRUTH_MANIFEST = "truth.yaml"
+TRUTH_LATENT_FILE = "truth_latent.parquet"  # only for worlds with an unobserved client severity
 NEVER = np.iinfo(np.int64).max // 4  # "never available again", in days
 DAYS_PER_YEAR = 365.0
 END_NAMES = (
@@ -137,6 +138,7 @@ class _World:
     arrival_day: np.ndarray  # days since epoch
     first_meeting: np.ndarray  # index of the first meeting each client attends
     imputed: dict[str, int]
+    latent_severity: np.ndarray | None = None  # per client, standard normal; only when the truth uses it
 
 
 @dataclass
@@ -318,6 +320,8 @@ def _simulate(
     progress: Callable[[str], None],
 ) -> tuple[_History, dict]:
     C, D, distance = _arrays(world, cfg)
+    if world.latent_severity is not None:
+        C["latent_severity"] = world.latent_severity
     p, e, s = cfg.policy, cfg.ends, cfg.truth.scales
     as_of = int(_days([pd.Timestamp(cfg.as_of)])[0])
     meeting_day = _days(meetings)
@@ -613,9 +617,12 @@ def _write_truth(
     pairs: pd.DataFrame,
     truth_placements: pd.DataFrame,
     spread: pd.Series,
+    latent: pd.DataFrame | None = None,
 ) -> None:
     pairs.to_parquet(folder / TRUTH_PAIRS_FILE, index=False)
     truth_placements.to_parquet(folder / TRUTH_PLACEMENTS_FILE, index=False)
+    if latent is not None:
+        latent.to_parquet(folder / TRUTH_LATENT_FILE, index=False)
     held_out = sorted(pairs["meeting_date"].unique()) if len(pairs) else []
     files = {
         TRUTH_PAIRS_FILE: "one row per (meeting, vacancy, candidate) at the held-out meetings: meeting_date, dwelling_id, "
@@ -626,6 +633,11 @@ def _write_truth(
         "concentration_12m (as of tenancy_start, among placements decided by that meeting), distance_km, "
         "failed_within_horizon (the latent draw, before competing ends and censoring)",
     }
+    if latent is not None:
+        files[TRUTH_LATENT_FILE] = (
+            "client_id, latent_severity: the unobserved client severity (standard normal; on the failure logit "
+            "times truth.failure.latent_severity_sd), never in the dataset"
+        )
     manifest = {
         "formula_version": FORMULA_VERSION,
         "seed": cfg.seed,
@@ -694,6 +706,10 @@ def generate_dataset(
     rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(cfg.seed).spawn(4)]
     meetings = meeting_dates(cfg)
     world = _build_world(cfg, rngs, meetings)
+    if cfg.truth.failure.latent_severity_sd:
+        # its own stream (child 5; decisions use child 4), so the other tables never change with it
+        latent_rng = np.random.default_rng(np.random.SeedSequence(cfg.seed).spawn(6)[5])
+        world.latent_severity = latent_rng.standard_normal(len(world.clients))
     say(
         "CBS cells suppressed and imputed (wijk, then stadsdeel, then city median): "
         + ", ".join(f"{col} {n}" for col, n in world.imputed.items() if n)
@@ -728,7 +744,14 @@ def generate_dataset(
         if tmp_truth is not None:
             pairs = _truth_pairs(cfg, world, meetings, history)
             spread = within_client_spread(pairs)
-            _write_truth(tmp_truth, cfg, meetings, pairs, truth_placements, spread)
+            latent = (
+                None
+                if world.latent_severity is None
+                else pd.DataFrame(
+                    {"client_id": world.clients["client_id"].to_numpy(), "latent_severity": world.latent_severity}
+                )
+            )
+            _write_truth(tmp_truth, cfg, meetings, pairs, truth_placements, spread, latent)
     counts = ", ".join(f"{n} {len(t)}" for n, t in tables.items())
     rates = (
         f"sustained {stats['sustained_share']:.1%} of {stats['known_outcomes']} known outcomes, "

@@ -80,6 +80,10 @@ class FailureCoefs:
     own_network_district: float
     addiction_vulnerable: float
     stairs_physical: float
+    # World-family knobs (pipelines/bench_family.py); the defaults are the demo world.
+    match_scale: float = 1.0  # multiplies every pair (match) term: < 1 weakens the match signal
+    latent_severity_sd: float = 0.0  # sd of a per-client latent severity on the logit, never in the data
+    isolation_big_complex: float = 0.0  # hidden interaction: weak social network x big complex (no feature names it)
 
 
 @dataclass(frozen=True)
@@ -126,8 +130,9 @@ class HardRules:
 
 def truth_input_columns(coefs: TruthCoefs) -> tuple[str, ...]:
     """Exactly the columns `true_failure_logit` and `true_nuisance_rate` read."""
-    zrm = sorted(set(FIXED_ZRM_INPUTS) | set(coefs.failure.client))
-    return tuple(zrm) + MATCH_INPUTS
+    f = coefs.failure
+    zrm = sorted(set(FIXED_ZRM_INPUTS) | set(f.client) | ({"zrm_social_network"} if f.isolation_big_complex else set()))
+    return tuple(zrm) + MATCH_INPUTS + (("latent_severity",) if f.latent_severity_sd else ())
 
 
 def _col(frame: Mapping, name: str) -> np.ndarray:
@@ -159,7 +164,12 @@ def _concentration(frame: Mapping, scales: TruthScales) -> np.ndarray:
 
 
 def failure_terms(frame: Mapping, coefs: TruthCoefs) -> dict[str, np.ndarray]:
-    """Each additive term of the failure logit (without the intercept), by name."""
+    """Each additive term of the failure logit (without the intercept), by name.
+
+    Client terms depend on the client alone; every other term is a match term and is
+    multiplied by `match_scale`. With `latent_severity_sd > 0` the frame must hold the
+    column `latent_severity` (standard normal per client, written only to the truth).
+    """
     s, f = coefs.scales, coefs.failure
     quiet = _col(frame, "needs_quiet_surroundings")
     stairs = (_col(frame, "floor") >= s.stairs_min_floor) & (_col(frame, "has_lift") == 0)
@@ -181,7 +191,21 @@ def failure_terms(frame: Mapping, coefs: TruthCoefs) -> dict[str, np.ndarray]:
         * _vulnerable_level(frame, s),
         stairs_physical=f.stairs_physical * stairs * severity(_col(frame, "zrm_physical_health")),
     )
+    if f.isolation_big_complex:
+        terms["isolation_big_complex"] = (
+            f.isolation_big_complex * severity(_col(frame, "zrm_social_network")) * (_complex_size(frame, s) - 0.5)
+        )
+    if f.match_scale != 1.0:
+        terms.update({k: f.match_scale * v for k, v in terms.items() if not k.startswith("client_")})
+    if f.latent_severity_sd:
+        terms["latent_severity"] = f.latent_severity_sd * _col(frame, "latent_severity")
     return terms
+
+
+def _complex_size(frame: Mapping, scales: TruthScales) -> np.ndarray:
+    """0..1: log size of the complex relative to `busy_units_ref` (entrance shared or not)."""
+    units = np.maximum(_col(frame, "units_in_complex"), 1.0)
+    return np.clip(np.log(units) / np.log(scales.busy_units_ref), 0.0, 1.0)
 
 
 def true_failure_logit(frame: Mapping, coefs: TruthCoefs) -> np.ndarray:

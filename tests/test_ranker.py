@@ -372,6 +372,12 @@ def test_oracle_comparison_is_bounded_by_the_oracle(small_synthetic, small_rows)
         assert (per["top1_oracle"] >= per[f"top1_{policy}"] - 1e-9).all(), policy
     assert result.table.loc["oracle", "plan_placements"] == result.table.loc["model", "plan_placements"]
     assert result.summary["plan_captured_gain"] <= 1.0 + 1e-9
+    # matches, not only clients (#13): shares and correlations in range, for the model and each baseline
+    s = result.summary
+    assert 0 < s["client_variance_share"] < 1 and 0 < s["client_variance_share_truth"] < 1
+    assert 0 < s["within_client_spearman"] <= 1
+    # a client-only score orders no client's homes: its within-client correlation is undefined (constant), not 1
+    assert np.isnan(s["within_client_spearman_zrm"])
 
 
 def test_damaged_model_folder_is_a_user_error(tmp_path, small_rows):
