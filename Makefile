@@ -33,6 +33,7 @@ test: lint
 bench: $(STAMP)
 	$(PY) -m pipelines.bench
 	$(PY) -m pipelines.bench_app
+	nice -n 10 $(PY) -m pipelines.bench_gate --seeds 20 --workers 2
 
 clean:
 	rm -rf data out mlruns bench .pytest_cache
