@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(PY) -m pipelines.bench_app
 	$(PY) -m pipelines.bench_ope
 	$(PY) -m pipelines.bench_family
+	nice -n 10 $(PY) -m pipelines.bench_gate --seeds 20 --workers 2
 
 clean:
 	rm -rf data out mlruns bench .pytest_cache

@@ -71,25 +71,28 @@ def _population_of(source: str, metric: str) -> str:
     return next(m.population for m in METRICS if m.source == source and m.name == metric)
 
 
-def judge(metrics: pd.DataFrame, *, params: FairnessParams, replay: pd.DataFrame | None = None) -> GateResult:
-    """Apply the gate thresholds of `params.gate` to the long group table (and to the queue replay's groups).
+class _Checks:
+    """The gate's rows, failures and warnings as the checks are run (one runner per statistic below)."""
 
-    `replay` is `fairness.frontier.policy_frontier`'s per-group table for the policy in force
-    and the meeting's history over the same weeks.
-    """
-    gate = params.gate
-    rows: list[dict] = []
-    failures: list[str] = []
-    warnings: list[str] = []
+    def __init__(self, metrics: pd.DataFrame, params: FairnessParams) -> None:
+        self.metrics, self.params = metrics, params
+        self.rows: list[dict] = []
+        self.failures: list[str] = []
+        self.warnings: list[str] = []
 
-    def record(check, source, metric, attribute, statistic, value, threshold, ok, groups, best, worst, note=""):
-        rows.append(
+    def part(self, source: str, metric: str, attribute: str) -> pd.DataFrame:
+        m = self.metrics
+        return m[(m["source"] == source) & (m["metric"] == metric) & (m["attribute"] == attribute)]
+
+    def record(self, check, source, metric, attribute, statistic, value, threshold, ok, groups, best, worst, note=""):
+        population = (
+            QUEUE if source == REPLAY else _population_of(source if source != "plan_vs_human" else PLAN, metric)
+        )
+        self.rows.append(
             dict(
                 check=check,
                 source=source,
-                population=QUEUE
-                if source == REPLAY
-                else _population_of(source if source != "plan_vs_human" else PLAN, metric),
+                population=population,
                 attribute=attribute,
                 metric=metric,
                 statistic=statistic,
@@ -103,147 +106,145 @@ def judge(metrics: pd.DataFrame, *, params: FairnessParams, replay: pd.DataFrame
             )
         )
 
-    def part_of(source, metric, attribute):
-        m = metrics
-        return m[(m["source"] == source) & (m["metric"] == metric) & (m["attribute"] == attribute)]
-
-    def unjudgeable(check, source, metric, attribute, statistic, threshold, groups):
-        note = f"fewer than 2 groups with at least {params.min_group_size} in the denominator"
+    def unjudgeable(self, check, source, metric, attribute, statistic, threshold, groups) -> None:
+        note = f"fewer than 2 groups with at least {self.params.min_group_size} in the denominator"
         text = f"{source}.{metric} by {attribute}: cannot judge ({groups} group(s) large enough; {note})"
-        ok = not gate.fail_when_unjudgeable
-        (warnings if ok else failures).append(text)
-        record(
+        ok = not self.params.gate.fail_when_unjudgeable
+        (self.warnings if ok else self.failures).append(text)
+        self.record(
             check, source, metric, attribute, statistic, np.nan, threshold, ok, groups, "", "", "cannot judge: " + note
         )
 
+
+def _check_spread(out: _Checks, check: str, key: str, attribute: str, threshold: float) -> None:
+    """`max_difference` (largest minus smallest group) or `min_ratio` (smallest over largest) of one metric."""
+    source, metric = key.split(".", 1)
+    part = out.part(source, metric, attribute)
+    if part.empty:
+        return
+    diff, ratio, best, worst, groups = _spread(part)
+    statistic = "difference" if check == "max_difference" else "ratio"
+    if groups < 2:
+        out.unjudgeable(check, source, metric, attribute, statistic, threshold, groups)
+        return
+    if check == "max_difference":
+        value, ok = diff, bool(diff <= threshold)
+        se = part.set_index("group")["se"]
+        se_diff = float(np.hypot(se.get(best, np.nan), se.get(worst, np.nan)))
+        note = f"standard error of the difference {se_diff:.3f}" if np.isfinite(se_diff) else ""
+        failure = f"{source}.{metric} by {attribute}: difference {diff:.3f} between {best} and {worst} exceeds {threshold:.3f}"
+    else:
+        value, ok, note = ratio, bool(ratio >= threshold), ""
+        failure = f"{source}.{metric} by {attribute}: ratio {ratio:.3f} of {worst} to {best} is below {threshold:.3f}"
+    out.record(check, source, metric, attribute, statistic, value, threshold, ok, groups, best, worst, note)
+    if not ok:
+        out.failures.append(failure)
+
+
+def _check_ratio_drop(out: _Checks, metric: str, attribute: str, threshold: float) -> None:
+    """`max_ratio_drop`: per meeting, the plan's ratio against the meeting's, on the groups judgeable in both."""
+    plan, human = out.part(PLAN, metric, attribute), out.part(HUMAN, metric, attribute)
+    if plan.empty or human.empty:
+        return
+    # Judge both on the groups large enough in both, so the ratios compare like with like.
+    both = set(plan.loc[plan["judgeable"], "group"]) & set(human.loc[human["judgeable"], "group"])
+    narrowed_plan = both != set(plan.loc[plan["judgeable"], "group"])
+    narrowed_human = both != set(human.loc[human["judgeable"], "group"])
+    plan = plan.assign(judgeable=plan["group"].isin(both))
+    human = human.assign(judgeable=human["group"].isin(both))
+    plan.attrs["narrowed"], human.attrs["narrowed"] = narrowed_plan, narrowed_human
+    _, plan_ratio, best, worst, groups = _spread(plan)
+    _, human_ratio, hbest, hworst, _ = _spread(human)
+    if groups < 2:
+        out.unjudgeable("max_ratio_drop", PLAN, metric, attribute, "ratio_drop", threshold, groups)
+        return
+    drop = human_ratio - plan_ratio
+    ok = bool(drop <= threshold)
+    note = f"human ratio {human_ratio:.3f} ({hworst} to {hbest}), plan ratio {plan_ratio:.3f} ({worst} to {best})"
+    out.record(
+        "max_ratio_drop",
+        "plan_vs_human",
+        metric,
+        attribute,
+        "ratio_drop",
+        drop,
+        threshold,
+        ok,
+        groups,
+        best,
+        worst,
+        note,
+    )
+    if not ok:
+        out.failures.append(
+            f"plan vs human {metric} by {attribute}: the plan widens the gap, ratio {plan_ratio:.3f} "
+            f"vs human {human_ratio:.3f} (drop {drop:.3f} > {threshold:.3f})"
+        )
+
+
+def _check_replay_drop(out: _Checks, replay: pd.DataFrame, metric: str, attribute: str, threshold: float) -> None:
+    """`max_replay_ratio_drop`: over the held-out weeks as a queue, the policy's ratio against the meeting's."""
+    part = replay[(replay["attribute"] == attribute) & replay["judgeable"]]
+    if part.empty:
+        return
+    plan = part[part["policy"] != HISTORY].set_index("group")[metric]
+    human = part[part["policy"] == HISTORY].set_index("group")[metric]
+    both = plan.index.intersection(human.index)
+    if len(both) < 2:
+        out.unjudgeable("max_replay_ratio_drop", REPLAY, metric, attribute, "ratio_drop", threshold, len(both))
+        return
+    plan, human = plan.loc[both], human.loc[both]
+    plan_ratio = float(plan.min() / plan.max()) if plan.max() > 0 else np.nan
+    human_ratio = float(human.min() / human.max()) if human.max() > 0 else np.nan
+    drop = human_ratio - plan_ratio
+    ok = bool(drop <= threshold)
+    note = (
+        f"over the held-out weeks as a queue: meeting ratio {human_ratio:.3f} "
+        f"({human.idxmin()} to {human.idxmax()}), policy ratio {plan_ratio:.3f}"
+    )
+    best, worst = str(plan.idxmax()), str(plan.idxmin())
+    out.record(
+        "max_replay_ratio_drop",
+        REPLAY,
+        metric,
+        attribute,
+        "ratio_drop",
+        drop,
+        threshold,
+        ok,
+        len(both),
+        best,
+        worst,
+        note,
+    )
+    if not ok:
+        out.failures.append(
+            f"policy replay {metric} by {attribute}: over the held-out weeks the policy widens the "
+            f"meeting's gap, ratio {plan_ratio:.3f} vs meeting {human_ratio:.3f} "
+            f"(drop {drop:.3f} > {threshold:.3f})"
+        )
+
+
+def judge(metrics: pd.DataFrame, *, params: FairnessParams, replay: pd.DataFrame | None = None) -> GateResult:
+    """Apply the gate thresholds of `params.gate` to the long group table (and to the queue replay's groups).
+
+    `replay` is `fairness.frontier.policy_frontier`'s per-group table for the policy in force
+    and the meeting's history over the same weeks.
+    """
+    gate = params.gate
+    out = _Checks(metrics, params)
     for attribute in gate.attributes:
         for key, threshold in gate.max_difference.items():
-            source, metric = key.split(".", 1)
-            part = part_of(source, metric, attribute)
-            if part.empty:
-                continue
-            diff, _, best, worst, groups = _spread(part)
-            if groups < 2:
-                unjudgeable("max_difference", source, metric, attribute, "difference", threshold, groups)
-                continue
-            ok = bool(diff <= threshold)
-            se = part.set_index("group")["se"]
-            se_diff = float(np.hypot(se.get(best, np.nan), se.get(worst, np.nan)))
-            note = f"standard error of the difference {se_diff:.3f}" if np.isfinite(se_diff) else ""
-            record(
-                "max_difference",
-                source,
-                metric,
-                attribute,
-                "difference",
-                diff,
-                threshold,
-                ok,
-                groups,
-                best,
-                worst,
-                note,
-            )
-            if not ok:
-                failures.append(
-                    f"{source}.{metric} by {attribute}: difference {diff:.3f} between {best} and {worst} exceeds {threshold:.3f}"
-                )
+            _check_spread(out, "max_difference", key, attribute, threshold)
         for key, threshold in gate.min_ratio.items():
-            source, metric = key.split(".", 1)
-            part = part_of(source, metric, attribute)
-            if part.empty:
-                continue
-            _, ratio, best, worst, groups = _spread(part)
-            if groups < 2:
-                unjudgeable("min_ratio", source, metric, attribute, "ratio", threshold, groups)
-                continue
-            ok = bool(ratio >= threshold)
-            record("min_ratio", source, metric, attribute, "ratio", ratio, threshold, ok, groups, best, worst)
-            if not ok:
-                failures.append(
-                    f"{source}.{metric} by {attribute}: ratio {ratio:.3f} of {worst} to {best} is below {threshold:.3f}"
-                )
+            _check_spread(out, "min_ratio", key, attribute, threshold)
         for metric, threshold in gate.max_ratio_drop.items():
-            plan, human = part_of(PLAN, metric, attribute), part_of(HUMAN, metric, attribute)
-            if plan.empty or human.empty:
-                continue
-            # Judge both on the groups large enough in both, so the ratios compare like with like.
-            both = set(plan.loc[plan["judgeable"], "group"]) & set(human.loc[human["judgeable"], "group"])
-            narrowed_plan = both != set(plan.loc[plan["judgeable"], "group"])
-            narrowed_human = both != set(human.loc[human["judgeable"], "group"])
-            plan = plan.assign(judgeable=plan["group"].isin(both))
-            human = human.assign(judgeable=human["group"].isin(both))
-            plan.attrs["narrowed"], human.attrs["narrowed"] = narrowed_plan, narrowed_human
-            _, plan_ratio, best, worst, groups = _spread(plan)
-            _, human_ratio, hbest, hworst, _ = _spread(human)
-            if groups < 2:
-                unjudgeable("max_ratio_drop", PLAN, metric, attribute, "ratio_drop", threshold, groups)
-                continue
-            drop = human_ratio - plan_ratio
-            ok = bool(drop <= threshold)
-            note = (
-                f"human ratio {human_ratio:.3f} ({hworst} to {hbest}), plan ratio {plan_ratio:.3f} ({worst} to {best})"
-            )
-            record(
-                "max_ratio_drop",
-                "plan_vs_human",
-                metric,
-                attribute,
-                "ratio_drop",
-                drop,
-                threshold,
-                ok,
-                groups,
-                best,
-                worst,
-                note,
-            )
-            if not ok:
-                failures.append(
-                    f"plan vs human {metric} by {attribute}: the plan widens the gap, ratio {plan_ratio:.3f} "
-                    f"vs human {human_ratio:.3f} (drop {drop:.3f} > {threshold:.3f})"
-                )
+            _check_ratio_drop(out, metric, attribute, threshold)
     if replay is not None:
         for metric, threshold in gate.max_replay_ratio_drop.items():
             for attribute in gate.attributes:
-                part = replay[(replay["attribute"] == attribute) & replay["judgeable"]]
-                if part.empty:
-                    continue
-                plan = part[part["policy"] != HISTORY].set_index("group")[metric]
-                human = part[part["policy"] == HISTORY].set_index("group")[metric]
-                both = plan.index.intersection(human.index)
-                if len(both) < 2:
-                    unjudgeable("max_replay_ratio_drop", REPLAY, metric, attribute, "ratio_drop", threshold, len(both))
-                    continue
-                plan, human = plan.loc[both], human.loc[both]
-                plan_ratio = float(plan.min() / plan.max()) if plan.max() > 0 else np.nan
-                human_ratio = float(human.min() / human.max()) if human.max() > 0 else np.nan
-                drop = human_ratio - plan_ratio
-                ok = bool(drop <= threshold)
-                note = (
-                    f"over the held-out weeks as a queue: meeting ratio {human_ratio:.3f} "
-                    f"({human.idxmin()} to {human.idxmax()}), policy ratio {plan_ratio:.3f}"
-                )
-                record(
-                    "max_replay_ratio_drop",
-                    REPLAY,
-                    metric,
-                    attribute,
-                    "ratio_drop",
-                    drop,
-                    threshold,
-                    ok,
-                    len(both),
-                    str(plan.idxmax()),
-                    str(plan.idxmin()),
-                    note,
-                )
-                if not ok:
-                    failures.append(
-                        f"policy replay {metric} by {attribute}: over the held-out weeks the policy widens the "
-                        f"meeting's gap, ratio {plan_ratio:.3f} vs meeting {human_ratio:.3f} "
-                        f"(drop {drop:.3f} > {threshold:.3f})"
-                    )
+                _check_replay_drop(out, replay, metric, attribute, threshold)
+    warnings = out.warnings
     small = metrics[~metrics["judgeable"] & metrics["attribute"].isin(gate.attributes) & (metrics["n"] > 0)]
     if not small.empty:
         names = sorted({f"{a}={g}" for a, g in zip(small["attribute"], small["group"], strict=True)})
@@ -251,5 +252,5 @@ def judge(metrics: pd.DataFrame, *, params: FairnessParams, replay: pd.DataFrame
             f"groups too small to judge on at least one metric (fewer than {params.min_group_size}): "
             + ", ".join(names)
         )
-    table = pd.DataFrame(rows, columns=GATE_COLUMNS)
-    return GateResult(passed=not failures, failures=failures, table=table, warnings=warnings, metrics=metrics)
+    table = pd.DataFrame(out.rows, columns=GATE_COLUMNS)
+    return GateResult(passed=not out.failures, failures=out.failures, table=table, warnings=warnings, metrics=metrics)

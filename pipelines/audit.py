@@ -74,9 +74,22 @@ def audit(
     params: Path | None = typer.Option(
         None, "--params", help="params.yaml to use (default: ./params.yaml, else the project's own)."
     ),
+    policies: Path | None = typer.Option(
+        None,
+        "--policies",
+        help="policies.csv (or its folder) from `matchwijs policies`: the policy frontier on the sign-off page.",
+    ),
+    gate_rates: Path | None = typer.Option(
+        None,
+        "--gate-rates",
+        help="gate.csv from `python -m pipelines.bench_gate`: the gate's error rates on the sign-off page "
+        "(default: the project's bench/gate.csv when it exists).",
+    ),
 ) -> None:
     """Fairness audit of the model on its held-out meetings: group metrics, the human baseline, who is made worse off, SHAP, proxies, the gate.
 
+    The report's first page is a sign-off page (intended use, AI Act items to assess, owner and
+    validity from params `audit:`, the policy and its frontier, the gate and its error rates).
     Exit code 3 when the fairness gate fails (after writing the report).
     """
     from fairness.attributes import ERR_NO_PROTECTED
@@ -85,9 +98,13 @@ def audit(
     from features.config import load_params, section
     from features.load import load_dataset
     from features.outputs import check_output_folder, publishing
-    from reports.audit import OUTPUT_FILES, write_audit
+    from reports.audit import GATE_RATES_FILE, OUTPUT_FILES, read_gate_rates, read_policies, write_audit
 
     check_output_folder(out)
+    frontier = read_policies(policies) if policies is not None else None
+    if gate_rates is None and GATE_RATES_FILE.is_file():
+        gate_rates = GATE_RATES_FILE
+    rates = read_gate_rates(gate_rates) if gate_rates is not None else None
     cfg = load_params(params)
     fairness_params = section(cfg, "fairness", FairnessParams)
     audit_params = section(cfg, "audit", AuditParams)
@@ -106,7 +123,7 @@ def audit(
         progress=lambda msg: _echo_err(f"audit: {msg}"),
     )
     with publishing(out, managed=OUTPUT_FILES) as tmp:
-        write_audit(result, tmp, bundle=bundle)
+        write_audit(result, tmp, bundle=bundle, policies=frontier, gate_rates=rates)
     warning = _log_to_mlflow(bundle, out, params)
     if warning:
         _echo_err(f"audit: warning: {warning}")

@@ -22,9 +22,11 @@ from fairness.decisions import MeetingDecisions
 from fairness.params import INTERSECTION_SEP
 from fairness.proxy import proxy_summary
 from features.contract import PLAN_FOLLOWED
+from features.errors import UserError
 from features.outputs import write_csv
 from features.pairs import FEATURE_INFO
 from models.bundle import ModelBundle
+from planning.priority import describe_policy
 from reports.figures import plt
 from reports.model_card import render_model_card
 
@@ -117,8 +119,147 @@ def predictions_frame(result: AuditResult) -> pd.DataFrame:
     return _dates(pred[CONTRACT_PREDICTION_COLUMNS + rest])
 
 
-def write_audit(result: AuditResult, folder: Path, *, bundle: ModelBundle) -> list[Path]:
-    """Write every audit file into `folder` (which must exist); returns the paths written."""
+# --- the sign-off page (the report's first page) ----------------------------------------------
+
+POLICIES_FILE = "policies.csv"  # written by `matchwijs policies`
+GATE_RATES_FILE = Path(__file__).resolve().parents[1] / "bench" / "gate.csv"  # written by pipelines.bench_gate
+BLANK = "_" * 32
+FRONTIER_COLUMNS = (
+    "policy",
+    "placements",
+    "expected_sustained_model",
+    "expected_sustained_truth",
+    "placed_waiting_median_weeks",
+    "placed_waiting_p90_weeks",
+    "still_waiting_median_weeks",
+    "worse_off_share",
+)
+GATE_RATE_COLUMNS = ("scenario", "failure_logodds", "runs", "failed", "failure_rate", "ci95_low", "ci95_high")
+GATE_ANY = "gate (any check)"
+ERR_POLICIES_FILE = "--policies: {path} is not a policies.csv written by `matchwijs policies` ({problem})"
+ERR_GATE_RATES_FILE = "--gate-rates: {path} is not a gate.csv written by `python -m pipelines.bench_gate` ({problem})"
+
+# EU AI Act (Regulation (EU) 2024/1689): what may apply to the deployer, to be assessed (not legal advice).
+AI_ACT = (
+    {
+        "provision": "Annex III point 5(a), Art. 6(2)",
+        "what": "high-risk if used by or on behalf of a public authority to evaluate eligibility for essential public "
+        "assistance benefits and services, or to grant, reduce, revoke or reclaim them (social housing may count)",
+        "in_this_system": "the system suggests which eligible client fits a home and proposes a plan; eligibility "
+        "and who may be placed are rules and the priority policy, decided by people",
+    },
+    {
+        "provision": "Art. 14 human oversight",
+        "what": "people able to understand, monitor, override and stop the system",
+        "in_this_system": "the meeting decides every placement; each suggestion is explained (SHAP reasons); "
+        "departures are recorded with a reason; 'How to stop' below; the gate blocks promotion",
+    },
+    {
+        "provision": "Art. 12 record-keeping",
+        "what": "automatic logs over the system's lifetime, enough to trace its functioning",
+        "in_this_system": "the meeting app's append-only decision log; models, params and audits in MLflow; "
+        "this report's files (fairness.csv, fairness_gate.csv, audit_summary.json)",
+    },
+    {
+        "provision": "Art. 26 deployer obligations",
+        "what": "use as instructed, competent human oversight, monitor and report incidents, keep logs at "
+        "least six months, inform the people affected",
+        "in_this_system": "README and model card (instructions, intended use); params app.retention_months; "
+        "this audit repeated on each new extract; informing clients is the deployer's",
+    },
+    {
+        "provision": "Art. 27 fundamental rights impact assessment",
+        "what": "before first use by a public body: processes, period, people affected, risks of harm, oversight, "
+        "measures if risks materialise",
+        "in_this_system": "inputs only: the groups, gaps, worse-off shares and the policy frontier in this report; "
+        "the assessment itself is the deployer's",
+    },
+)
+
+
+def read_policies(path: Path) -> pd.DataFrame:
+    """policies.csv of `matchwijs policies` (a file, or the folder holding it); UserError when it is not one."""
+    path = Path(path)
+    file = path / POLICIES_FILE if path.is_dir() else path
+    try:
+        frame = pd.read_csv(file)
+    except (OSError, ValueError) as exc:
+        raise UserError(ERR_POLICIES_FILE.format(path=file, problem=exc)) from None
+    missing = [c for c in ("policy", "placements") if c not in frame.columns]
+    if missing:
+        raise UserError(ERR_POLICIES_FILE.format(path=file, problem="no column " + ", ".join(missing)))
+    return frame
+
+
+def read_gate_rates(path: Path) -> pd.DataFrame:
+    """bench/gate.csv of `pipelines.bench_gate`; UserError when it is not one."""
+    try:
+        frame = pd.read_csv(path)
+    except (OSError, ValueError) as exc:
+        raise UserError(ERR_GATE_RATES_FILE.format(path=path, problem=exc)) from None
+    missing = [c for c in (*GATE_RATE_COLUMNS, "check") if c not in frame.columns]
+    if missing:
+        raise UserError(ERR_GATE_RATES_FILE.format(path=path, problem="no column " + ", ".join(missing)))
+    return frame
+
+
+def signoff_context(
+    result: AuditResult, *, policies: pd.DataFrame | None = None, gate_rates: pd.DataFrame | None = None
+) -> dict:
+    """What the sign-off page shows: intended use, AI Act items, owner and validity, policy, gate and its error rates."""
+    ap = result.audit_params
+    assignment = result.fairness.plan_params.assignment
+    gate = result.fairness.gate
+    frontier = ""
+    if policies is not None:
+        cols = [c for c in FRONTIER_COLUMNS if c in policies.columns]
+        cols += [c for c in policies.columns if c.startswith("placement_ratio_")]
+        frontier = _table(policies[cols], digits=2, keys=1)
+    rates = ""
+    false_alarm = None
+    if gate_rates is not None:
+        whole = gate_rates[gate_rates["check"] == GATE_ANY]
+        rates = _table(whole[list(GATE_RATE_COLUMNS)], digits=2)
+        neutral = whole[whole["failure_logodds"] == 0]
+        if len(neutral):
+            r = neutral.iloc[0]
+            false_alarm = (
+                f"{r.failure_rate:.0%} of {int(r.runs)} fair worlds (95% interval {r.ci95_low:.0%}-{r.ci95_high:.0%})"
+            )
+    checks = gate.table
+    return {
+        "owner": ap.owner or BLANK,
+        "valid_until": ap.valid_until or BLANK,
+        "owner_set": ap.owner is not None,
+        "valid_until_set": ap.valid_until is not None,
+        "blank": BLANK,
+        "ai_act": _table(pd.DataFrame(AI_ACT).assign(status="to be assessed"), keys=1),
+        "policy": assignment.policy,
+        "policy_text": describe_policy(assignment),
+        "policy_decided": assignment.policy_decided or "(no date recorded in params assignment.policy_decided)",
+        "policy_reason": assignment.policy_reason or "(no reason recorded in params assignment.policy_reason)",
+        "frontier": frontier,
+        "gate_passed": gate.passed,
+        "checks": len(checks),
+        "checks_failed": int((~checks["passed"].astype(bool)).sum()) if len(checks) else 0,
+        "rates": rates,
+        "false_alarm": false_alarm,
+    }
+
+
+def write_audit(
+    result: AuditResult,
+    folder: Path,
+    *,
+    bundle: ModelBundle,
+    policies: pd.DataFrame | None = None,
+    gate_rates: pd.DataFrame | None = None,
+) -> list[Path]:
+    """Write every audit file into `folder` (which must exist); returns the paths written.
+
+    `policies` (policies.csv of `matchwijs policies`) and `gate_rates` (bench/gate.csv)
+    fill the sign-off page; without them it says how to produce them.
+    """
     fa = result.fairness
     folder = Path(folder)
     written = []
@@ -143,7 +284,7 @@ def write_audit(result: AuditResult, folder: Path, *, bundle: ModelBundle) -> li
         csv(meeting_decisions_frame(result.meeting), MEETING_DECISIONS_FILE)
     (folder / SUMMARY_FILE).write_text(json.dumps(summary(result), indent=2, default=str) + "\n", encoding="utf-8")
     written.append(folder / SUMMARY_FILE)
-    (folder / HTML_FILE).write_text(render_html(result), encoding="utf-8")
+    (folder / HTML_FILE).write_text(render_html(result, policies=policies, gate_rates=gate_rates), encoding="utf-8")
     written.append(folder / HTML_FILE)
     (folder / MODEL_CARD_FILE).write_text(render_model_card(result, bundle=bundle), encoding="utf-8")
     written.append(folder / MODEL_CARD_FILE)
@@ -373,8 +514,25 @@ def figure_support(predictions: pd.DataFrame, planned: pd.DataFrame, low: int) -
     return _png(fig)
 
 
-def _table(frame: pd.DataFrame, digits: int = 3) -> str:
-    return frame.to_html(index=False, classes="t", na_rep="—", border=0, float_format=lambda v: f"{v:.{digits}f}")
+def _key_first(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    return frame[keys + [c for c in frame.columns if c not in keys]]
+
+
+MAX_COLUMNS = 9  # wider tables are split into parts that fit an A4 page, each repeating the key columns
+
+
+def _table(frame: pd.DataFrame, digits: int = 3, keys: int = 1) -> str:
+    """HTML table(s); a frame wider than MAX_COLUMNS becomes several, each with the first `keys` columns."""
+
+    def fmt(v: float) -> str:
+        return f"{v:.{digits}f}"
+
+    if frame.shape[1] <= MAX_COLUMNS:
+        return frame.to_html(index=False, classes="t", na_rep="—", border=0, float_format=fmt)
+    head, rest = list(frame.columns[:keys]), list(frame.columns[keys:])
+    step = MAX_COLUMNS - keys
+    parts = [frame[head + rest[i : i + step]] for i in range(0, len(rest), step)]
+    return "\n".join(p.to_html(index=False, classes="t", na_rep="—", border=0, float_format=fmt) for p in parts)
 
 
 def _wide(m: pd.DataFrame, source: str, population: str, attribute: str, metrics: list[str]) -> pd.DataFrame:
@@ -426,8 +584,10 @@ def _comparison(m: pd.DataFrame, attribute: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def render_html(result: AuditResult) -> str:
-    """audit.html: self-contained (inline CSS, inline PNG figures, no external resources)."""
+def render_html(
+    result: AuditResult, *, policies: pd.DataFrame | None = None, gate_rates: pd.DataFrame | None = None
+) -> str:
+    """audit.html: self-contained (inline CSS, inline PNG figures, no external resources); the sign-off page first."""
     fa = result.fairness
     m = fa.metrics
     fp, ap = result.fairness_params, result.audit_params
@@ -512,7 +672,7 @@ def render_html(result: AuditResult) -> str:
         ap=ap,
         sections=sections,
         figures=figures,
-        gate_table=_table(fa.gate.table),
+        gate_table=_table(_key_first(fa.gate.table, ["check", "attribute", "metric"]), keys=3),
         proxy_table=_table(proxy.drop(columns=["n"])),
         flags_table=_table(flags),
         importance_table=_table(
@@ -527,6 +687,7 @@ def render_html(result: AuditResult) -> str:
         n_candidates=len(dec),
         n_clients=int(dec["client_id"].nunique()) if len(dec) else 0,
         meeting=meeting_context(result.meeting),
+        signoff=signoff_context(result, policies=policies, gate_rates=gate_rates),
     )
 
 

@@ -15,6 +15,7 @@ import dataclasses
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -35,7 +36,6 @@ from synthetic.truth import (
     severity,
     true_failure_logit,
     true_nuisance_rate,
-    true_p_sustained,
 )
 from synthetic.world import (
     CBS_FILE,
@@ -102,6 +102,33 @@ class ReportParams:
 
 
 @dataclass(frozen=True)
+class GroupEffect:
+    """A disparity planted on purpose (for testing the fairness gate); none in the default world.
+
+    The clients whose protected `attribute` (gender or migration_background) equals
+    `group` get `failure_logodds` added to the true log-odds that their tenancy fails
+    (the truth's p_sustained and the drawn outcomes; the model never sees the attribute),
+    and the historical meeting ranks them as if they had waited `meeting_weeks` weeks
+    longer (negative: shorter).
+    """
+
+    attribute: Literal["gender", "migration_background"]
+    group: str
+    failure_logodds: float = 0.0
+    meeting_weeks: float = 0.0
+
+
+def group_shifts(protected: pd.DataFrame, effects: tuple[GroupEffect, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Per client (rows of `protected`): (added failure log-odds, added meeting weeks) from `effects`."""
+    fail, weeks = np.zeros(len(protected)), np.zeros(len(protected))
+    for effect in effects:
+        member = (protected[effect.attribute].astype(str) == effect.group).to_numpy()
+        fail += effect.failure_logodds * member
+        weeks += effect.meeting_weeks * member
+    return fail, weeks
+
+
+@dataclass(frozen=True)
 class GenerateParams:
     """params.yaml `generate:`; every number the generator uses."""
 
@@ -125,6 +152,7 @@ class GenerateParams:
     truth: TruthCoefs
     ends: EndParams
     nuisance_reports: ReportParams
+    group_effects: tuple[GroupEffect, ...] = ()  # planted disparities (GroupEffect); none by default
 
 
 @dataclass
@@ -294,9 +322,14 @@ def _truth_rows(
     conc: np.ndarray,
     cv: np.ndarray,
     cc: np.ndarray,
+    shift: np.ndarray,
 ) -> dict[str, np.ndarray]:
-    """Every (vacancy, candidate) pair of meeting k, vacancy-major, with its true outcome probabilities."""
+    """Every (vacancy, candidate) pair of meeting k, vacancy-major, with its true outcome probabilities.
+
+    `shift` is each candidate's planted failure log-odds (`GroupEffect`; zeros in the default world).
+    """
     frame = dict(pair, concentration_12m=np.broadcast_to(conc[:, None], ok.shape))
+    p_sustained = 1.0 / (1.0 + np.exp(true_failure_logit(frame, coefs) + shift[None, :]))
     placed = np.zeros(ok.shape, dtype=bool)
     placed[cv, cc] = True
     return dict(
@@ -305,7 +338,7 @@ def _truth_rows(
         client=np.tile(cand, len(vac)),
         eligible=ok.ravel(),
         placed=placed.ravel(),
-        p_sustained=np.broadcast_to(true_p_sustained(frame, coefs), ok.shape).ravel(),
+        p_sustained=np.broadcast_to(p_sustained, ok.shape).ravel(),
         expected_nuisance=np.broadcast_to(true_nuisance_rate(frame, coefs), ok.shape).ravel(),
         concentration_12m=frame["concentration_12m"].ravel(),
         distance_km=np.broadcast_to(pair["distance_km"], ok.shape).ravel(),
@@ -335,6 +368,7 @@ def _simulate(
     years = meetings.year.to_numpy()
     h = _History()
     horizon = cfg.truth.horizon_days
+    fail_shift, meeting_weeks = group_shifts(world.protected, cfg.group_effects)
     for k, day in enumerate(meeting_day):
         state[(arrived[k - 1] if k else 0) : arrived[k]] = 1
         cand = np.flatnonzero(state == 1)
@@ -348,7 +382,7 @@ def _simulate(
 
         pair = _pairs(C, D, distance, cand[None, :], vac[:, None])
         ok = eligible(pair, cfg.rules, years[k])
-        wait = (day - world.arrival_day[cand]) / 7.0
+        wait = (day - world.arrival_day[cand]) / 7.0 + meeting_weeks[cand]
         fit = (
             p.quiet_fit * pair["needs_quiet_surroundings"] * (1.0 - pair["busy"])
             + p.network_fit * pair["own_network_district"]
@@ -360,7 +394,7 @@ def _simulate(
         cv, cc = _go_through_vacancies(np.where(ok, score, -np.inf))
         if k in truth_idx and len(vac) and len(cand):
             conc = _concentration_at(day, D["complex"][vac], hist_complex, hist_start, s.concentration_window_days)
-            h.truth.append(_truth_rows(cfg.truth, k, vac, cand, pair, ok, conc, cv, cc))
+            h.truth.append(_truth_rows(cfg.truth, k, vac, cand, pair, ok, conc, cv, cc, fail_shift[cand]))
 
         pv, pc = vac[cv], cand[cc]
         start = day + rng.integers(cfg.tenancy_lag_days[0], cfg.tenancy_lag_days[1] + 1, size=len(pv))
@@ -369,7 +403,7 @@ def _simulate(
         hist_start = np.concatenate([hist_start[recent], start])
         conc = _concentration_at(start, D["complex"][pv], hist_complex, hist_start, s.concentration_window_days)
         frame = dict(_pairs(C, D, distance, pc, pv), concentration_12m=conc)
-        logit = true_failure_logit(frame, cfg.truth)
+        logit = true_failure_logit(frame, cfg.truth) + fail_shift[pc]
         p_fail = 1.0 / (1.0 + np.exp(-logit))
         end_day, reason, failed = _draw_ends(rng, p_fail, frame, e, horizon)
         end = start + end_day
@@ -659,7 +693,14 @@ def _write_truth(
         f"- `{TRUTH_PLACEMENTS_FILE}`: {files[TRUTH_PLACEMENTS_FILE]}.\n"
         f"- `{TRUTH_MANIFEST}`: the formula version, held-out meetings and every coefficient.\n\n"
         "Recompute any pair with `synthetic.truth.truth_pair_inputs` and `true_p_sustained`\n"
-        "(coefficients: `synthetic.generate.load_truth_coefs(this folder)`).\n",
+        "(coefficients: `synthetic.generate.load_truth_coefs(this folder)`).\n"
+        + (
+            f"\nPlanted group effects (not in the formula; in `{TRUTH_PAIRS_FILE}` and the outcomes): "
+            + "; ".join(str(e) for e in cfg.group_effects)
+            + "\n"
+            if cfg.group_effects
+            else ""
+        ),
         encoding="utf-8",
     )
 

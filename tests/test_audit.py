@@ -18,11 +18,12 @@ from typer.testing import CliRunner
 from fairness.audit import AuditParams, build_audit, fairness_gate
 from fairness.params import FairnessParams
 from features.config import section
+from features.errors import UserError
 from features.load import load_dataset
 from models.experiment import placement_rows
 from models.ranker import TrainParams, temporal_split, train_bundle
 from pipelines.cli import app
-from tests.conftest import tiny_tables, write_dataset
+from tests.conftest import params_file, tiny_tables, write_dataset
 from tests.helpers import FEATURE_PARAMS, LABEL_PARAMS, PARAMS, RULES
 
 FAIRNESS = section(PARAMS, "fairness", FairnessParams)
@@ -390,3 +391,122 @@ def test_audit_with_decisions_adds_the_meeting_section(audited, small_synthetic,
     html = (out / "audit.html").read_text()
     assert "The meeting and the plan" in html and "Selective labels" in html and "not a random" in html
     assert "client_preference" in html
+
+
+# --- the sign-off page (issue 11 item 7) -------------------------------------------------------
+
+SIGNOFF_SECTIONS = (
+    "Intended use",
+    "Risk classification and obligations: to be assessed",
+    "Accountable owner and validity",
+    "The policy in force and its frontier",
+    "The gate and its error rates",
+)
+
+
+def _signoff(html: str) -> str:
+    """The sign-off page: from the start of the body to the end of its section."""
+    start, end = html.index('<section class="signoff"'), html.index("</section>")
+    return html[start:end]
+
+
+def test_the_report_opens_with_the_sign_off_page_leaving_blanks_for_unset_owner_and_date(audited):
+    _, out, _ = audited
+    html = (out / "audit.html").read_text(encoding="utf-8")
+    page = _signoff(html)
+    assert html.index('<section class="signoff"') < html.index("<h2>What was audited</h2>")
+    for heading in SIGNOFF_SECTIONS:
+        assert f"<h2>{heading}</h2>" in page, heading
+    for item in ("Annex III point 5(a)", "Art. 14", "Art. 12", "Art. 26", "Art. 27"):
+        assert item in page, item
+    assert "not legal advice" in page and "to be assessed" in page
+    assert page.count("_" * 32) == 3  # owner, validity date, signature: blank lines (params audit: null)
+    assert "exact_longest_waiting" in page and "matchwijs policies --data" in page  # no frontier given: how to
+    assert "@page { size: A4" in html and "@media print" in html
+
+
+def test_sign_off_page_shows_owner_date_frontier_and_measured_error_rates(audited, small_synthetic, tmp_path):
+    _, _, root = audited
+    params = params_file(
+        tmp_path,
+        audit={"owner": "J. Jansen, head of housing allocation", "valid_until": "2027-06-30"},
+    )
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    pd.DataFrame(
+        {
+            "policy": ["exact_longest_waiting", "everyone", "meeting_history"],
+            "placements": [120, 121, 119],
+            "expected_sustained_model": [101.5, 104.25, np.nan],
+            "placed_waiting_median_weeks": [9.0, 5.5, 8.0],
+            "placement_ratio_gender": [0.91, 0.72, 0.93],
+        }
+    ).to_csv(policies / "policies.csv", index=False)
+    rates = tmp_path / "gate.csv"
+    pd.DataFrame(
+        {
+            "scenario": ["neutral", "planted_failure_1.0", "neutral"],
+            "failure_logodds": [0.0, 1.0, 0.0],
+            "check": ["gate (any check)", "gate (any check)", "max_difference calibration_error by gender"],
+            "runs": [20, 20, 20],
+            "failed": [1, 17, 1],
+            "failure_rate": [0.05, 0.85, 0.05],
+            "ci95_low": [0.0013, 0.6211, 0.0013],
+            "ci95_high": [0.2487, 0.9679, 0.2487],
+        }
+    ).to_csv(rates, index=False)
+    out = tmp_path / "out"
+    args = ["audit", "--data", str(small_synthetic[0]), "--out", str(out), "--model", str(root / "model")]
+    result = CliRunner().invoke(
+        app, [*args, "--params", str(params), "--policies", str(policies), "--gate-rates", str(rates)]
+    )
+    assert result.exit_code in (0, 3), result.output
+    page = _signoff((out / "audit.html").read_text(encoding="utf-8"))
+    assert "J. Jansen, head of housing allocation" in page and "2027-06-30" in page
+    assert page.count("_" * 32) == 1  # only the signature line is left blank
+    assert "matchwijs policies --data" not in page and "<td>everyone</td>" in page and "0.72" in page
+    assert "5% of 20 fair worlds (95% interval 0%-25%)" in page and "planted_failure_1.0" in page
+    assert "0.85" in page and "calibration_error by gender" not in page  # the gate as a whole, not per check
+
+
+def test_sign_off_inputs_that_are_not_what_they_claim_are_clear_errors(tmp_path, audited, small_synthetic):
+    _, _, root = audited
+    data = str(small_synthetic[0])
+    bad = tmp_path / "policies.csv"
+    bad.write_text("a,b\n1,2\n", encoding="utf-8")
+    result = CliRunner().invoke(
+        app,
+        ["audit", "--data", data, "--out", str(tmp_path / "o"), "--model", str(root / "model"), "--policies", str(bad)],
+    )
+    assert result.exit_code == 1 and "not a policies.csv written by `matchwijs policies`" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "o").exists()
+    result = CliRunner().invoke(
+        app,
+        [
+            "audit",
+            "--data",
+            data,
+            "--out",
+            str(tmp_path / "o"),
+            "--model",
+            str(root / "model"),
+            "--gate-rates",
+            str(tmp_path / "missing.csv"),
+        ],
+    )
+    assert result.exit_code == 1 and "--gate-rates" in result.output and not (tmp_path / "o").exists()
+    with pytest.raises(UserError, match="audit.valid_until must be a date YYYY-MM-DD"):
+        dataclasses.replace(AUDIT, valid_until="30-06-2027")
+
+
+def test_leaving_out_the_plan_vs_meeting_gives_the_same_verdict(small_synthetic):
+    """The gate's benchmark skips the candidates population, which no gate check reads: same checks, same values."""
+    from fairness.audit import run_fairness
+
+    data = small_synthetic[0]
+    ds, bundle = load_dataset(data), train_small(data)
+    full = fairness_gate(ds, bundle, params=FAIRNESS, config=PARAMS)
+    lean = run_fairness(ds, bundle, params=FAIRNESS, config=PARAMS, plan_vs_meeting=False)
+    assert lean.decisions.empty
+    pd.testing.assert_frame_equal(lean.gate.table, full.table)
+    assert lean.gate.failures == full.failures
