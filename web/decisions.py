@@ -163,6 +163,23 @@ def record_decision(
                 f"client {client_id} is already placed in {taken.dwelling_id} at this meeting; "
                 "change that decision first"
             ) from None
+        now = (
+            CurrentDecision.objects.filter(meeting=meeting, dwelling_id=view.dwelling_id)
+            .select_related("record")
+            .first()
+        )
+        r = now.record if now is not None else None
+        if r is not None and (r.decision, r.client_id, r.reason, r.note, r.decided_by) == (
+            decision,
+            client_id,
+            reason,
+            note,
+            decided_by,
+        ):  # the same form sent twice at once (PostgreSQL: both inserts raced, the unique constraint chose)
+            raise DecisionError(
+                f"this decision on {view.dwelling_id} was already recorded at {r.decided_at:%H:%M:%S} "
+                "(sent twice?); nothing was added"
+            ) from None
         raise DecisionError(
             f"{view.dwelling_id} was decided by someone else at the same moment; reload the page"
         ) from None
