@@ -43,6 +43,7 @@ import pandas as pd
 from features.config import load_params, section
 from features.errors import UserError
 from models.bundle import ModelBundle
+from models.deploy import DEPLOYED, EVALUATED
 from models.ranker import CALIBRATION_METRICS, RANKING_METRICS
 
 ENV_STORE = "MATCHWIJS_MLFLOW_DIR"
@@ -529,6 +530,41 @@ def resolve_bundle(model: str | None, *, params_path: str | Path | None = None) 
     except mlflow.exceptions.MlflowException:
         raise UserError(f"registered model {params.registered_model!r} has no version {number} in {store}") from None
     return _load_version(mlflow, params.registered_model, version)
+
+
+def resolve_for_held_out(model: str | None, *, params_path: str | Path | None = None) -> tuple[ModelBundle, str]:
+    """The model to judge the held-out weeks with, and a note saying which one it is.
+
+    The deployed model (the default) was refitted on every known outcome, the held-out weeks
+    included: judged on them it would look better than it is. So when `model` resolves to a
+    deployed refit, its evaluated model is used instead (the one train's gate judged): the
+    `evaluated` folder beside a model folder, or the evaluated bundle logged in the version's run.
+    """
+    bundle = resolve_bundle(model, params_path=params_path)
+    if bundle.metadata.get("role") != DEPLOYED:
+        return bundle, ""
+    if model and Path(model).exists():
+        folder = Path(model) / EVALUATED
+        if folder.is_dir():
+            return ModelBundle.load(folder), f"judging the held-out weeks with the evaluated model in {folder}"
+        return bundle, (
+            f"{model} is a deployed refit that learned from the held-out weeks and has no evaluated model beside it: "
+            "the held-out figures are optimistic"
+        )
+    params = mlflow_params(params_path)
+    store = store_dir(params)
+    if model is None:
+        mv = champion_version(store, params)
+        number = str(mv.version) if mv is not None else ""
+    else:
+        number = model.removeprefix(f"models:/{params.registered_model}/").strip()
+    evaluated = evaluated_bundle(store, params, number) if number else None
+    if evaluated is None:
+        return bundle, "the deployed model learned from the held-out weeks and no evaluated model was found: optimistic"
+    return (
+        evaluated,
+        f"judging the held-out weeks with the evaluated model of version {number} (the deployed one learned from them)",
+    )
 
 
 def _looks_like_version(model: str) -> bool:

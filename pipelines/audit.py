@@ -25,9 +25,13 @@ def _echo_err(text: str) -> None:
 
 
 def _resolve_model(model: str | None, params: Path | None):
-    from models.tracking import resolve_bundle
+    """The evaluated model when `model` resolves to a deployed refit: the audit judges the held-out weeks."""
+    from models.tracking import resolve_for_held_out
 
-    return resolve_bundle(model, params_path=params)
+    bundle, note = resolve_for_held_out(model, params_path=params)
+    if note:
+        _echo_err(f"audit: {note}")
+    return bundle
 
 
 def _publish(tmp: Path, out: Path, names: tuple[str, ...]) -> None:

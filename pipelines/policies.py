@@ -57,7 +57,8 @@ def policies(
     from models import tracking
     from models.offpolicy import LoggedConfig, OpeParams, fit_meetings_before, offpolicy_values
     from models.oracle import read_truth
-    from pipelines.recommend import load_config, resolve_model
+    from models.tracking import resolve_for_held_out
+    from pipelines.recommend import load_config
     from planning.eligibility import apply_eligibility
     from planning.priority import POLICIES
 
@@ -70,7 +71,9 @@ def policies(
     if mp is not None:
         tracking.check_store(tracking.store_dir(mp))
     ds = load_dataset(data)
-    bundle = resolve_model(model, params)
+    bundle, note = resolve_for_held_out(model, params_path=params)
+    if note:
+        typer.echo(f"policies: {note}", err=True)
     meetings = held_out_meetings(ds, held_out_period(bundle))
     if len(meetings) == 0:
         raise UserError(f"{data} has no meeting in the model's held-out period")
