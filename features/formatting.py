@@ -31,10 +31,15 @@ def _locale(lang: str) -> Locale:
     return Locale.parse(LOCALES[lang])
 
 
+@functools.cache
+def _quantum(decimals: int) -> Decimal:
+    return Decimal(1).scaleb(-decimals)
+
+
 def _rounded(value: float, decimals: int) -> Decimal:
     if not math.isfinite(value):
         return Decimal(repr(float(value)))  # Babel writes NaN and ∞ itself
-    q = Decimal(repr(float(value))).quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_EVEN)
+    q = Decimal(repr(float(value))).quantize(_quantum(decimals), rounding=ROUND_HALF_EVEN)
     return abs(q) if q == 0 else q
 
 
@@ -46,8 +51,12 @@ def _typographic(text: str, locale: Locale) -> str:
     return text.replace(locale.number_symbols["latn"]["minusSign"], MINUS)
 
 
+@functools.lru_cache(maxsize=2**17)
 def number(value: float, lang: str, decimals: int = 0) -> str:
-    """`value` with `decimals` decimals and grouped thousands: 1234.5 -> "1,234.5" (en), "1.234,5" (nl)."""
+    """`value` with `decimals` decimals and grouped thousands: 1234.5 -> "1,234.5" (en), "1.234,5" (nl).
+
+    Cached per (value, language, decimals): reasons repeat the same feature values thousands of times.
+    """
     locale = _locale(lang)
     rounded = _rounded(value, decimals)
     if not rounded.is_finite():
@@ -103,8 +112,9 @@ def _percent_text(rounded: Decimal, lang: str, decimals: int) -> str:
 
 def signed(value: float, lang: str = "en", decimals: int = 2) -> str:
     """A contribution with its sign always shown: "+0.21", "−0.40" (en), "−1,50" (nl); zero is "+0.00"."""
-    text = number(abs(value), lang, decimals)
-    return (MINUS if _rounded(value, decimals) < 0 else "+") + text
+    rounded = _rounded(value, decimals)  # once: the sign and the digits come from the same rounding
+    text = _decimal_text(abs(rounded), lang, decimals) if rounded.is_finite() else number(abs(value), lang, decimals)
+    return (MINUS if rounded < 0 else "+") + text
 
 
 def significant(value: float, lang: str, digits: int = 4) -> str:
