@@ -716,6 +716,18 @@ def _inside(child: Path, parent: Path) -> bool:
     return child == parent or parent in child.parents
 
 
+def check_outputs(out_dir: str | Path, truth_dir: str | Path | None) -> tuple[Path, Path | None]:
+    """The dataset and truth folders as paths, checked before any work: writable, and neither inside the other."""
+    out = Path(out_dir)
+    truth = Path(truth_dir) if truth_dir is not None else None
+    if truth is not None and (_inside(truth, out) or _inside(out, truth)):
+        raise UserError(ERR_TRUTH_INSIDE.format(truth=truth, out=out))
+    check_output_folder(out)
+    if truth is not None:
+        check_output_folder(truth, "--truth")
+    return out, truth
+
+
 def generate_dataset(
     out_dir: str | Path,
     cfg: GenerateParams,
@@ -736,13 +748,7 @@ def generate_dataset(
     Returns:
         A one-line summary: row counts and base rates.
     """
-    out = Path(out_dir)
-    truth = Path(truth_dir) if truth_dir is not None else None
-    if truth is not None and (_inside(truth, out) or _inside(out, truth)):
-        raise UserError(ERR_TRUTH_INSIDE.format(truth=truth, out=out))
-    check_output_folder(out)
-    if truth is not None:
-        check_output_folder(truth, "--truth")
+    out, truth = check_outputs(out_dir, truth_dir)
     say = progress or (lambda _msg: None)
     rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(cfg.seed).spawn(4)]
     meetings = meeting_dates(cfg)

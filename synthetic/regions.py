@@ -21,15 +21,14 @@ import pandas as pd
 import yaml
 
 from features.contract import REGION, TABLES
-from features.errors import UserError
-from features.outputs import check_output_folder, publishing
+from features.outputs import publishing
 from synthetic.decisions import DecisionParams
 from synthetic.generate import (
-    ERR_TRUTH_INSIDE,
     TRUTH_MANIFEST,
     TRUTH_PAIRS_FILE,
     TRUTH_PLACEMENTS_FILE,
     GenerateParams,
+    check_outputs,
     generate_dataset,
 )
 
@@ -46,10 +45,6 @@ REGIONAL_IDS = (
     "care_provider",
 )
 SEED_STEP = 1000
-
-
-def _nested(child: Path, parent: Path) -> bool:
-    return child.resolve().is_relative_to(parent.resolve())
 
 
 def region_name(number: int) -> str:
@@ -82,13 +77,7 @@ def generate_regions(
     """
     if regions < 1:
         raise ValueError("regions must be at least 1")
-    out = Path(out)
-    truth_path = Path(truth_dir) if truth_dir is not None else None
-    if truth_path is not None and (_nested(truth_path, out) or _nested(out, truth_path)):
-        raise UserError(ERR_TRUTH_INSIDE.format(truth=truth_path, out=out))
-    check_output_folder(out)
-    if truth_path is not None:
-        check_output_folder(truth_path, "--truth")
+    out, _ = check_outputs(out, truth_dir)
     say = progress or (lambda _msg: None)
     tables: dict[str, list[pd.DataFrame]] = {}
     truth_pairs: list[pd.DataFrame] = []
