@@ -145,8 +145,10 @@ def _mlflow(store: Path):
     mlflow.set_registry_uri(tracking_uri(store))
     if not (store / DB_FILE).is_file() or not (store / ARTIFACTS).is_dir():
         with store_lock(store):
-            (store / ARTIFACTS).mkdir(exist_ok=True)
             mlflow.MlflowClient().search_experiments(max_results=1)  # creates the schema once
+            # last: a process that finds both the database and this folder skips the lock, so the
+            # folder must not appear before the schema (and its Default experiment) is complete
+            (store / ARTIFACTS).mkdir(exist_ok=True)
     return mlflow
 
 
