@@ -12,6 +12,7 @@ from fairness.audit import summary
 from features.formatting import number, percent, significant
 from models.bundle import ModelBundle
 from models.deploy import DEPLOYED, EVALUATED, knowledge_date, model_age_days
+from models.intervals import SCALE_NORMAL
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 LANG = "en"  # the model card is written in English (en_GB number formats, features.formatting)
@@ -58,6 +59,33 @@ def _life_cycle(meta: dict, as_of: str, max_age_days: int | None) -> dict:
     return life
 
 
+def _intervals(meta: dict) -> dict | None:
+    """The chance ranges' settings and measured coverage from the bundle metadata (None: no ranges)."""
+    iv = meta.get("intervals")
+    if not isinstance(iv, dict) or not iv.get("resamples") or iv.get("scale") is None:
+        return None
+    source = str(iv.get("scale_source", "—"))
+    return {
+        "coverage": _pct(iv.get("coverage")),
+        "resamples": _num(int(iv["resamples"])),
+        "scale": _num(float(iv["scale"])),
+        "scale_source": source,
+        "normal": source == SCALE_NORMAL,
+        "coverage_truth": _pct(iv["interval_coverage_truth"])
+        if iv.get("interval_coverage_truth") is not None
+        else None,
+        "coverage_calibration": (
+            _pct(iv["interval_coverage_calibration"]) if iv.get("interval_coverage_calibration") is not None else None
+        ),
+        "mean_width": (
+            f"{_num(100 * float(iv['interval_mean_width']))} points"
+            if iv.get("interval_mean_width") is not None
+            else None
+        ),
+        "measured_on": str(iv.get("coverage_measured_on") or "the held-out weeks"),
+    }
+
+
 def render_model_card(result, *, bundle: ModelBundle, max_age_days: int | None = None) -> str:
     """model_card.md from an `reports.audit.AuditResult` and the bundle it audited.
 
@@ -92,6 +120,7 @@ def render_model_card(result, *, bundle: ModelBundle, max_age_days: int | None =
     return env.get_template("model_card.md.j2").render(
         model=result.model,
         meta=meta,
+        iv=_intervals(meta),
         life=_life_cycle(meta, str(result.data.get("as_of") or ""), max_age_days),
         data=result.data,
         metrics=metrics,

@@ -95,6 +95,17 @@ def audited(small_synthetic, tmp_path_factory):
             "share_ahead": 0.8,
         }
     ]
+    # what `train --truth` stores about the chance ranges (models/interval_fit.py), shown on the model card
+    bundle.metadata["intervals"] = {
+        "coverage": 0.9,
+        "resamples": 10,
+        "scale": 2.04,
+        "scale_source": "conformal on the calibration weeks' true chances",
+        "interval_coverage_truth": 0.887,
+        "interval_coverage_calibration": 0.902,
+        "interval_mean_width": 0.153,
+        "coverage_measured_on": "the evaluated model's test weeks",
+    }
     bundle.save(root / "model")
     out = root / "out"
     result = CliRunner().invoke(app, ["audit", "--data", str(data), "--out", str(out), "--model", str(root / "model")])
@@ -169,6 +180,20 @@ def test_model_card_covers_what_auditors_ask_for(audited):
     # The point-in-time assumption, and that this dataset has no dated client profiles.
     assert "Profiles are not dated" in card and "This dataset has none" in card
     assert "| profile_fit | roc_auc_failure | 0.76 | 0.75 | 0.01 | -0.01 … 0.03 | 0.8 |" in card
+    # The chance ranges: what they hold, how they were made, and the coverage measured against the truth.
+    assert "## How sure: the chance ranges" in card
+    assert "for 90.0% of pairs" in card and "10 bootstrap copies" in card and "a scale of 2.04" in card
+    assert "88.7% of the pairs' true chances inside their range (stated 90.0%)" in card
+    assert "fitted on, 90.2%; mean width 15.3 points" in card
+
+
+def test_model_card_says_when_a_model_has_no_ranges_or_unmeasured_ones():
+    from models.intervals import SCALE_NORMAL
+    from reports.model_card import _intervals
+
+    assert _intervals({}) is None and _intervals({"intervals": {"resamples": 0, "scale": 1.0}}) is None
+    iv = _intervals({"intervals": {"coverage": 0.9, "resamples": 10, "scale": 1.645, "scale_source": SCALE_NORMAL}})
+    assert iv is not None and iv["normal"] and iv["coverage_truth"] is None
 
 
 def _metric_rows(frame: pd.DataFrame, attribute: str, y_true, y_pred, func) -> pd.Series:
