@@ -11,29 +11,9 @@ import pytest
 from models.oracle import client_variance_share, within_group_spearman
 from synthetic.truth import failure_terms, true_failure_logit, truth_input_columns
 from tests.conftest import small_generate_params
-from tests.test_synthetic import _toy_coefs
+from tests.test_synthetic import TOY_PAIR, _toy_coefs
 
-PAIR = {
-    "zrm_finances": [1],
-    "zrm_addiction": [3],
-    "zrm_mental_health": [5],
-    "zrm_physical_health": [1],
-    "zrm_social_network": [1],
-    "support_hours_per_week": [8.0],
-    "needs_quiet_surroundings": [True],
-    "monthly_income_eur": [1000.0],
-    "rent_eur": [600.0],
-    "floor": [3],
-    "has_lift": [False],
-    "shared_entrance": [True],
-    "units_in_complex": [100],
-    "nuisance_reports_per_1000": [100.0],
-    "vulnerable_household_share": [0.2],
-    "distance_km": [10.0],
-    "concentration_12m": [7],
-    "own_network_district": [True],
-    "latent_severity": [1.5],
-}
+PAIR = {**TOY_PAIR, "zrm_social_network": [1], "latent_severity": [1.5]}
 # The toy pair of test_synthetic: intercept -2, client term 1.0, match terms summing to 4.2.
 CLIENT, MATCH = 1.0, 1.0 + 0.5 + 0.8 + 0.5 + 0.4 - 0.5 + 0.3 + 1.2
 

@@ -301,28 +301,30 @@ def _toy_coefs() -> TruthCoefs:
     return TruthCoefs(horizon_days=365, scales=scales, failure=failure, nuisance=nuisance)
 
 
+# A hand-checked pair for the truth functions (also used by tests/test_family.py).
+TOY_PAIR = {
+    "zrm_finances": [1],
+    "zrm_addiction": [3],
+    "zrm_mental_health": [5],
+    "zrm_physical_health": [1],
+    "support_hours_per_week": [8.0],
+    "needs_quiet_surroundings": [True],
+    "monthly_income_eur": [1000.0],
+    "rent_eur": [600.0],
+    "floor": [3],
+    "has_lift": [False],
+    "shared_entrance": [True],
+    "units_in_complex": [100],
+    "nuisance_reports_per_1000": [100.0],
+    "vulnerable_household_share": [0.2],
+    "distance_km": [10.0],
+    "concentration_12m": [7],
+    "own_network_district": [True],
+}
+
+
 def test_failure_logit_on_a_hand_checked_pair():
-    pair = pd.DataFrame(
-        {
-            "zrm_finances": [1],
-            "zrm_addiction": [3],
-            "zrm_mental_health": [5],
-            "zrm_physical_health": [1],
-            "support_hours_per_week": [8.0],
-            "needs_quiet_surroundings": [True],
-            "monthly_income_eur": [1000.0],
-            "rent_eur": [600.0],
-            "floor": [3],
-            "has_lift": [False],
-            "shared_entrance": [True],
-            "units_in_complex": [100],
-            "nuisance_reports_per_1000": [100.0],
-            "vulnerable_household_share": [0.2],
-            "distance_km": [10.0],
-            "concentration_12m": [7],
-            "own_network_district": [True],
-        }
-    )
+    pair = pd.DataFrame(TOY_PAIR)
     # finances 1.0*1 + busy 1.0*1 + nuisance 0.5*(2-1) + distance 0.2*2*2 + concentration 0.1*5 (capped)
     # + burden 2.0*(0.6-0.4)*1 + network -0.5 + addiction 0.6*0.5*(2-1) + stairs 1.2*1
     expected = -2.0 + 1.0 + 1.0 + 0.5 + 0.8 + 0.5 + 0.4 - 0.5 + 0.3 + 1.2
