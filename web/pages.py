@@ -7,7 +7,6 @@ Only what changes during the meeting (the decision, its history, notes) is read 
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from html import escape
@@ -102,15 +101,26 @@ def _extra_values(extra: list[str], rows: pd.DataFrame) -> list[dict]:
     return [{c: shown[c][i] for c in extra} for i in range(len(rows))]
 
 
-@functools.lru_cache(maxsize=2**16)
-def _escaped(value: str) -> str:
-    return escape(value)
+def _escaped(values) -> list[str]:
+    """Each value as escaped text; each distinct value is escaped once (ids and rules repeat across homes)."""
+    values = list(values)
+    table = {v: escape(str(v)) for v in dict.fromkeys(values)}
+    return [table[v] for v in values]
 
 
-def _html(template: str, rows) -> SafeString:
-    """Rows of values escaped into an HTML fragment (Django's format_html per row is several times slower;
-    client ids and rules repeat across homes, so each text is escaped once)."""
-    return mark_safe("".join(template.format(*(_escaped(str(v)) for v in row)) for row in rows))
+def _html_rows(template: str, *columns) -> np.ndarray:
+    """One HTML fragment per row (an object array, to be cut per home): escaped values put into `template`.
+
+    Built once for the whole meeting: Django's format_html per row is several times slower.
+    """
+    escaped = [_escaped(c) for c in columns]
+    rows = np.empty(len(escaped[0]) if escaped else 0, dtype=object)
+    rows[:] = [template.format(*values) for values in zip(*escaped, strict=True)]
+    return rows
+
+
+def _joined(rows: np.ndarray, positions) -> SafeString:
+    return mark_safe("".join(rows[np.asarray(positions, dtype=int)].tolist()))
 
 
 def _extra_header(column: str) -> str:
@@ -208,18 +218,31 @@ def _build_pages(ds: Dataset, out: MeetingOutputs, lang: str, tolerance: float) 
     extra = [c for c in OPTIONAL_REC_COLUMNS if c in recs.columns]
     headers = [_extra_header(c) for c in extra if c not in ("chance_low", "chance_high")]
     t = TEXT.get(lang, TEXT["en"])
-    records = recs.to_dict("records")  # once for the whole meeting (per home it costs 10× more)
+    columns = {c: recs[c].tolist() for c in recs.columns}  # once for the whole meeting; a row's dict when shown
     extras = _extra_values(extra, recs)
     ranks = recs["rank"].to_numpy()
     recs_p = recs["p_sustained"].to_numpy(dtype=float)
     recs_client = recs["client_id"].astype(str).to_numpy(dtype=object)
+    option_rows = _html_rows(
+        '<option value="{}">#{} {} ({})</option>',
+        recs_client,
+        ranks.tolist(),
+        recs_client,
+        [f"{v:.2f}" for v in recs_p],
+    )
+    ex = out.excluded
+    excluded_html = _html_rows("<tr><td>{}</td><td>{}</td><td>{}</td></tr>", ex["client_id"], ex["rule"], ex["detail"])
+    excluded_option_rows = _html_rows(
+        '<option value="{}">{} ({})</option>', ex["client_id"], ex["client_id"], ex["rule"]
+    )
     pages = {}
     for home in homes_frame(ds, out.meeting_date).to_dict("records"):
         did = str(home["dwelling_id"])
         positions = rec_rows.get(did, np.zeros(0, dtype=int))
         positions = np.asarray(positions)[np.argsort(ranks[positions], kind="stable")]
         ranked = recs.iloc[positions]
-        excluded = out.excluded.iloc[excluded_rows.get(did, np.zeros(0, dtype=int))]
+        excluded_at = excluded_rows.get(did, np.zeros(0, dtype=int))
+        excluded = out.excluded.iloc[excluded_at]
         prow = plan_rows.get(did)
         proposed = str(prow["client_id"]) if prow is not None else ""
         p = recs_p[positions]
@@ -231,7 +254,7 @@ def _build_pages(ds: Dataset, out: MeetingOutputs, lang: str, tolerance: float) 
             close[ref] = False
 
         def row(i: int, pos: int, did=did, proposed=proposed, close=close) -> dict:
-            r = records[pos]
+            r = {c: values[pos] for c, values in columns.items()}
             cid = str(r["client_id"])
             elsewhere = planned_home.get(cid)
             return {
@@ -290,21 +313,9 @@ def _build_pages(ds: Dataset, out: MeetingOutputs, lang: str, tolerance: float) 
             top=top,
             extra_cols=extra,
             extra_headers=headers,
-            choices=_html(
-                '<option value="{}">#{} {} ({})</option>',
-                (
-                    (cid, rank, cid, f"{pv:.2f}")
-                    for cid, rank, pv in zip(recs_client[positions], ranks[positions], p, strict=True)
-                ),
-            ),
-            excluded_rows=_html(
-                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-                zip(excluded["client_id"], excluded["rule"], excluded["detail"], strict=True),
-            ),
-            excluded_options=_html(
-                '<option value="{}">{} ({})</option>',
-                zip(excluded["client_id"], excluded["client_id"], excluded["rule"], strict=True),
-            ),
+            choices=_joined(option_rows, positions),
+            excluded_rows=_joined(excluded_html, excluded_at),
+            excluded_options=_joined(excluded_option_rows, excluded_at),
             providers={cid: providers.get(cid, "") for cid in recs_client[positions]},
             tolerance=tolerance,
             make_rows=make_rows,
