@@ -169,7 +169,9 @@ def apply_eligibility(
         fails = ~passes[~ok]
         first = fails.argmax(axis=1)
         excluded["rule"] = np.asarray(names, dtype=object)[first]
-        excluded["failed_rules"] = [";".join(n for n, f in zip(names, row, strict=True) if f) for row in fails]
+        patterns, at = np.unique(fails, axis=0, return_inverse=True)  # few distinct combinations of failed rules
+        joined = [";".join(n for n, f in zip(names, row, strict=True) if f) for row in patterns]
+        excluded["failed_rules"] = [joined[k] for k in at.ravel().tolist()]
         sub = {k: v[~ok] for k, v in a.items()}
         detail = np.empty(len(excluded), dtype=object)
         for i, name in enumerate(names):

@@ -9,6 +9,7 @@ named without its value.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
@@ -136,6 +137,10 @@ class _Columns:
         return self._cache[key][rows]
 
 
+# Row-dependent reasons format the same shares thousands of times per meeting: each (share, language) once.
+_percent = functools.lru_cache(maxsize=2**16)(percent)
+
+
 def _whole_euros(v: float, lang: str) -> str:
     return money(v, lang, 0)
 
@@ -212,8 +217,8 @@ def _rent_burden(v: float, r: int, c: _Columns, lang: str) -> str:
     if np.isnan(rti) or np.isnan(fin):
         return feature_label("rent_burden_x_finances", lang)
     if lang == "nl":
-        return f"huur {percent(rti, lang)} van het inkomen bij zelfredzaamheid financiën {number(fin, lang)}/5"
-    return f"rent {percent(rti, lang)} of income with self-reliance on finances {number(fin, lang)}/5"
+        return f"huur {_percent(rti, lang)} van het inkomen bij zelfredzaamheid financiën {number(fin, lang)}/5"
+    return f"rent {_percent(rti, lang)} of income with self-reliance on finances {number(fin, lang)}/5"
 
 
 @_value_only
@@ -293,7 +298,7 @@ def _stairs_physical(v: float, r: int, c: _Columns, lang: str) -> str:
 
 
 def _addiction_vulnerable(v: float, r: int, c: _Columns, lang: str) -> str:
-    share = percent(_val(c, "vulnerable_household_share", r), lang)
+    share = _percent(_val(c, "vulnerable_household_share", r), lang)
     return (
         f"{share} kwetsbare huishoudens in de buurt, gezien verslaving (ZRM, niet getoond)"
         if lang == "nl"

@@ -238,12 +238,11 @@ def meeting_outputs(
     recs["low_support"] = recs["support"] < cfg.explain.low_support_below
     recs = recs.sort_values(["dwelling_id", "score", "client_id"], ascending=[True, False, True], kind="stable")
     recs["rank"] = recs.groupby("dwelling_id", sort=False).cumcount() + 1
-    recs["reasons"] = reasons(
-        X.loc[recs.index], contrib.loc[recs.index], context=_context(ds, recs), lang=lang, params=cfg.explain
-    )
+    X_ranked, contrib_ranked = X.loc[recs.index], contrib.loc[recs.index]  # rows in recommendation order, once
+    recs["reasons"] = reasons(X_ranked, contrib_ranked, context=_context(ds, recs), lang=lang, params=cfg.explain)
     lap("reasons")
 
-    explanations = explanations_frame(recs, X.loc[recs.index], contrib.loc[recs.index])
+    explanations = explanations_frame(recs, X_ranked, contrib_ranked)
     lap("explanations")
 
     cap = cfg.assignment.complex_cap if complex_cap is None else complex_cap
@@ -290,7 +289,7 @@ def meeting_outputs(
         meeting_date=meeting_date,
         homes=_homes(ds, pairs["dwelling_id"].unique()),
         recommendations=recs,
-        contributions=contrib.loc[recs.index],
+        contributions=contrib_ranked,
         assignment=plan,
         client_outcomes=outcomes,
         excluded=excluded,
