@@ -7,12 +7,14 @@ Only what changes during the meeting (the decision, its history, notes) is read 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from html import escape
 
 import numpy as np
 import pandas as pd
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import translation
 from django.utils.safestring import SafeString, mark_safe
@@ -53,6 +55,42 @@ class HomePage:
     top_cells: list[tuple[str, str, str]] = field(default_factory=list)  # (client, before, after) per top row
     make_rows: Callable[[], list[dict]] = list  # every eligible candidate's row (built on first "show all")
     _all: list[list[dict]] = field(default_factory=list, repr=False)
+    # The page's two big parts as HTML, rendered once at load: what every request of the default view sends.
+    proposal_html: SafeString = field(default_factory=lambda: mark_safe(""))
+    candidates_html: SafeString = field(default_factory=lambda: mark_safe(""))
+
+    def candidates_block(self, own_clients: set[str], show_all: bool = False) -> SafeString:
+        """The ranked candidates and the excluded ones as HTML: prebuilt, unless the view links own clients or shows all."""
+        if not show_all and not own_clients and self.candidates_html:
+            return self.candidates_html
+        with translation.override(self.lang):
+            return self._render_candidates(own_clients, show_all)
+
+    def _render_candidates(self, own_clients: set[str], show_all: bool) -> SafeString:
+        candidates = self.all_rows if show_all else self.top
+        return mark_safe(
+            render_to_string(
+                "web/_candidates.html",
+                {
+                    "candidates": candidates,
+                    "n_eligible": self.n_eligible,
+                    "show_all": show_all,
+                    "tolerance": self.tolerance,
+                    "any_close": any(c["no_real_difference"] for c in candidates),
+                    "extra_headers": self.extra_headers,
+                    "table_rows": self.table_rows(own_clients, show_all),
+                    "n_excluded": self.n_excluded,
+                    "excluded_rows": self.excluded_rows,
+                },
+            )
+        )
+
+    def prebuilt(self) -> HomePage:
+        """This page with its default view's HTML rendered (call with the page's language active)."""
+        proposal = render_to_string("web/_proposal.html", {"proposal": self.proposal, "why": self.why})
+        return dataclasses.replace(
+            self, proposal_html=mark_safe(proposal), candidates_html=self._render_candidates(set(), False)
+        )
 
     @property
     def all_rows(self) -> list[dict]:
@@ -320,5 +358,5 @@ def _build_pages(ds: Dataset, out: MeetingOutputs, lang: str, tolerance: float) 
             tolerance=tolerance,
             make_rows=make_rows,
             top_cells=[(c["client_id"], *row_cells(c, extra)) for c in top],
-        )
+        ).prebuilt()
     return pages

@@ -121,7 +121,6 @@ def home_detail(request: HttpRequest, key: str, dwelling_id: str) -> HttpRespons
     if page is None:
         raise Http404("this home is not on this meeting's table")
     show_all = bool(request.GET.get("all"))
-    candidates = page.all_rows if show_all else page.top
     history = list(DecisionRecord.objects.filter(meeting=m, dwelling_id=dwelling_id))
     # The decision in force is the newest record: each record supersedes the one before, and the record and
     # CurrentDecision are written in one transaction (web.decisions), so no second query is needed.
@@ -132,23 +131,15 @@ def home_detail(request: HttpRequest, key: str, dwelling_id: str) -> HttpRespons
         "web/home.html",
         {
             "m": m,
-            "page": page,
             "dwelling_id": dwelling_id,
             "line": page.line,
             "nbh_line": page.nbh_line,
             "proposal": page.proposal,
-            "why": page.why,
-            "candidates": candidates,
-            "n_eligible": page.n_eligible,
+            "proposal_html": page.proposal_html,
+            "candidates_html": page.candidates_block(own, show_all),
             "choices": page.choices,
-            "show_all": show_all,
-            "extra_headers": page.extra_headers,
             "n_excluded": page.n_excluded,
-            "excluded_rows": page.excluded_rows,
             "excluded_options": page.excluded_options,
-            "tolerance": page.tolerance,
-            "any_close": any(c["no_real_difference"] for c in candidates),
-            "table_rows": page.table_rows(own, show_all),
             "current": current,
             "history": history,
             "notes": list(Note.objects.filter(meeting=m, dwelling_id=dwelling_id)),

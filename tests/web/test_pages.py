@@ -120,3 +120,51 @@ def test_unknown_home_is_404_not_a_crash(client, meeting, users):
         ).status_code
         == 404
     )
+
+
+@pytest.mark.parametrize("lang", ["en", "nl"])
+def test_the_default_view_sends_the_html_built_at_load_and_it_equals_a_fresh_render(app_state, meeting, lang):
+    from django.utils import translation
+
+    index = app_state.index(pd.Timestamp(meeting.date), lang)
+    for page in index.pages.values():
+        assert page.candidates_block(set()) is page.candidates_html  # a request renders nothing of it
+        with translation.override(lang):
+            assert page._render_candidates(set(), False) == page.candidates_html
+        assert page.proposal_html.count('<section class="proposal"') == 1
+        if page.proposal is not None:
+            assert page.proposal["client_id"] in page.proposal_html
+        own = {str(page.ranked["client_id"].iloc[0])} if page.n_eligible else set()
+        if own:  # a member's own client gets a link: rendered for that view, not the prebuilt HTML
+            linked = page.candidates_block(own)
+            assert f'<a href="/clients/{next(iter(own))}/">' in linked and linked != page.candidates_html
+        everyone = page.candidates_block(set(), show_all=True)
+        assert everyone.count("<tr") >= page.n_eligible + 1
+
+
+def test_a_home_page_reads_user_profile_and_roles_in_two_queries(
+    client, meeting, users, app_state, django_assert_max_num_queries
+):
+    """session, user with profile, permissions with role names, meeting, history, notes (+ the dataset switch
+    check at most every 2 s): 7 at most, where Django's ModelBackend needed 10."""
+    c = client_for(client, users["chair"])
+    url = f"/meetings/{meeting.date:%Y-%m-%d}/homes/{_first_home(app_state, meeting)}/"
+    c.get(url)
+    with django_assert_max_num_queries(7):
+        html = c.get(url).content.decode()
+    assert "(chair)" in html and 'id="decide-form"' in html
+
+
+def test_a_changed_role_counts_from_the_next_request(client, meeting, users, app_state):
+    from django.contrib.auth.models import Group
+
+    user = users["chair"]
+    c = client_for(client, user)
+    url = f"/meetings/{meeting.date:%Y-%m-%d}/homes/{_first_home(app_state, meeting)}/"
+    assert 'id="decide-form"' in c.get(url).content.decode()
+    user.groups.set([Group.objects.get(name="member")])
+    html = c.get(url).content.decode()
+    assert 'id="decide-form"' not in html and "(member)" in html
+    assert c.post(url + "decide/", {"decision": "plan_followed", "seen_record": ""}).status_code == 403
+    user.groups.clear()
+    assert c.get(url).status_code == 403
