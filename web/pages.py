@@ -201,10 +201,14 @@ class _Contributions:
     """Each recommendation's contributions as one matrix row (explanations are k rows per pair, in order)."""
 
     def __init__(self, out: MeetingOutputs) -> None:
+        if out.contributions is not None and len(out.contributions) == len(out.recommendations):
+            self.features: list[str] = [str(c) for c in out.contributions.columns]  # wide, in recommendation order
+            self.matrix = out.contributions.to_numpy(dtype=float)
+            return
         recs, ex = out.recommendations, out.explanations
         n = len(recs)
         k = len(ex) // n if n else 0
-        self.features: list[str] = list(ex["feature"].iloc[:k]) if k else []
+        self.features = list(ex["feature"].iloc[:k]) if k else []
         ordered = (
             n > 0
             and k * n == len(ex)

@@ -74,6 +74,7 @@ class AppState:
                     lang=lang,
                     model_label=self.model_version,
                     sheet=False,  # the app has its own pages; `recommend` writes the sheet
+                    explain_long=False,  # the pages read the wide contributions
                 )
                 self._index[key] = MeetingIndex.of(ds, out, lang, self.cfg.assignment.no_real_difference)
             return self._index[key]
