@@ -130,7 +130,9 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
-# Sessions end after 8 hours (a meeting day) or when the browser closes.
+# Sessions end after 8 hours (a meeting day) or when the browser closes. Stored in the database as
+# Django's `db` engine does (logout ends them at once); web.sessions reads them with plain SQL.
+SESSION_ENGINE = "web.sessions"
 SESSION_COOKIE_AGE = 8 * 3600
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_HTTPONLY = True
