@@ -96,7 +96,11 @@ def _user(logged_in, base: str, homes: list[str], date: str, seed: int, times: l
     rng = random.Random(seed)
     for _ in range(PAGES_EACH):
         t0 = time.perf_counter()
-        r = s.get(f"{base}/meetings/{date}/homes/{rng.choice(homes)}/")
+        try:
+            r = s.get(f"{base}/meetings/{date}/homes/{rng.choice(homes)}/")
+        except requests.RequestException as exc:  # counted, not fatal: the other requests still measure
+            errors.append(type(exc).__name__)
+            continue
         times.append(time.perf_counter() - t0)
         if r.status_code != 200:
             errors.append(str(r.status_code))

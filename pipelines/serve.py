@@ -49,14 +49,15 @@ def serve(
 
     from web.datasets import record_served
     from web.meetings import demo_accounts as make_accounts
-    from web.meetings import load_meeting
+    from web.meetings import load_meetings
     from web.state import build_state, set_state
 
     state = build_state(str(data.resolve()), os.environ.get("MATCHWIJS_MODEL"), os.environ.get("MATCHWIJS_PARAMS"))
     call_command("migrate", verbosity=0, interactive=False)
-    meeting = load_meeting(state, "latest")
+    meetings = load_meetings(state, "latest")  # one per region on the latest date
     set_state(state, switch_id=record_served(state))
-    typer.echo(f"meeting {meeting} loaded: {state.outputs(state.latest(), 'en').summary}")
+    for meeting in meetings:
+        typer.echo(f"meeting {meeting} loaded: {state.outputs(state.latest(), 'en', meeting.region).summary}")
     if demo_accounts:
         created = make_accounts(state)
         if not created:

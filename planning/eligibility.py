@@ -169,7 +169,9 @@ def apply_eligibility(
         fails = ~passes[~ok]
         first = fails.argmax(axis=1)
         excluded["rule"] = np.asarray(names, dtype=object)[first]
-        excluded["failed_rules"] = [";".join(n for n, f in zip(names, row, strict=True) if f) for row in fails]
+        patterns, at = np.unique(fails, axis=0, return_inverse=True)  # few distinct combinations of failed rules
+        joined = [";".join(n for n, f in zip(names, row, strict=True) if f) for row in patterns]
+        excluded["failed_rules"] = [joined[k] for k in at.ravel().tolist()]
         sub = {k: v[~ok] for k, v in a.items()}
         detail = np.empty(len(excluded), dtype=object)
         for i, name in enumerate(names):
@@ -205,21 +207,31 @@ def unverified_amounts(years, amounts: PassendToewijzen, *, lang: str = "en") ->
     return warnings
 
 
+def _each_distinct(values: np.ndarray, text: Callable[[float], str]) -> list[str]:
+    """`text` of every value, computed once per distinct value (amounts repeat across a meeting's pairs)."""
+    distinct, at = np.unique(np.asarray(values, dtype=float), return_inverse=True)
+    texts = [text(v) for v in distinct]
+    return [texts[k] for k in at.ravel().tolist()]
+
+
 def _detail_passend(a: dict, lang: str) -> list[str]:
     out = []
+    rents = _each_distinct(a["rent_eur"], lambda v: money(v, lang))
+    caps = _each_distinct(a["cap"], lambda v: money(v, lang))
+    incomes = _each_distinct(a["yearly_income"], lambda v: money(v, lang, 0))
+    thresholds = _each_distinct(a["threshold"], lambda v: money(v, lang, 0))
     for rent, cap, inc, thr, size, year in zip(
-        a["rent_eur"], a["cap"], a["yearly_income"], a["threshold"], a["household_size"], a["year"], strict=True
+        rents, caps, incomes, thresholds, a["household_size"], a["year"], strict=True
     ):
         n = int(size)
         if lang == "nl":
             out.append(
-                f"huur {money(rent, lang)} boven de huurgrens {money(cap, lang)} ({year}, huishouden van {n}); "
-                f"inkomen {money(inc, lang, 0)} per jaar ≤ grens {money(thr, lang, 0)}"
+                f"huur {rent} boven de huurgrens {cap} ({year}, huishouden van {n}); "
+                f"inkomen {inc} per jaar ≤ grens {thr}"
             )
         else:
             out.append(
-                f"rent {money(rent, lang)} above the {year} cap of {money(cap, lang)} (household of {n}); "
-                f"income {money(inc, lang, 0)} a year ≤ threshold {money(thr, lang, 0)}"
+                f"rent {rent} above the {year} cap of {cap} (household of {n}); income {inc} a year ≤ threshold {thr}"
             )
     return out
 

@@ -9,6 +9,7 @@ named without its value.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
@@ -90,8 +91,11 @@ def reasons(
                 continue
             name = features[f_pos]
             texts = phrases(name, rows, cols, lang=lang, special=name in special)
-            for r, text in zip(rows, texts, strict=True):
-                parts[r].append(f"{text} ({signed(contrib[r, f_pos], lang=lang)})")
+            # Each distinct contribution is formatted once (a model's contributions repeat across pairs).
+            values, at = np.unique(contrib[rows, f_pos], return_inverse=True)
+            shown = [signed(v, lang=lang) for v in values]
+            for r, text, k in zip(rows, texts, at.ravel().tolist(), strict=True):
+                parts[r].append(f"{text} ({shown[k]})")
     return pd.Series(["; ".join(p) if p else NO_REASON[lang] for p in parts], index=contributions.index, dtype=object)
 
 
@@ -133,6 +137,10 @@ class _Columns:
         return self._cache[key][rows]
 
 
+# Row-dependent reasons format the same shares thousands of times per meeting: each (share, language) once.
+_percent = functools.lru_cache(maxsize=2**16)(percent)
+
+
 def _whole_euros(v: float, lang: str) -> str:
     return money(v, lang, 0)
 
@@ -144,13 +152,24 @@ def _plural(n: float, one: str, many: str) -> str:
 # Each template maps (value, row, columns, lang) to a sentence fragment.
 Template = Callable[[float, int, _Columns, str], str]
 
+# Templates whose text depends on the value only (not on the row's other columns): `phrases` writes
+# each distinct value once.
+_VALUE_ONLY: set[Template] = set()
+
+
+def _value_only(template: Template) -> Template:
+    _VALUE_ONLY.add(template)
+    return template
+
 
 def _bool(en_yes: str, en_no: str, nl_yes: str, nl_no: str) -> Template:
-    return lambda v, r, c, lang: (nl_yes if v >= 0.5 else nl_no) if lang == "nl" else (en_yes if v >= 0.5 else en_no)
+    return _value_only(
+        lambda v, r, c, lang: (nl_yes if v >= 0.5 else nl_no) if lang == "nl" else (en_yes if v >= 0.5 else en_no)
+    )
 
 
 def _fmt(en: str, nl: str, fmt: Callable[[float, str], str] = number) -> Template:
-    return lambda v, r, c, lang: (nl if lang == "nl" else en).format(v=fmt(v, lang))
+    return _value_only(lambda v, r, c, lang: (nl if lang == "nl" else en).format(v=fmt(v, lang)))
 
 
 def _count(en_one: str, en_many: str, nl_one: str, nl_many: str) -> Template:
@@ -161,13 +180,13 @@ def _count(en_one: str, en_many: str, nl_one: str, nl_many: str) -> Template:
         text = (nl_one if one else nl_many) if lang == "nl" else (en_one if one else en_many)
         return text.format(v=number(v, lang))
 
-    return template
+    return _value_only(template)
 
 
 def _zrm(name: str) -> Template:
     # "self-reliance on finances (ZRM)" -> "self-reliance on finances 2/5 (ZRM)"
     en, nl = (text.removesuffix(" (ZRM)") for text in (FEATURE_INFO[name].en, FEATURE_INFO[name].nl))
-    return lambda v, r, c, lang: f"{nl if lang == 'nl' else en} {number(v, lang)}/5 (ZRM)"
+    return _value_only(lambda v, r, c, lang: f"{nl if lang == 'nl' else en} {number(v, lang)}/5 (ZRM)")
 
 
 def _care(v: float, r: int, c: _Columns, lang: str) -> str:
@@ -186,6 +205,7 @@ def _support_distance(v: float, r: int, c: _Columns, lang: str) -> str:
     return f"{number(dist, lang, 1)} km from {provider} for someone with {number(hours, lang)} support {_plural(hours, 'hour', 'hours')} a week"
 
 
+@_value_only
 def _headroom(v: float, r: int, c: _Columns, lang: str) -> str:
     if lang == "nl":
         return f"huur {money(abs(v), lang, 0)} {'onder' if v >= 0 else 'boven'} de huurgrens van passend toewijzen"
@@ -197,10 +217,11 @@ def _rent_burden(v: float, r: int, c: _Columns, lang: str) -> str:
     if np.isnan(rti) or np.isnan(fin):
         return feature_label("rent_burden_x_finances", lang)
     if lang == "nl":
-        return f"huur {percent(rti, lang)} van het inkomen bij zelfredzaamheid financiën {number(fin, lang)}/5"
-    return f"rent {percent(rti, lang)} of income with self-reliance on finances {number(fin, lang)}/5"
+        return f"huur {_percent(rti, lang)} van het inkomen bij zelfredzaamheid financiën {number(fin, lang)}/5"
+    return f"rent {_percent(rti, lang)} of income with self-reliance on finances {number(fin, lang)}/5"
 
 
+@_value_only
 def _rooms_surplus(v: float, r: int, c: _Columns, lang: str) -> str:
     n = abs(v)
     if lang == "nl":
@@ -214,6 +235,7 @@ def _rooms_surplus(v: float, r: int, c: _Columns, lang: str) -> str:
     )
 
 
+@_value_only
 def _stairs(v: float, r: int, c: _Columns, lang: str) -> str:
     if v == 0:
         return "geen trap: begane grond of lift" if lang == "nl" else "no stairs: ground floor or lift"
@@ -224,6 +246,7 @@ def _stairs(v: float, r: int, c: _Columns, lang: str) -> str:
     )
 
 
+@_value_only
 def _floor(v: float, r: int, c: _Columns, lang: str) -> str:
     if v == 0:
         return "begane grond" if lang == "nl" else "ground floor"
@@ -262,7 +285,7 @@ def _network(v: float, r: int, c: _Columns, lang: str) -> str:
 
 
 def _special(en: str, nl: str) -> Template:
-    return lambda v, r, c, lang: nl if lang == "nl" else en
+    return _value_only(lambda v, r, c, lang: nl if lang == "nl" else en)
 
 
 def _stairs_physical(v: float, r: int, c: _Columns, lang: str) -> str:
@@ -275,7 +298,7 @@ def _stairs_physical(v: float, r: int, c: _Columns, lang: str) -> str:
 
 
 def _addiction_vulnerable(v: float, r: int, c: _Columns, lang: str) -> str:
-    share = percent(_val(c, "vulnerable_household_share", r), lang)
+    share = _percent(_val(c, "vulnerable_household_share", r), lang)
     return (
         f"{share} kwetsbare huishoudens in de buurt, gezien verslaving (ZRM, niet getoond)"
         if lang == "nl"
@@ -463,6 +486,10 @@ def phrases(name: str, rows: np.ndarray, cols: _Columns, *, lang: str, special: 
         return [f"{label} ({hidden})"] * len(rows)
     if template is None:
         return [f"{feature_label(name, lang)}: {number(v, lang, 2)}" for v in values]
+    if template in _VALUE_ONLY:
+        distinct, at = np.unique(values, return_inverse=True)
+        texts = [template(v, -1, cols, lang) for v in distinct]
+        return [texts[k] for k in at.ravel().tolist()]
     return [template(v, r, cols, lang) for v, r in zip(values, rows, strict=True)]
 
 

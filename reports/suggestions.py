@@ -115,6 +115,7 @@ class MeetingOutputs:
     warnings: list[str] = field(default_factory=list)
     summary: str = ""
     timings: dict[str, float] = field(default_factory=dict)
+    contributions: pd.DataFrame | None = None  # TreeSHAP per recommendation row (wide, in recommendations' order)
 
 
 def latest_meeting(ds: Dataset) -> pd.Timestamp:
@@ -186,6 +187,7 @@ def meeting_outputs(
     complex_cap: int | None = None,
     model_label: str = "",
     sheet: bool = True,
+    explain_long: bool = True,
 ) -> MeetingOutputs:
     """Everything `recommend` writes for one meeting, computed in memory.
 
@@ -198,6 +200,8 @@ def meeting_outputs(
         complex_cap: overrides params.yaml assignment.complex_cap when given.
         model_label: how the sheet names the model.
         sheet: render the meeting sheet's HTML (False: `html` is "", for the meeting app, which has its own pages).
+        explain_long: build `explanations`, the long table of explanations.csv (False: an empty table, for
+            the meeting app, which reads the wide `contributions`).
     """
 
     timings: dict[str, float] = {}
@@ -238,12 +242,12 @@ def meeting_outputs(
     recs["low_support"] = recs["support"] < cfg.explain.low_support_below
     recs = recs.sort_values(["dwelling_id", "score", "client_id"], ascending=[True, False, True], kind="stable")
     recs["rank"] = recs.groupby("dwelling_id", sort=False).cumcount() + 1
-    recs["reasons"] = reasons(
-        X.loc[recs.index], contrib.loc[recs.index], context=_context(ds, recs), lang=lang, params=cfg.explain
-    )
+    X_ranked, contrib_ranked = X.loc[recs.index], contrib.loc[recs.index]  # rows in recommendation order, once
+    recs["reasons"] = reasons(X_ranked, contrib_ranked, context=_context(ds, recs), lang=lang, params=cfg.explain)
     lap("reasons")
 
-    explanations = explanations_frame(recs, X.loc[recs.index], contrib.loc[recs.index])
+    rows = slice(None) if explain_long else slice(0)  # the app reads the wide contributions instead
+    explanations = explanations_frame(recs.iloc[rows], X_ranked.iloc[rows], contrib_ranked.iloc[rows])
     lap("explanations")
 
     cap = cfg.assignment.complex_cap if complex_cap is None else complex_cap
@@ -290,7 +294,7 @@ def meeting_outputs(
         meeting_date=meeting_date,
         homes=_homes(ds, pairs["dwelling_id"].unique()),
         recommendations=recs,
-        contributions=contrib.loc[recs.index],
+        contributions=contrib_ranked,
         assignment=plan,
         client_outcomes=outcomes,
         excluded=excluded,
@@ -320,7 +324,10 @@ def meeting_outputs(
         f"{len(recs)} eligible pairs, {len(excluded)} excluded; plan places {placed}; "
         f"{int(recs['low_support'].sum())} low-support suggestions"
     )
-    return MeetingOutputs(meeting_date, recs, explanations, plan, excluded, html, warnings, summary, timings)
+    contributions = contrib_ranked.reset_index(drop=True)
+    return MeetingOutputs(
+        meeting_date, recs, explanations, plan, excluded, html, warnings, summary, timings, contributions
+    )
 
 
 WHY = {

@@ -19,7 +19,7 @@ from django.db import transaction
 
 from features.errors import UserError
 from features.load import DataError, dataset_fingerprint, load_dataset
-from web.meetings import load_meeting
+from web.meetings import load_meetings
 from web.models import DatasetSwitch, Meeting
 from web.state import AppState, set_state
 
@@ -102,8 +102,9 @@ def prepare(path: Path, current: AppState) -> AppState:
     state = AppState(ds, current.bundle, current.cfg, dataset_fingerprint(path), current.model_version, current.params)
     try:
         latest = state.latest()
-        for lang in ("en", "nl"):
-            state.index(latest, lang)
+        for region in state.regions_on(latest):
+            for lang in ("en", "nl"):
+                state.index(latest, lang, region)
     except UserError as exc:
         raise SwitchRefused(f"{path}: {exc}") from None
     return state
@@ -114,11 +115,13 @@ def switch_to(path: Path, current: AppState, *, by: str) -> tuple[AppState, Meet
     path = path.resolve()
     state = prepare(path, current)
     with transaction.atomic():
-        meeting = load_meeting(state, "latest")
-        if meeting.data_fingerprint != state.fingerprint:  # a meeting of that date came from other data
-            meeting.data_fingerprint = state.fingerprint  # (decisions keep their own fingerprint in the log)
-            meeting.model_version = state.model_version
-            meeting.save(update_fields=["data_fingerprint", "model_version"])
+        meetings = load_meetings(state, "latest")
+        for m in meetings:
+            if m.data_fingerprint != state.fingerprint:  # a meeting of that date came from other data
+                m.data_fingerprint = state.fingerprint  # (decisions keep their own fingerprint in the log)
+                m.model_version = state.model_version
+                m.save(update_fields=["data_fingerprint", "model_version"])
+        meeting = meetings[0]
         row = DatasetSwitch.objects.create(
             path=str(path), fingerprint=state.fingerprint, switched_by=by, summary=state.ds.summary()
         )

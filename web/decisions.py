@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import pandas as pd
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from web.models import CurrentDecision, DecisionRecord, Meeting
 from web.state import AppState
@@ -42,9 +43,11 @@ class HomeView:
 
 def home_view(state: AppState, meeting: Meeting, dwelling_id: str, lang: str) -> HomeView:
     """The suggestions of one home at a meeting, from the pages built when the meeting was loaded."""
-    page = state.index(pd.Timestamp(meeting.date), lang).pages.get(dwelling_id)
+    page = state.index(pd.Timestamp(meeting.date), lang, meeting.region).pages.get(dwelling_id)
     if page is None:
-        raise DecisionError(f"{dwelling_id} is not on the table of meeting {meeting.date:%Y-%m-%d}")
+        raise DecisionError(
+            _("%(home)s is not on the table of meeting %(date)s") % {"home": dwelling_id, "date": meeting.key}
+        )
     return HomeView(dwelling_id, page.ranked, page.proposed_client_id, page.excluded)
 
 
@@ -72,29 +75,38 @@ def record_decision(
     """
     note = note.strip()
     if meeting.closed:
-        raise DecisionError("this meeting is closed; the chair must reopen it before deciding")
+        raise DecisionError(_("this meeting is closed; the chair must reopen it before deciding"))
     if decision not in DECISION_CODES:
-        raise DecisionError(f"unknown decision {decision!r}; expected one of {', '.join(DECISION_CODES)}")
+        raise DecisionError(
+            _("unknown decision %(decision)s; expected one of %(codes)s")
+            % {"decision": repr(decision), "codes": ", ".join(DECISION_CODES)}
+        )
     if decision == "plan_followed":
         if not view.proposed_client_id:
-            raise DecisionError("the plan proposes nobody for this home; choose a candidate or no placement")
+            raise DecisionError(_("the plan proposes nobody for this home; choose a candidate or no placement"))
         client_id, reason = view.proposed_client_id, ""
     else:
         if reason not in REASON_CODES:
-            raise DecisionError("a decision other than following the plan needs a reason")
+            raise DecisionError(_("a decision other than following the plan needs a reason"))
         if reason == "other" and not note:
-            raise DecisionError("reason 'other' needs a note saying why")
+            raise DecisionError(_("reason 'other' needs a note saying why"))
     if decision == "no_placement":
         client_id = ""
     ranked = view.ranked
     eligible = set(ranked["client_id"].astype(str))
     if decision == "other_candidate" and client_id not in eligible:
-        raise DecisionError(f"client {client_id or '(none)'} is not an eligible candidate for {view.dwelling_id}")
+        raise DecisionError(
+            _("client %(client)s is not an eligible candidate for %(home)s")
+            % {"client": client_id or _("(none)"), "home": view.dwelling_id}
+        )
     if decision == "rule_exception":
         if client_id not in set(view.excluded["client_id"].astype(str)):
-            raise DecisionError(f"client {client_id or '(none)'} is not an excluded candidate for {view.dwelling_id}")
+            raise DecisionError(
+                _("client %(client)s is not an excluded candidate for %(home)s")
+                % {"client": client_id or _("(none)"), "home": view.dwelling_id}
+            )
         if not note:
-            raise DecisionError("a rule exception needs a note saying why the rule does not apply")
+            raise DecisionError(_("a rule exception needs a note saying why the rule does not apply"))
     shown = [
         {"client_id": str(r.client_id), "rank": int(r.rank), "p": round(float(r.p_sustained), 4)}
         for r in ranked.itertuples()
@@ -117,15 +129,22 @@ def record_decision(
                     note,
                     decided_by,
                 ):
+                    raise _sent_twice(view.dwelling_id, r)
+                if current:
                     raise DecisionError(
-                        f"this decision on {view.dwelling_id} was already recorded at {r.decided_at:%H:%M:%S} "
-                        "(sent twice?); nothing was added"
+                        _(
+                            "%(home)s was decided by someone else since this page was opened "
+                            "(%(decision)s at %(time)s); reload the page and decide again"
+                        )
+                        % {
+                            "home": view.dwelling_id,
+                            "decision": current.record.get_decision_display(),
+                            "time": f"{current.record.decided_at:%H:%M:%S}",
+                        }
                     )
                 raise DecisionError(
-                    f"{view.dwelling_id} was decided by someone else since this page was opened "
-                    f"({current.record.decision} at {current.record.decided_at:%H:%M:%S}); reload the page and decide again"
-                    if current
-                    else f"the decision on {view.dwelling_id} you saw has been replaced; reload the page"
+                    _("the decision on %(home)s you saw has been replaced; reload the page")
+                    % {"home": view.dwelling_id}
                 )
             record = DecisionRecord.objects.create(
                 meeting=meeting,
@@ -160,8 +179,8 @@ def record_decision(
         )
         if taken:
             raise DecisionError(
-                f"client {client_id} is already placed in {taken.dwelling_id} at this meeting; "
-                "change that decision first"
+                _("client %(client)s is already placed in %(home)s at this meeting; change that decision first")
+                % {"client": client_id, "home": taken.dwelling_id}
             ) from None
         now = (
             CurrentDecision.objects.filter(meeting=meeting, dwelling_id=view.dwelling_id)
@@ -176,11 +195,15 @@ def record_decision(
             note,
             decided_by,
         ):  # the same form sent twice at once (PostgreSQL: both inserts raced, the unique constraint chose)
-            raise DecisionError(
-                f"this decision on {view.dwelling_id} was already recorded at {r.decided_at:%H:%M:%S} "
-                "(sent twice?); nothing was added"
-            ) from None
+            raise _sent_twice(view.dwelling_id, r) from None
         raise DecisionError(
-            f"{view.dwelling_id} was decided by someone else at the same moment; reload the page"
+            _("%(home)s was decided by someone else at the same moment; reload the page") % {"home": view.dwelling_id}
         ) from None
     return record
+
+
+def _sent_twice(home: str, r: DecisionRecord) -> DecisionError:
+    return DecisionError(
+        _("this decision on %(home)s was already recorded at %(time)s (sent twice?); nothing was added")
+        % {"home": home, "time": f"{r.decided_at:%H:%M:%S}"}
+    )

@@ -14,7 +14,16 @@ from web.state import AppState
 
 
 def load_meeting(state: AppState, date: str = "latest") -> Meeting:
-    """Compute the meeting's suggestions (both languages) and register it; an existing meeting is kept as is."""
+    """Compute the meeting's suggestions (both languages) and register it; an existing meeting is kept as is.
+
+    A meeting is a region on a date: with regional data every region meeting on that date is loaded and
+    registered apart (`load_meetings`); this returns the first.
+    """
+    return load_meetings(state, date)[0]
+
+
+def load_meetings(state: AppState, date: str = "latest") -> list[Meeting]:
+    """Every regional meeting on a date (one when the data have no regions), computed and registered."""
     from features.errors import UserError
     from reports.suggestions import check_meeting
 
@@ -23,13 +32,17 @@ def load_meeting(state: AppState, date: str = "latest") -> Meeting:
     except ValueError:
         raise UserError(f"meeting {date!r} is not a date; expected YYYY-MM-DD or latest") from None
     check_meeting(state.ds, day)
-    for lang in ("en", "nl"):
-        state.outputs(day, lang)
-    meeting, _ = Meeting.objects.get_or_create(
-        date=pd.Timestamp(day).date(),
-        defaults={"data_fingerprint": state.fingerprint, "model_version": state.model_version},
-    )
-    return meeting
+    meetings = []
+    for region in state.regions_on(day):
+        for lang in ("en", "nl"):
+            state.outputs(day, lang, region)
+        meeting, _ = Meeting.objects.get_or_create(
+            date=pd.Timestamp(day).date(),
+            region=region,
+            defaults={"data_fingerprint": state.fingerprint, "model_version": state.model_version},
+        )
+        meetings.append(meeting)
+    return meetings
 
 
 def create_account(username: str, role: str, *, care_provider: str = "", password: str | None = None) -> str:

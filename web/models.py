@@ -25,6 +25,15 @@ REASONS = [
 ]
 
 
+KEY_SEP = "~"  # between a meeting's date and its region in URLs (region names never hold "/")
+
+
+def split_key(key: str) -> tuple[str, str]:
+    """(date text, region) of a meeting key (see `Meeting.key`)."""
+    date, _sep, region = key.partition(KEY_SEP)
+    return date, region
+
+
 def new_decision_id() -> str:
     """A fresh random decision id."""
     return str(uuid.uuid4())
@@ -36,16 +45,22 @@ def new_pseudonym() -> str:
 
 
 class Meeting(models.Model):
-    """One weekly meeting loaded into the app, with the data and model version its suggestions came from."""
+    """One weekly meeting loaded into the app, with the data and model version its suggestions came from.
 
-    date = models.DateField(unique=True)
+    A meeting is a region on a date (features.load: `region_of`); data without regions have one region,
+    "" (DEFAULT_REGION), and then a meeting is its date.
+    """
+
+    date = models.DateField()
+    region = models.CharField(max_length=64, blank=True, default="")
     data_fingerprint = models.CharField(max_length=64)
     model_version = models.CharField(max_length=200)
     closed = models.BooleanField(default=False)
     loaded_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        ordering = ["-date"]
+        ordering = ["-date", "region"]
+        constraints = [models.UniqueConstraint(fields=["date", "region"], name="one_meeting_per_region_and_date")]
         permissions = [
             ("view_agenda", "See meetings and suggestions"),
             ("decide", "Record decisions and open or close meetings (chair)"),
@@ -59,7 +74,12 @@ class Meeting(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.date:%Y-%m-%d}"
+        return self.key
+
+    @property
+    def key(self) -> str:
+        """How URLs name the meeting: its date, then `~region` for a regional meeting ("2024-05-06~R01")."""
+        return f"{self.date:%Y-%m-%d}" + (f"{KEY_SEP}{self.region}" if self.region else "")
 
 
 class DecisionRecord(models.Model):

@@ -7,13 +7,14 @@ Only what changes during the meeting (the decision, its history, notes) is read 
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from html import escape
 
 import numpy as np
 import pandas as pd
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import translation
 from django.utils.safestring import SafeString, mark_safe
@@ -54,6 +55,42 @@ class HomePage:
     top_cells: list[tuple[str, str, str]] = field(default_factory=list)  # (client, before, after) per top row
     make_rows: Callable[[], list[dict]] = list  # every eligible candidate's row (built on first "show all")
     _all: list[list[dict]] = field(default_factory=list, repr=False)
+    # The page's two big parts as HTML, rendered once at load: what every request of the default view sends.
+    proposal_html: SafeString = field(default_factory=lambda: mark_safe(""))
+    candidates_html: SafeString = field(default_factory=lambda: mark_safe(""))
+
+    def candidates_block(self, own_clients: set[str], show_all: bool = False) -> SafeString:
+        """The ranked candidates and the excluded ones as HTML: prebuilt, unless the view links own clients or shows all."""
+        if not show_all and not own_clients and self.candidates_html:
+            return self.candidates_html
+        with translation.override(self.lang):
+            return self._render_candidates(own_clients, show_all)
+
+    def _render_candidates(self, own_clients: set[str], show_all: bool) -> SafeString:
+        candidates = self.all_rows if show_all else self.top
+        return mark_safe(
+            render_to_string(
+                "web/_candidates.html",
+                {
+                    "candidates": candidates,
+                    "n_eligible": self.n_eligible,
+                    "show_all": show_all,
+                    "tolerance": self.tolerance,
+                    "any_close": any(c["no_real_difference"] for c in candidates),
+                    "extra_headers": self.extra_headers,
+                    "table_rows": self.table_rows(own_clients, show_all),
+                    "n_excluded": self.n_excluded,
+                    "excluded_rows": self.excluded_rows,
+                },
+            )
+        )
+
+    def prebuilt(self) -> HomePage:
+        """This page with its default view's HTML rendered (call with the page's language active)."""
+        proposal = render_to_string("web/_proposal.html", {"proposal": self.proposal, "why": self.why})
+        return dataclasses.replace(
+            self, proposal_html=mark_safe(proposal), candidates_html=self._render_candidates(set(), False)
+        )
 
     @property
     def all_rows(self) -> list[dict]:
@@ -102,15 +139,26 @@ def _extra_values(extra: list[str], rows: pd.DataFrame) -> list[dict]:
     return [{c: shown[c][i] for c in extra} for i in range(len(rows))]
 
 
-@functools.lru_cache(maxsize=2**16)
-def _escaped(value: str) -> str:
-    return escape(value)
+def _escaped(values) -> list[str]:
+    """Each value as escaped text; each distinct value is escaped once (ids and rules repeat across homes)."""
+    values = list(values)
+    table = {v: escape(str(v)) for v in dict.fromkeys(values)}
+    return [table[v] for v in values]
 
 
-def _html(template: str, rows) -> SafeString:
-    """Rows of values escaped into an HTML fragment (Django's format_html per row is several times slower;
-    client ids and rules repeat across homes, so each text is escaped once)."""
-    return mark_safe("".join(template.format(*(_escaped(str(v)) for v in row)) for row in rows))
+def _html_rows(template: str, *columns) -> np.ndarray:
+    """One HTML fragment per row (an object array, to be cut per home): escaped values put into `template`.
+
+    Built once for the whole meeting: Django's format_html per row is several times slower.
+    """
+    escaped = [_escaped(c) for c in columns]
+    rows = np.empty(len(escaped[0]) if escaped else 0, dtype=object)
+    rows[:] = [template.format(*values) for values in zip(*escaped, strict=True)]
+    return rows
+
+
+def _joined(rows: np.ndarray, positions) -> SafeString:
+    return mark_safe("".join(rows[np.asarray(positions, dtype=int)].tolist()))
 
 
 def _extra_header(column: str) -> str:
@@ -153,10 +201,14 @@ class _Contributions:
     """Each recommendation's contributions as one matrix row (explanations are k rows per pair, in order)."""
 
     def __init__(self, out: MeetingOutputs) -> None:
+        if out.contributions is not None and len(out.contributions) == len(out.recommendations):
+            self.features: list[str] = [str(c) for c in out.contributions.columns]  # wide, in recommendation order
+            self.matrix = out.contributions.to_numpy(dtype=float)
+            return
         recs, ex = out.recommendations, out.explanations
         n = len(recs)
         k = len(ex) // n if n else 0
-        self.features: list[str] = list(ex["feature"].iloc[:k]) if k else []
+        self.features = list(ex["feature"].iloc[:k]) if k else []
         ordered = (
             n > 0
             and k * n == len(ex)
@@ -208,18 +260,31 @@ def _build_pages(ds: Dataset, out: MeetingOutputs, lang: str, tolerance: float) 
     extra = [c for c in OPTIONAL_REC_COLUMNS if c in recs.columns]
     headers = [_extra_header(c) for c in extra if c not in ("chance_low", "chance_high")]
     t = TEXT.get(lang, TEXT["en"])
-    records = recs.to_dict("records")  # once for the whole meeting (per home it costs 10× more)
+    columns = {c: recs[c].tolist() for c in recs.columns}  # once for the whole meeting; a row's dict when shown
     extras = _extra_values(extra, recs)
     ranks = recs["rank"].to_numpy()
     recs_p = recs["p_sustained"].to_numpy(dtype=float)
     recs_client = recs["client_id"].astype(str).to_numpy(dtype=object)
+    option_rows = _html_rows(
+        '<option value="{}">#{} {} ({})</option>',
+        recs_client,
+        ranks.tolist(),
+        recs_client,
+        [f"{v:.2f}" for v in recs_p],
+    )
+    ex = out.excluded
+    excluded_html = _html_rows("<tr><td>{}</td><td>{}</td><td>{}</td></tr>", ex["client_id"], ex["rule"], ex["detail"])
+    excluded_option_rows = _html_rows(
+        '<option value="{}">{} ({})</option>', ex["client_id"], ex["client_id"], ex["rule"]
+    )
     pages = {}
     for home in homes_frame(ds, out.meeting_date).to_dict("records"):
         did = str(home["dwelling_id"])
         positions = rec_rows.get(did, np.zeros(0, dtype=int))
         positions = np.asarray(positions)[np.argsort(ranks[positions], kind="stable")]
         ranked = recs.iloc[positions]
-        excluded = out.excluded.iloc[excluded_rows.get(did, np.zeros(0, dtype=int))]
+        excluded_at = excluded_rows.get(did, np.zeros(0, dtype=int))
+        excluded = out.excluded.iloc[excluded_at]
         prow = plan_rows.get(did)
         proposed = str(prow["client_id"]) if prow is not None else ""
         p = recs_p[positions]
@@ -231,7 +296,7 @@ def _build_pages(ds: Dataset, out: MeetingOutputs, lang: str, tolerance: float) 
             close[ref] = False
 
         def row(i: int, pos: int, did=did, proposed=proposed, close=close) -> dict:
-            r = records[pos]
+            r = {c: values[pos] for c, values in columns.items()}
             cid = str(r["client_id"])
             elsewhere = planned_home.get(cid)
             return {
@@ -290,24 +355,12 @@ def _build_pages(ds: Dataset, out: MeetingOutputs, lang: str, tolerance: float) 
             top=top,
             extra_cols=extra,
             extra_headers=headers,
-            choices=_html(
-                '<option value="{}">#{} {} ({})</option>',
-                (
-                    (cid, rank, cid, f"{pv:.2f}")
-                    for cid, rank, pv in zip(recs_client[positions], ranks[positions], p, strict=True)
-                ),
-            ),
-            excluded_rows=_html(
-                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-                zip(excluded["client_id"], excluded["rule"], excluded["detail"], strict=True),
-            ),
-            excluded_options=_html(
-                '<option value="{}">{} ({})</option>',
-                zip(excluded["client_id"], excluded["client_id"], excluded["rule"], strict=True),
-            ),
+            choices=_joined(option_rows, positions),
+            excluded_rows=_joined(excluded_html, excluded_at),
+            excluded_options=_joined(excluded_option_rows, excluded_at),
             providers={cid: providers.get(cid, "") for cid in recs_client[positions]},
             tolerance=tolerance,
             make_rows=make_rows,
             top_cells=[(c["client_id"], *row_cells(c, extra)) for c in top],
-        )
+        ).prebuilt()
     return pages

@@ -15,7 +15,8 @@ from pathlib import Path
 import pandas as pd
 from django.conf import settings
 
-from features.load import Dataset, dataset_fingerprint, load_dataset
+from features.contract import DEFAULT_REGION
+from features.load import Dataset, dataset_fingerprint, load_dataset, region_of
 from models.bundle import ModelBundle
 from reports.suggestions import MeetingOutputs, RecommendConfig, latest_meeting, meeting_outputs
 from web.pages import HomePage, build_pages
@@ -44,33 +45,54 @@ class AppState:
     fingerprint: str
     model_version: str
     params: dict = field(default_factory=dict)
-    _index: dict[tuple[str, str], MeetingIndex] = field(default_factory=dict)
+    _index: dict[tuple[str, str, str], MeetingIndex] = field(default_factory=dict)
+    _regional: dict[str, Dataset] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def index(self, meeting_date: pd.Timestamp, lang: str) -> MeetingIndex:
-        """The meeting's suggestions in one language, split per home (computed once, then from memory)."""
-        key = (f"{meeting_date:%Y-%m-%d}", lang)
+    def region_data(self, region: str = DEFAULT_REGION) -> Dataset:
+        """The dataset of one regional meeting (the whole dataset when the data have no regions)."""
+        if self.ds.regions == [DEFAULT_REGION] and region == DEFAULT_REGION:
+            return self.ds
+        if region not in self._regional:
+            self._regional[region] = self.ds.for_region(region)
+        return self._regional[region]
+
+    def index(self, meeting_date: pd.Timestamp, lang: str, region: str = DEFAULT_REGION) -> MeetingIndex:
+        """The meeting's suggestions in one language, split per home (computed once, then from memory).
+
+        A meeting is a region on a date: with regions, only that region's homes and candidates.
+        """
+        key = (f"{meeting_date:%Y-%m-%d}", region, lang)
         with self._lock:
             if key not in self._index:
+                ds = self.region_data(region)
                 out = meeting_outputs(
-                    self.ds,
+                    ds,
                     meeting_date,
                     self.bundle,
                     self.cfg,
                     lang=lang,
                     model_label=self.model_version,
                     sheet=False,  # the app has its own pages; `recommend` writes the sheet
+                    explain_long=False,  # the pages read the wide contributions
                 )
-                self._index[key] = MeetingIndex.of(self.ds, out, lang, self.cfg.assignment.no_real_difference)
+                self._index[key] = MeetingIndex.of(ds, out, lang, self.cfg.assignment.no_real_difference)
             return self._index[key]
 
-    def outputs(self, meeting_date: pd.Timestamp, lang: str) -> MeetingOutputs:
+    def outputs(self, meeting_date: pd.Timestamp, lang: str, region: str = DEFAULT_REGION) -> MeetingOutputs:
         """The meeting's suggestions in one language (computed once, then from memory)."""
-        return self.index(meeting_date, lang).outputs
+        return self.index(meeting_date, lang, region).outputs
 
     def latest(self) -> pd.Timestamp:
         """The dataset's latest meeting with vacancies and candidates."""
         return latest_meeting(self.ds)
+
+    def regions_on(self, meeting_date: pd.Timestamp) -> list[str]:
+        """The regions that hold a meeting on this date (vacancies and candidates), sorted."""
+        vac, cand = self.ds.vacancies, self.ds.candidates
+        with_vac = set(region_of(vac)[(vac["meeting_date"] == meeting_date).to_numpy()])
+        with_cand = set(region_of(cand)[(cand["meeting_date"] == meeting_date).to_numpy()])
+        return sorted(with_vac & with_cand)
 
 
 _state: AppState | None = None
@@ -152,5 +174,6 @@ def warm() -> None:
     """Load the data and model and compute the latest meeting in both languages (before serving)."""
     state = get_state()
     latest = state.latest()
-    for lang in ("en", "nl"):
-        state.outputs(latest, lang)
+    for region in state.regions_on(latest):
+        for lang in ("en", "nl"):
+            state.outputs(latest, lang, region)

@@ -14,15 +14,17 @@ from pathlib import Path
 import pandas as pd
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required, permission_required
+from django.db import connection
 from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from features.load import region_of
 from web.decisions import DecisionError, home_view, record_decision
 from web.export import decision_rows
-from web.models import REASONS, CurrentDecision, DatasetSwitch, DecisionRecord, Meeting, Note, profile_of
+from web.models import REASONS, CurrentDecision, DatasetSwitch, DecisionRecord, Meeting, Note, profile_of, split_key
 from web.state import get_state
 
 PRINT_TOP = 3
@@ -33,17 +35,29 @@ def _index(m: Meeting, lang: str):
     from features.errors import UserError
 
     try:
-        return get_state().index(pd.Timestamp(m.date), lang)
+        return get_state().index(pd.Timestamp(m.date), lang, m.region)
     except UserError as exc:
-        raise Http404(f"meeting {m.date:%Y-%m-%d} is not in the dataset in use: {exc}") from None
+        raise Http404(f"meeting {m.key} is not in the dataset in use: {exc}") from None
 
 
-def _meeting(date: str) -> Meeting:
+def _meeting(key: str) -> Meeting:
+    """The meeting a URL names: its date, and `~region` for a regional meeting (Meeting.key)."""
+    date, region = split_key(key)
     try:
         day = dt.date.fromisoformat(date)
     except ValueError:
         raise Http404("not a meeting date") from None
-    return get_object_or_404(Meeting, date=day)
+    found = _raw(Meeting, "date = %s AND region = %s", [connection.ops.adapt_datefield_value(day), region])
+    if not found:
+        raise Http404("no such meeting")
+    return found[0]
+
+
+def _raw(model, where: str, params: list, order: str = "") -> list:
+    """Rows of `model` by a plain SQL condition: a home page's lookups, where the ORM's compilation cost more
+    than the queries."""
+    order_by = f" ORDER BY {order}" if order else ""
+    return list(model.objects.raw(f"SELECT * FROM {model._meta.db_table} WHERE {where}{order_by}", params))
 
 
 @login_not_required
@@ -70,18 +84,20 @@ def meetings(request: HttpRequest) -> HttpResponse:
     """The list of meetings with progress (decided / homes)."""
     rows = []
     state = get_state()
-    homes_per_day = state.ds.vacancies["meeting_date"].value_counts()
+    vac = state.ds.vacancies
+    homes_per_meeting = vac.groupby([vac["meeting_date"], region_of(vac).to_numpy()]).size()
     for m in Meeting.objects.annotate(n_decided=Count("current")):
-        n_homes = int(homes_per_day.get(pd.Timestamp(m.date), 0))
+        n_homes = int(homes_per_meeting.get((pd.Timestamp(m.date), m.region), 0))
         decided = m.n_decided
         rows.append({"meeting": m, "homes": n_homes, "decided": decided, "open": n_homes - decided})
-    return render(request, "web/meetings.html", {"rows": rows})
+    regional = any(r["meeting"].region for r in rows)
+    return render(request, "web/meetings.html", {"rows": rows, "regional": regional})
 
 
 @permission_required("web.view_agenda", raise_exception=True)
-def meeting(request: HttpRequest, date: str) -> HttpResponse:
+def meeting(request: HttpRequest, key: str) -> HttpResponse:
     """One meeting: every home with the plan's proposal and whether it is decided."""
-    m = _meeting(date)
+    m = _meeting(key)
     index = _index(m, profile_of(request.user).lang)
     current = {c.dwelling_id: c for c in m.current.select_related("record")}
     homes = [
@@ -104,20 +120,19 @@ def meeting(request: HttpRequest, date: str) -> HttpResponse:
 
 
 @permission_required("web.view_agenda", raise_exception=True)
-def home_detail(request: HttpRequest, date: str, dwelling_id: str) -> HttpResponse:
+def home_detail(request: HttpRequest, key: str, dwelling_id: str) -> HttpResponse:
     """One home: the plan's proposal first with why, the ranked candidates, the excluded ones, notes, decision.
 
     Everything but the decision, its history and the notes was built when the meeting was loaded
     (web.pages): a request reads it and runs a few small queries.
     """
-    m = _meeting(date)
+    m = _meeting(key)
     profile = profile_of(request.user)
     page = _index(m, profile.lang).pages.get(dwelling_id)
     if page is None:
         raise Http404("this home is not on this meeting's table")
     show_all = bool(request.GET.get("all"))
-    candidates = page.all_rows if show_all else page.top
-    history = list(DecisionRecord.objects.filter(meeting=m, dwelling_id=dwelling_id))
+    history = _raw(DecisionRecord, "meeting_id = %s AND dwelling_id = %s", [m.pk, dwelling_id], "decided_at, id")
     # The decision in force is the newest record: each record supersedes the one before, and the record and
     # CurrentDecision are written in one transaction (web.decisions), so no second query is needed.
     current = {"record": history[-1], "client_id": history[-1].client_id} if history else None
@@ -127,26 +142,18 @@ def home_detail(request: HttpRequest, date: str, dwelling_id: str) -> HttpRespon
         "web/home.html",
         {
             "m": m,
-            "page": page,
             "dwelling_id": dwelling_id,
             "line": page.line,
             "nbh_line": page.nbh_line,
             "proposal": page.proposal,
-            "why": page.why,
-            "candidates": candidates,
-            "n_eligible": page.n_eligible,
+            "proposal_html": page.proposal_html,
+            "candidates_html": page.candidates_block(own, show_all),
             "choices": page.choices,
-            "show_all": show_all,
-            "extra_headers": page.extra_headers,
             "n_excluded": page.n_excluded,
-            "excluded_rows": page.excluded_rows,
             "excluded_options": page.excluded_options,
-            "tolerance": page.tolerance,
-            "any_close": any(c["no_real_difference"] for c in candidates),
-            "table_rows": page.table_rows(own, show_all),
             "current": current,
             "history": history,
-            "notes": list(Note.objects.filter(meeting=m, dwelling_id=dwelling_id)),
+            "notes": _raw(Note, "meeting_id = %s AND dwelling_id = %s", [m.pk, dwelling_id], "created_at, id"),
             "reasons": REASONS,
             "own_clients": own,
             "can_decide": request.user.has_perm("web.decide"),
@@ -157,9 +164,9 @@ def home_detail(request: HttpRequest, date: str, dwelling_id: str) -> HttpRespon
 
 @require_POST
 @permission_required("web.decide", raise_exception=True)
-def decide(request: HttpRequest, date: str, dwelling_id: str) -> HttpResponse:
+def decide(request: HttpRequest, key: str, dwelling_id: str) -> HttpResponse:
     """Record the chair's decision for one home (refused with a message when invalid or stale)."""
-    m = _meeting(date)
+    m = _meeting(key)
     state = get_state()
     try:
         view = home_view(state, m, dwelling_id, profile_of(request.user).lang)
@@ -188,14 +195,14 @@ def decide(request: HttpRequest, date: str, dwelling_id: str) -> HttpResponse:
             request,
             _("Recorded for %(home)s: %(decision)s.") % {"home": dwelling_id, "decision": rec.get_decision_display()},
         )
-    return redirect("home_detail", date=date, dwelling_id=dwelling_id)
+    return redirect("home_detail", key=key, dwelling_id=dwelling_id)
 
 
 @require_POST
 @permission_required("web.add_meeting_note", raise_exception=True)
-def add_note(request: HttpRequest, date: str, dwelling_id: str) -> HttpResponse:
+def add_note(request: HttpRequest, key: str, dwelling_id: str) -> HttpResponse:
     """Add a note to a home (htmx: returns the notes list; otherwise back to the home)."""
-    m = _meeting(date)
+    m = _meeting(key)
     text = request.POST.get("text", "").strip()
     if text:
         Note.objects.create(
@@ -203,23 +210,23 @@ def add_note(request: HttpRequest, date: str, dwelling_id: str) -> HttpResponse:
         )
     if request.headers.get("HX-Request"):
         return render(request, "web/_notes.html", {"notes": Note.objects.filter(meeting=m, dwelling_id=dwelling_id)})
-    return redirect("home_detail", date=date, dwelling_id=dwelling_id)
+    return redirect("home_detail", key=key, dwelling_id=dwelling_id)
 
 
 @require_POST
 @permission_required("web.decide", raise_exception=True)
-def set_closed(request: HttpRequest, date: str) -> HttpResponse:
+def set_closed(request: HttpRequest, key: str) -> HttpResponse:
     """The chair opens or closes a meeting (a closed meeting takes no decisions)."""
-    m = _meeting(date)
+    m = _meeting(key)
     m.closed = request.POST.get("closed") == "1"
     m.save(update_fields=["closed"])
-    return redirect("meeting", date=date)
+    return redirect("meeting", key=key)
 
 
 @permission_required("web.view_agenda", raise_exception=True)
-def print_view(request: HttpRequest, date: str) -> HttpResponse:
+def print_view(request: HttpRequest, key: str) -> HttpResponse:
     """A compact printable meeting: the plan and the top 3 per home, about 3 homes per A4 page."""
-    m = _meeting(date)
+    m = _meeting(key)
     index = _index(m, profile_of(request.user).lang)
     homes = [
         {
@@ -243,7 +250,7 @@ def client_profile(request: HttpRequest, client_id: str) -> HttpResponse:
     rec = row.iloc[0].to_dict()
     provider = profile_of(request.user).care_provider
     if not provider or rec["care_provider"] != provider:
-        return HttpResponseForbidden("Only staff of this client's own care provider see the full profile.")
+        return HttpResponseForbidden(_("Only staff of this client's own care provider see the full profile."))
     return render(request, "web/client.html", {"client": rec})
 
 

@@ -62,3 +62,30 @@ def test_every_label_has_a_dutch_translation_and_the_mo_matches_the_po():
     for msgid, msgstr in entries:
         unescaped = msgid.replace('\\"', '"')
         assert mo.gettext(unescaped) == msgstr.replace('\\"', '"'), f"{msgid}: run compilemessages"
+
+
+def test_refused_decisions_are_explained_in_dutch(client, meeting, users, app_state):
+    from web.models import DecisionRecord
+
+    _set_lang(users["chair"], "nl")
+    c = client_for(client, users["chair"])
+    url = _home_url(app_state, meeting) + "decide/"
+    html = c.post(url, {"decision": "no_placement", "seen_record": ""}, follow=True).content.decode()
+    assert "een ander besluit dan het plan volgen heeft een reden nodig" in html
+    html = c.post(url, {"decision": "no_placement", "reason": "other", "seen_record": ""}, follow=True).content.decode()
+    assert "reden &#x27;anders&#x27; heeft een toelichting nodig" in html
+    assert DecisionRecord.objects.count() == 0
+    c.post(url, {"decision": "plan_followed", "seen_record": ""})
+    html = c.post(url, {"decision": "plan_followed", "seen_record": ""}, follow=True).content.decode()
+    assert "twee keer verstuurd?" in html and "sent twice" not in html
+    assert DecisionRecord.objects.count() == 1
+
+
+def test_a_refused_role_is_told_in_dutch(client, meeting, users, app_state):
+    _set_lang(users["member"], "nl")
+    response = client_for(client, users["member"]).post(
+        _home_url(app_state, meeting) + "decide/", {"decision": "plan_followed"}
+    )
+    assert response.status_code == 403
+    html = response.content.decode()
+    assert "Alleen de voorzitter legt besluiten vast" in html and "Only the chair" not in html
