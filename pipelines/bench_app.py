@@ -51,6 +51,7 @@ def _rss_mb(pid: int) -> float:
 
 
 def _prepare(folder: Path) -> tuple[Path, Path, dict[str, float]]:
+    from features import formatting
     from features.config import load_params
     from features.load import load_dataset
     from reports.suggestions import RecommendConfig
@@ -67,6 +68,7 @@ def _prepare(folder: Path) -> tuple[Path, Path, dict[str, float]]:
     # The project's default model size (params.yaml train.lgbm: 100 rounds of 2-leaf trees).
     bundle = history_bundle(ds, cfg, n_trees=MODEL_TREES, num_leaves=MODEL_LEAVES)
     bundle.save(folder / "model")
+    formatting.warm()  # as the server does at start (web.state.warm): Babel's locale data, loaded once per process
     state = AppState(ds, bundle, cfg, "bench", model_version(bundle))
     latest = state.latest()
     seconds = {}

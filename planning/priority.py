@@ -56,7 +56,10 @@ def waiting_weeks(ds: Dataset, pairs: pd.DataFrame) -> pd.Series:
     """Weeks each pair's client has been a candidate at its meeting (since the first meeting they appear at)."""
     first = ds.candidates.groupby("client_id")["meeting_date"].min()
     since = pairs["client_id"].map(first)
-    return ((pd.to_datetime(pairs["meeting_date"]) - since).dt.days / 7.0).fillna(0.0)
+    dates = pairs["meeting_date"]
+    if not pd.api.types.is_datetime64_any_dtype(dates):  # to_datetime inspects already-converted dates slowly
+        dates = pd.to_datetime(dates)
+    return ((dates - since).dt.days / 7.0).fillna(0.0)
 
 
 def waiting_order(pairs: pd.DataFrame, waiting: pd.Series) -> pd.DataFrame:
@@ -135,7 +138,10 @@ def longest_waiting_matchable(eligible: pd.DataFrame, waiting: pd.Series, *, com
         return False
 
     kept = []
+    homes = eligible[DWELLING].nunique()  # no placeable set is larger: stop once every home is taken
     for client in waiting_order(eligible, waiting)[CLIENT]:
+        if len(kept) == homes:
+            break
         if augment(client, set()):
             kept.append(client)
     return kept

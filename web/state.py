@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 from django.conf import settings
 
+from features import formatting
 from features.contract import DEFAULT_REGION
 from features.load import Dataset, dataset_fingerprint, load_dataset, region_of
 from models.bundle import ModelBundle
@@ -172,6 +173,7 @@ def get_state() -> AppState:
 
 def warm() -> None:
     """Load the data and model and compute the latest meeting in both languages (before serving)."""
+    formatting.warm()
     state = get_state()
     latest = state.latest()
     for region in state.regions_on(latest):
