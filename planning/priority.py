@@ -137,7 +137,7 @@ def longest_waiting_matchable(eligible: pd.DataFrame, waiting: pd.Series, *, com
             holder[home] = client
         return False
 
-    kept = []
+    kept: list = []
     homes = eligible[DWELLING].nunique()  # no placeable set is larger: stop once every home is taken
     for client in waiting_order(eligible, waiting)[CLIENT]:
         if len(kept) == homes:
