@@ -87,13 +87,16 @@ def _eligible_mask(ds: Dataset, pairs: pd.DataFrame, plan: PlanParams, rules: Pa
     return pairs.index.isin(eligible.index)
 
 
-def _plan(ds: Dataset, options: pd.DataFrame, plan: PlanParams) -> pd.DataFrame:
+def _plan(ds: Dataset, options: pd.DataFrame, plan: PlanParams, first_seen: pd.Series) -> pd.DataFrame:
     a = plan.assignment
     complexes = ds.dwellings.set_index("dwelling_id")["complex_id"]
     with_complex = options.assign(
         p_sustained=options["probability"], complex_id=options["dwelling_id"].map(complexes).to_numpy()
     )
-    return plan_meeting(ds, with_complex, a, benefit="p_sustained")
+    # planning.priority.waiting_weeks, with each client's first meeting looked up once for all meetings
+    since = with_complex["client_id"].map(first_seen)
+    waiting = ((pd.to_datetime(with_complex["meeting_date"]) - since).dt.days / 7.0).fillna(0.0)
+    return plan_meeting(ds, with_complex, a, benefit="p_sustained", waiting=waiting)
 
 
 def _scored_pairs(
@@ -130,19 +133,19 @@ def _meeting_decisions(
     bundle: ModelBundle,
     meeting: pd.Timestamp,
     region: str,
+    cand: pd.DataFrame,
     X: pd.DataFrame,
     placements: pd.DataFrame,
     *,
     plan_params: PlanParams,
     tol: float,
+    first_seen: pd.Series,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Decisions at one regional meeting (`meeting`, `region`), from its scored pairs `X` (see `_scored_pairs`)."""
-    at = (ds.candidates["meeting_date"] == meeting).to_numpy() & (region_of(ds.candidates) == region).to_numpy()
-    cand = ds.candidates.loc[at, ["meeting_date", "client_id"]].assign(**{REGION: region})
+    """Decisions at one regional meeting (`meeting`, `region`; its candidates `cand`), from its scored pairs `X`."""
     out = cand.sort_values("client_id", kind="stable").reset_index(drop=True)
     out["client_id"] = out["client_id"].astype(str)
     options = X[X["eligible"].astype(bool)]
-    planned = _plan(ds, options, plan_params) if len(options) else options.iloc[:0]
+    planned = _plan(ds, options, plan_params, first_seen) if len(options) else options.iloc[:0]
     X = X.assign(dwelling_id=X["dwelling_id"].astype(str), client_id=X["client_id"].astype(str))
     keyed = X.set_index(["dwelling_id", "client_id"])
 
@@ -205,11 +208,15 @@ def candidate_decisions(
     """
     labels = build_labels(ds, pipeline.labels)
     placements = labels.assign(client_id=labels["client_id"].astype(str), dwelling_id=labels["dwelling_id"].astype(str))
-    regions = pd.DataFrame(
-        {"meeting_date": ds.candidates["meeting_date"], REGION: region_of(ds.candidates).astype(str)}
-    ).drop_duplicates()
-    decisions, plans = [], []
+    candidates = pd.DataFrame(
+        {"meeting_date": ds.candidates["meeting_date"], "client_id": ds.candidates["client_id"]}
+    ).assign(**{REGION: region_of(ds.candidates).astype(str).to_numpy()})
     meetings = list(meetings)
+    held = candidates[candidates["meeting_date"].isin(pd.DatetimeIndex(meetings))]
+    by_candidates = dict(tuple(held.groupby(["meeting_date", REGION], sort=True)))  # once, not per meeting
+    regions = held[["meeting_date", REGION]].drop_duplicates()
+    first_seen = ds.candidates.groupby("client_id")["meeting_date"].min()  # waiting weeks: looked up once
+    decisions, plans = [], []
     done = 0
     for batch in date_batches(ds, meetings, max_dates=chunk, max_pairs=max_pairs):
         scored = _scored_pairs(ds, bundle, batch, pipeline=pipeline, plan_params=plan_params)
@@ -219,7 +226,19 @@ def candidate_decisions(
             at = regions.loc[regions["meeting_date"] == day, REGION]
             for region in sorted(at) or [DEFAULT_REGION]:
                 X = by_meeting.get((day, region), scored.iloc[:0]).reset_index(drop=True)
-                d, p = _meeting_decisions(ds, bundle, day, region, X, placements, plan_params=plan_params, tol=tol)
+                cand = by_candidates.get((day, region), held.iloc[:0])
+                d, p = _meeting_decisions(
+                    ds,
+                    bundle,
+                    day,
+                    region,
+                    cand,
+                    X,
+                    placements,
+                    plan_params=plan_params,
+                    tol=tol,
+                    first_seen=first_seen,
+                )
                 decisions.append(d)
                 plans.append(p)
         done += len(batch)

@@ -38,7 +38,7 @@ from models.evaluate import bootstrap_differences
 from models.scoring import ProbabilityScorer, Scorer
 from planning.assignment import AssignmentParams
 from planning.eligibility import EligibilityParams, apply_eligibility
-from planning.priority import plan_meeting, waiting_weeks
+from planning.priority import plan_meeting
 
 TRUTH_FILE = "truth.parquet"
 KEYS = ["meeting_date", "dwelling_id", "client_id"]
@@ -291,6 +291,7 @@ def _meeting_rows(
     regional: bool,
 ) -> list[dict]:
     """One row per regional meeting of `pairs`: each policy's top-1 and plan, judged by the true chance."""
+    first_seen = ds.candidates.groupby("client_id")["meeting_date"].min()  # once, not once per meeting
     rows = []
     for _, m in pairs.groupby(meeting_codes(pairs), sort=True):
         by_home = m.groupby("dwelling_id")
@@ -303,7 +304,7 @@ def _meeting_rows(
         hist = m[m["placed"].astype(bool)]
         top_hist = hist["true_p"].mean() if len(hist) else np.nan
         # Plans choose within the priority pool (longest waiting); the historical meeting chose freely.
-        wait = waiting_weeks(ds, m)
+        wait = ((m["meeting_date"] - m["client_id"].map(first_seen)).dt.days / 7.0).fillna(0.0)  # waiting_weeks
         plans = {
             "model": plan_meeting(ds, m, assignment, benefit="model_p", waiting=wait),
             "oracle": plan_meeting(ds, m, assignment, benefit="true_p", waiting=wait),
