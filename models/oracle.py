@@ -25,12 +25,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from features.config import section
-from features.contract import REGION
+from features.contract import DEFAULT_REGION, REGION
 from features.errors import UserError
 from features.load import Dataset
-from features.meetings import has_regions, meeting_batches, meeting_codes, with_region
+from features.meetings import meeting_batches, meeting_codes, with_region
 from features.pairs import FeatureParams, build_pair_features
 from features.rules import PassendToewijzen
 from models.bundle import ModelBundle
@@ -64,10 +66,26 @@ class OracleComparison:
 
 def read_truth(truth_dir: str | Path) -> pd.DataFrame:
     """The generator's pair-level truth (meeting_date, dwelling_id, client_id, placed, p_sustained, ...)."""
+    return _truth_frame(pq.read_table(_truth_file(truth_dir)))
+
+
+def _truth_file(truth_dir: str | Path) -> Path:
     file = Path(truth_dir) / TRUTH_FILE
     if not file.is_file():
         raise UserError(f"{file} does not exist: pass the folder `matchwijs generate --truth` wrote")
-    truth = pd.read_parquet(file)
+    return file
+
+
+def _truth_table(truth_dir: str | Path) -> pa.Table:
+    """The columns of the truth the oracle comparison reads, as an Arrow table."""
+    file = _truth_file(truth_dir)
+    names = set(pq.read_schema(file).names)
+    return pq.read_table(file, columns=[c for c in (*KEYS, REGION, "p_sustained", "placed") if c in names])
+
+
+def _truth_frame(table: pa.Table) -> pd.DataFrame:
+    """Truth rows as pandas, typed as `read_truth` gives them."""
+    truth = table.to_pandas()
     truth["meeting_date"] = pd.to_datetime(truth["meeting_date"])
     for col in ("dwelling_id", "client_id"):
         truth[col] = truth[col].astype(str)
@@ -97,33 +115,41 @@ def oracle_comparison(
     rules = section(params, "passend_toewijzen", PassendToewijzen)
     elig = section(params, "eligibility", EligibilityParams)
     assignment = section(params, "assignment", AssignmentParams)
-    truth = read_truth(truth_dir)
     test_start = pd.Timestamp(bundle.metadata["test_start"])
     test_end = pd.Timestamp(bundle.metadata["test_end"])
-    truth = truth[(truth["meeting_date"] >= test_start) & (truth["meeting_date"] <= test_end)]
-    if truth.empty:
+    table = _truth_table(truth_dir)  # Arrow: compact strings; pandas rows are made one batch at a time
+    dates = pd.to_datetime(table.column("meeting_date").to_pandas())
+    held = np.flatnonzero(((dates >= test_start) & (dates <= test_end)).to_numpy())
+    if len(held) == 0:
         raise UserError(
             f"the truth in {truth_dir} has no meeting in the held-out period {test_start:%Y-%m-%d}..{test_end:%Y-%m-%d}"
         )
-    truth = with_region(ds, truth)
-    codes = meeting_codes(truth)  # a meeting is a region on a date
+    keys = pd.DataFrame({"meeting_date": dates.iloc[held].to_numpy()})
+    if REGION in table.column_names:
+        keys[REGION] = table.column(REGION).take(pa.array(held)).to_pandas().astype(str).to_numpy()
+    else:
+        keys["dwelling_id"] = table.column("dwelling_id").take(pa.array(held)).to_pandas().astype(str).to_numpy()
+        keys = with_region(ds, keys)
+    codes = meeting_codes(keys)  # a meeting is a region on a date
     order = np.argsort(codes, kind="stable")
-    truth, codes = truth.iloc[order].reset_index(drop=True), codes[order]
+    held, codes, regions = held[order], codes[order], keys[REGION].to_numpy()[order]
+    del keys, dates
     baselines = baselines or {}
     rng = np.random.default_rng(oracle.seed)
-    regional = has_regions(truth)
+    regional = bool((regions != DEFAULT_REGION).any())
     batches = meeting_batches(codes, batch_rows)
     progress(
-        f"{codes.max() + 1} held-out meetings, {len(truth)} pairs: eligibility, features and plans "
+        f"{codes.max() + 1} held-out meetings, {len(held)} pairs: eligibility, features and plans "
         f"in {len(batches)} batches of whole meetings"
     )
     rows: list[dict] = []
     kept: list[pd.DataFrame] = []  # what match_ranking needs, nothing more
     for batch in batches:
-        pairs = _scored_truth(ds, bundle, truth.iloc[batch], baselines, fp=fp, rules=rules, elig=elig)
+        part = _truth_frame(table.take(pa.array(held[batch]))).assign(**{REGION: regions[batch]})
+        pairs = _scored_truth(ds, bundle, part, baselines, fp=fp, rules=rules, elig=elig)
         rows += _meeting_rows(ds, pairs, baselines, assignment, oracle, rng, regional=regional)
         kept.append(pairs[["meeting_date", "client_id", "true_p", "model_p", *(f"{n}_score" for n in baselines)]])
-    del truth
+    del table
     pairs = pd.concat(kept, ignore_index=True)
     del kept
     per = pd.DataFrame(rows)
