@@ -127,9 +127,13 @@ def steps(case: str, scale: int, work: Path) -> list[tuple[str, list[str]]]:
     return [("generate", generate), ("train", train), *([("recommend", recommend)] if case == "meeting" else [])]
 
 
-def run_case(case: str, scale: int, *, limit_gb: float, deadline: float, keep: Path | None) -> list[dict]:
-    """All steps of one case at one scale in a scratch folder (removed afterwards unless `keep`)."""
-    rows = []
+def run_case(
+    case: str, scale: int, *, limit_gb: float, deadline: float, keep: Path | None, rows: list[dict], save
+) -> None:
+    """All steps of one case at one scale in a scratch folder (removed afterwards unless `keep`), appended to `rows`.
+
+    `save(rows)` runs after every step, so a bench stopped from outside keeps what it measured.
+    """
     work = Path(tempfile.mkdtemp(prefix=f"matchwijs-scale-{case}{scale}-", dir=keep))
     env = {**os.environ, "MATCHWIJS_MLFLOW_DIR": str(work / "mlruns"), "PYTHONUNBUFFERED": "1"}
     try:
@@ -139,6 +143,7 @@ def run_case(case: str, scale: int, *, limit_gb: float, deadline: float, keep: P
             row = {"case": case, "scale": scale, "step": step, "goal_s": goal_s, "goal_gb": goal_gb}
             if failed or time.monotonic() > deadline:
                 rows.append({**row, "status": "skipped", "detail": "earlier step failed" if failed else "time budget"})
+                save(rows)
                 continue
             print(f"[scale] {case} {scale}x: {step} ...", flush=True)
             log = work / f"{step}.log"
@@ -164,7 +169,6 @@ def run_case(case: str, scale: int, *, limit_gb: float, deadline: float, keep: P
     finally:
         if keep is None:
             shutil.rmtree(work, ignore_errors=True)
-    return rows
 
 
 def markdown(table: pd.DataFrame) -> str:
@@ -199,16 +203,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=OUT, help="folder for scale.csv (default bench/)")
     args = parser.parse_args(argv)
     deadline = time.monotonic() + 60 * args.max_minutes
-    rows: list[dict] = []
-    for case in args.cases.split(","):
+    cases = args.cases.split(",")
+    for case in cases:
         if case not in ("regions", "meeting"):
             parser.error(f"unknown case {case!r}: expected regions or meeting")
-        for scale in (int(s) for s in args.scales.split(",")):
-            rows += run_case(case, scale, limit_gb=args.limit_gb, deadline=deadline, keep=args.keep)
-    table = pd.DataFrame(rows).reindex(columns=COLUMNS)
     args.out.mkdir(parents=True, exist_ok=True)
-    table.assign(machine=machine()).to_csv(args.out / RESULT_FILE, index=False)
-    print(f"\nScale benchmark ({machine()}), {args.out / RESULT_FILE}:\n")
+    host = machine()
+
+    def save(rows: list[dict]) -> None:
+        pd.DataFrame(rows).reindex(columns=COLUMNS).assign(machine=host).to_csv(args.out / RESULT_FILE, index=False)
+
+    rows: list[dict] = []
+    for case in cases:
+        for scale in (int(s) for s in args.scales.split(",")):
+            run_case(case, scale, limit_gb=args.limit_gb, deadline=deadline, keep=args.keep, rows=rows, save=save)
+    save(rows)
+    table = pd.DataFrame(rows).reindex(columns=COLUMNS)
+    print(f"\nScale benchmark ({host}), {args.out / RESULT_FILE}:\n")
     print(markdown(table))
     return 0
 

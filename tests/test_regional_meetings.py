@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -180,3 +182,32 @@ def test_group_metrics_built_once_per_attribute_match_one_metric_at_a_time():
         alone = metrics_by_group(frame, "gender", [metric], min_group_size=5)[0]
         pd.testing.assert_frame_equal(table, alone)
         assert table["between_difference"].notna().all()  # at least f and m are judgeable
+
+
+def test_bench_scale_measures_a_step_and_writes_its_table(tmp_path):
+    from pipelines.bench_scale import COLUMNS, markdown, measure
+
+    code, wall, cpu, peak = measure(
+        [sys.executable, "-c", "x = bytearray(50 * 2**20)"], cwd=tmp_path, env={}, limit_gb=4, log=tmp_path / "a.log"
+    )
+    assert code == 0 and wall >= 0 and cpu >= 0 and peak > 0.04  # the 50 MB it held
+    failed = measure(
+        [sys.executable, "-c", "raise SystemExit(3)"], cwd=tmp_path, env={}, limit_gb=4, log=tmp_path / "b.log"
+    )
+    assert failed[0] == 3
+    table = pd.DataFrame(
+        [
+            {
+                "case": "regions",
+                "scale": 20,
+                "step": "train",
+                "status": "ok",
+                "wall_s": 290.4,
+                "cpu_s": 500.0,
+                "peak_rss_gb": 3.21,
+                "goal_s": 300.0,
+                "goal_gb": 4.0,
+            }
+        ]
+    ).reindex(columns=COLUMNS)
+    assert markdown(table).splitlines()[-1] == "| regions | 20× | train | ok | 290 | 500 | 3.21 | ≤ 300 s ≤ 4 GB |"
