@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(PY) -m pipelines.bench_ope
 	$(PY) -m pipelines.bench_family
 	nice -n 10 $(PY) -m pipelines.bench_gate --seeds 20 --workers 2
+	$(PY) -m pipelines.bench_scale --scales 1,5,20 --cases regions,meeting --max-minutes 90
 
 clean:
 	rm -rf data out mlruns bench .pytest_cache

@@ -32,8 +32,10 @@ import pandas as pd
 
 from fairness.context import PipelineParams
 from features.config import section
+from features.contract import DEFAULT_REGION, REGION
 from features.labels import KNOWN, build_labels
-from features.load import Dataset
+from features.load import Dataset, region_of
+from features.meetings import date_batches, has_regions
 from features.pairs import all_meeting_pairs, build_pair_features
 from features.rules import PassendToewijzen
 from models.bundle import ModelBundle
@@ -85,13 +87,16 @@ def _eligible_mask(ds: Dataset, pairs: pd.DataFrame, plan: PlanParams, rules: Pa
     return pairs.index.isin(eligible.index)
 
 
-def _plan(ds: Dataset, options: pd.DataFrame, plan: PlanParams) -> pd.DataFrame:
+def _plan(ds: Dataset, options: pd.DataFrame, plan: PlanParams, first_seen: pd.Series) -> pd.DataFrame:
     a = plan.assignment
     complexes = ds.dwellings.set_index("dwelling_id")["complex_id"]
     with_complex = options.assign(
         p_sustained=options["probability"], complex_id=options["dwelling_id"].map(complexes).to_numpy()
     )
-    return plan_meeting(ds, with_complex, a, benefit="p_sustained")
+    # planning.priority.waiting_weeks, with each client's first meeting looked up once for all meetings
+    since = with_complex["client_id"].map(first_seen)
+    waiting = ((pd.to_datetime(with_complex["meeting_date"]) - since).dt.days / 7.0).fillna(0.0)
+    return plan_meeting(ds, with_complex, a, benefit="p_sustained", waiting=waiting)
 
 
 def _scored_pairs(
@@ -102,6 +107,7 @@ def _scored_pairs(
     if pairs.empty:
         return pairs.assign(probability=pd.Series(dtype=float), eligible=pd.Series(dtype=bool))
     X = build_pair_features(ds, pairs, params=pipeline.features, rules=pipeline.rules)
+    X[REGION] = pairs[REGION].astype(str)  # each regional meeting gets its own plan
     X["probability"] = bundle.proba(X)
     X["eligible"] = _eligible_mask(ds, X, plan_params, pipeline.rules)
     return X
@@ -126,18 +132,20 @@ def _meeting_decisions(
     ds: Dataset,
     bundle: ModelBundle,
     meeting: pd.Timestamp,
+    region: str,
+    cand: pd.DataFrame,
     X: pd.DataFrame,
     placements: pd.DataFrame,
     *,
     plan_params: PlanParams,
     tol: float,
+    first_seen: pd.Series,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Decisions at one meeting, from its scored pairs `X` (see `_scored_pairs`)."""
-    cand = ds.candidates.loc[ds.candidates["meeting_date"] == meeting, ["meeting_date", "client_id"]]
+    """Decisions at one regional meeting (`meeting`, `region`; its candidates `cand`), from its scored pairs `X`."""
     out = cand.sort_values("client_id", kind="stable").reset_index(drop=True)
     out["client_id"] = out["client_id"].astype(str)
     options = X[X["eligible"].astype(bool)]
-    planned = _plan(ds, options, plan_params) if len(options) else options.iloc[:0]
+    planned = _plan(ds, options, plan_params, first_seen) if len(options) else options.iloc[:0]
     X = X.assign(dwelling_id=X["dwelling_id"].astype(str), client_id=X["client_id"].astype(str))
     keyed = X.set_index(["dwelling_id", "client_id"])
 
@@ -172,7 +180,8 @@ def _meeting_decisions(
         plan.reset_index()[["dwelling_id", "client_id"]], on=["dwelling_id", "client_id"], how="inner"
     )
     planned_rows["support_count"] = bundle.support_counts(planned_rows) if len(planned_rows) else np.zeros(0, dtype=int)
-    return out[DECISION_COLUMNS], planned_rows[PLANNED_COLUMNS]
+    planned_rows[REGION] = region
+    return out[[*DECISION_COLUMNS, REGION]], planned_rows[[*PLANNED_COLUMNS, REGION]]
 
 
 def candidate_decisions(
@@ -185,29 +194,59 @@ def candidate_decisions(
     tol: float,
     progress: Callable[[str], None] | None = None,
     chunk: int = 13,
+    max_pairs: int = 200_000,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per (meeting, candidate) at `meetings`: the meeting's decision and the plan's, with expected outcomes.
+    """Per (regional meeting, candidate) at `meetings`: the meeting's decision and the plan's, with expected outcomes.
+
+    A meeting is a region on a date: each regional meeting is planned on its own, and with
+    named regions both tables carry a `region` column.
 
     Returns (decisions, planned pairs with their P and support count). Pairs are
-    built, scored and checked `chunk` meetings at a time (one call each instead of
-    one per meeting: most of the cost is per call), so memory stays bounded by the
-    largest `chunk` meetings.
+    built, scored and checked up to `chunk` dates at a time (one call each instead of
+    one per meeting: most of the cost is per call) and at most `max_pairs` pairs (unless
+    one date alone has more), so memory stays bounded whatever the number of regions.
     """
     labels = build_labels(ds, pipeline.labels)
     placements = labels.assign(client_id=labels["client_id"].astype(str), dwelling_id=labels["dwelling_id"].astype(str))
-    decisions, plans = [], []
+    candidates = pd.DataFrame(
+        {"meeting_date": ds.candidates["meeting_date"], "client_id": ds.candidates["client_id"]}
+    ).assign(**{REGION: region_of(ds.candidates).astype(str).to_numpy()})
     meetings = list(meetings)
-    for start in range(0, len(meetings), chunk):
-        batch = meetings[start : start + chunk]
+    held = candidates[candidates["meeting_date"].isin(pd.DatetimeIndex(meetings))]
+    by_candidates = dict(tuple(held.groupby(["meeting_date", REGION], sort=True)))  # once, not per meeting
+    regions = held[["meeting_date", REGION]].drop_duplicates()
+    first_seen = ds.candidates.groupby("client_id")["meeting_date"].min()  # waiting weeks: looked up once
+    decisions, plans = [], []
+    done = 0
+    for batch in date_batches(ds, meetings, max_dates=chunk, max_pairs=max_pairs):
         scored = _scored_pairs(ds, bundle, batch, pipeline=pipeline, plan_params=plan_params)
-        by_meeting = dict(tuple(scored.groupby("meeting_date", sort=False))) if len(scored) else {}
+        by_meeting = dict(tuple(scored.groupby(["meeting_date", REGION], sort=False))) if len(scored) else {}
         for meeting in batch:
-            X = by_meeting.get(pd.Timestamp(meeting), scored.iloc[:0]).reset_index(drop=True)
-            d, p = _meeting_decisions(ds, bundle, meeting, X, placements, plan_params=plan_params, tol=tol)
-            decisions.append(d)
-            plans.append(p)
+            day = pd.Timestamp(meeting)
+            at = regions.loc[regions["meeting_date"] == day, REGION]
+            for region in sorted(at) or [DEFAULT_REGION]:
+                X = by_meeting.get((day, region), scored.iloc[:0]).reset_index(drop=True)
+                cand = by_candidates.get((day, region), held.iloc[:0])
+                d, p = _meeting_decisions(
+                    ds,
+                    bundle,
+                    day,
+                    region,
+                    cand,
+                    X,
+                    placements,
+                    plan_params=plan_params,
+                    tol=tol,
+                    first_seen=first_seen,
+                )
+                decisions.append(d)
+                plans.append(p)
+        done += len(batch)
         if progress is not None:
-            progress(f"plan vs meeting: {min(start + chunk, len(meetings))}/{len(meetings)} meetings")
+            progress(f"plan vs meeting: {done}/{len(meetings)} meetings")
     if not decisions:
         return pd.DataFrame(columns=DECISION_COLUMNS), pd.DataFrame(columns=PLANNED_COLUMNS)
-    return pd.concat(decisions, ignore_index=True), pd.concat(plans, ignore_index=True)
+    decided, planned = pd.concat(decisions, ignore_index=True), pd.concat(plans, ignore_index=True)
+    if not has_regions(decided):  # one region: the tables as before, without a region column
+        decided, planned = decided.drop(columns=REGION), planned.drop(columns=REGION)
+    return decided, planned

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -50,58 +50,112 @@ def metric_by_group(frame: pd.DataFrame, attribute: str, metric: Metric, *, min_
     `MetricFrame.difference()` and `.ratio()` (between groups) over the judgeable groups:
     the statistics the gate judges.
     """
-    groups = pd.Index(sorted(frame[attribute].astype(str).unique()), name="group")
-    n = frame.groupby(frame[attribute].astype(str)).size().reindex(groups, fill_value=0)
-    rows = frame if metric.subset is None else frame[frame[metric.subset] == 1]
-    keyed = rows.assign(**{attribute: rows[attribute].astype(str)})
-    if len(rows):
-        mf = MetricFrame(
-            metrics={metric.name: metric.func},
-            y_true=rows[metric.y_true].to_numpy(dtype=float),
-            y_pred=rows[metric.y_pred].to_numpy(dtype=float),
-            sensitive_features=keyed[attribute].rename(attribute),
-        )
-        values = mf.by_group[metric.name].astype(float).reindex(groups)
-    else:
-        values = pd.Series(np.nan, index=groups)
-    support = _support(keyed, attribute, metric).reindex(groups, fill_value=0)
-    values[support.to_numpy() == 0] = np.nan
-    out = pd.DataFrame({"group": groups, "value": values.to_numpy(), "n": n.to_numpy(), "support": support.to_numpy()})
-    out["se"] = (
-        np.sqrt(out["value"] * (1 - out["value"]) / out["support"].where(out["support"] > 0))
-        if metric.binary
-        else np.nan
+    return metrics_by_group(frame, attribute, [metric], min_group_size=min_group_size)[0]
+
+
+def _on_rows(frame: pd.DataFrame, metric: Metric):
+    """`metric.func` as a function of row positions of `frame` (its own columns and subset): many metrics, one MetricFrame."""
+    y_true = frame[metric.y_true].to_numpy(dtype=float)
+    y_pred = frame[metric.y_pred].to_numpy(dtype=float)
+    keep = None if metric.subset is None else (frame[metric.subset] == 1).to_numpy()
+
+    def func(positions, _same) -> float:
+        rows = np.asarray(positions, dtype=np.int64)
+        if keep is not None:
+            rows = rows[keep[rows]]
+        return metric.func(y_true[rows], y_pred[rows]) if len(rows) else np.nan
+
+    return func
+
+
+def metrics_by_group(
+    frame: pd.DataFrame, attribute: str, metrics: Sequence[Metric], *, min_group_size: int = 1
+) -> list[pd.DataFrame]:
+    """`metric_by_group` for several metrics of one population, built once for the attribute.
+
+    One fairlearn MetricFrame holds every metric by group (each metric reads its own
+    columns and rows through the row positions it is given), and one more per distinct
+    set of judgeable groups gives the between-group statistics: the same values as one
+    MetricFrame per metric, computed on the same rows in the same order.
+    """
+    keys = frame[attribute].astype(str)
+    groups = pd.Index(sorted(keys.unique()), name="group")
+    n = frame.groupby(keys).size().reindex(groups, fill_value=0)
+    keyed = frame.assign(**{attribute: keys})
+    positions = np.arange(len(frame), dtype=float)
+    funcs = {str(i): _on_rows(frame, m) for i, m in enumerate(metrics)}
+    by_group = (
+        MetricFrame(
+            metrics=funcs, y_true=positions, y_pred=positions, sensitive_features=keys.rename(attribute)
+        ).by_group
+        if len(frame)
+        else None
     )
-    out["judgeable"] = (out["support"] >= min_group_size) & out["value"].notna()
-    judged = set(out.loc[out["judgeable"], "group"])
-    out["between_difference"], out["between_ratio"] = np.nan, np.nan
-    if len(judged) >= 2:
-        inside = keyed[attribute].isin(judged).to_numpy()
-        mf = MetricFrame(
-            metrics=metric.func,
-            y_true=rows[metric.y_true].to_numpy(dtype=float)[inside],
-            y_pred=rows[metric.y_pred].to_numpy(dtype=float)[inside],
-            sensitive_features=keyed[attribute].to_numpy()[inside],
+    outs = []
+    for i, metric in enumerate(metrics):
+        if by_group is not None:
+            values = by_group[str(i)].astype(float).reindex(groups)
+        else:
+            values = pd.Series(np.nan, index=groups)
+        rows = keyed if metric.subset is None else keyed[keyed[metric.subset] == 1]
+        support = _support(rows, attribute, metric).reindex(groups, fill_value=0)
+        values[support.to_numpy() == 0] = np.nan
+        out = pd.DataFrame(
+            {"group": groups, "value": values.to_numpy(), "n": n.to_numpy(), "support": support.to_numpy()}
         )
-        out["between_difference"] = float(mf.difference(method="between_groups"))
-        out["between_ratio"] = float(mf.ratio(method="between_groups"))
-    return out
+        out["se"] = (
+            np.sqrt(out["value"] * (1 - out["value"]) / out["support"].where(out["support"] > 0))
+            if metric.binary
+            else np.nan
+        )
+        out["judgeable"] = (out["support"] >= min_group_size) & out["value"].notna()
+        out["between_difference"], out["between_ratio"] = np.nan, np.nan
+        outs.append(out)
+    judged_sets: dict[frozenset, list[int]] = {}
+    for i, out in enumerate(outs):
+        judged = frozenset(out.loc[out["judgeable"], "group"])
+        if len(judged) >= 2:
+            judged_sets.setdefault(judged, []).append(i)
+    for judged, members in judged_sets.items():
+        inside = keys.isin(judged).to_numpy()
+        mf = MetricFrame(
+            metrics={str(i): funcs[str(i)] for i in members},
+            y_true=positions[inside],
+            y_pred=positions[inside],
+            sensitive_features=keys.to_numpy()[inside],
+        )
+        difference, ratio = mf.difference(method="between_groups"), mf.ratio(method="between_groups")
+        for i in members:
+            outs[i]["between_difference"] = float(difference[str(i)])
+            outs[i]["between_ratio"] = float(ratio[str(i)])
+    return outs
 
 
 def group_metrics(frames: Mapping[str, pd.DataFrame], *, params: FairnessParams) -> pd.DataFrame:
     """The long table of fairness.csv: every metric by every attribute and group, with gaps to the best-off group.
 
     `frames` maps a population (`placements`, `candidates`) to its row-level frame;
-    a population that is absent is skipped.
+    a population that is absent is skipped. Each (population, attribute) is grouped once
+    for all its metrics (`metrics_by_group`).
     """
+    computed: dict[tuple[int, str], pd.DataFrame] = {}
+    for population, frame in frames.items():
+        listed = [(i, m) for i, m in enumerate(METRICS) if m.population == population]
+        if not listed:
+            continue
+        available = PLACEMENT_ATTRIBUTES if population == PLACEMENTS else CLIENT_ATTRIBUTES
+        for attribute in params.all_attributes(tuple(a for a in available if a in frame.columns)):
+            outs = metrics_by_group(frame, attribute, [m for _, m in listed], min_group_size=params.min_group_size)
+            for (i, _), out in zip(listed, outs, strict=True):
+                computed[i, attribute] = out
     parts = []
-    for metric in METRICS:
+    for i, metric in enumerate(METRICS):
         frame = frames.get(metric.population)
         if frame is None:
             continue
         available = PLACEMENT_ATTRIBUTES if metric.population == PLACEMENTS else CLIENT_ATTRIBUTES
         for attribute in params.all_attributes(tuple(a for a in available if a in frame.columns)):
-            part = metric_by_group(frame, attribute, metric, min_group_size=params.min_group_size)
+            part = computed[i, attribute].copy()
             part.insert(0, "attribute", attribute)
             part.insert(2, "metric", metric.name)
             part["source"] = metric.source

@@ -14,6 +14,8 @@ import pandas as pd
 from scipy.stats import mannwhitneyu
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
+from features.meetings import meeting_codes
+
 
 def dcg_at_k(gains_in_rank_order: np.ndarray, k: int) -> float:
     """Discounted cumulative gain of the first k items (log2 discount)."""
@@ -32,10 +34,10 @@ def ndcg_at_k(scores: np.ndarray, grades: np.ndarray, k: int, label_gain: tuple[
 
 
 def mean_ndcg(frame: pd.DataFrame, score_col: str, k: int, label_gain: tuple[float, ...]) -> tuple[float, int]:
-    """Mean NDCG@k over meetings, and how many meetings had no relevant item (left out)."""
+    """Mean NDCG@k over regional meetings (meeting_date, region), and how many had no relevant item (left out)."""
     values = [
         ndcg_at_k(g[score_col].to_numpy(), g["grade"].to_numpy(), k, label_gain)
-        for _, g in frame.groupby("meeting_date", sort=True)
+        for _, g in frame.groupby(meeting_codes(frame), sort=True)
     ]
     arr = np.array(values, dtype=float)
     return (float(np.nanmean(arr)) if np.isfinite(arr).any() else float("nan")), int(np.isnan(arr).sum())
@@ -61,7 +63,7 @@ def expected_calibration_error(p: np.ndarray, y: np.ndarray, bins: int = 10) -> 
 def placement_metrics(
     frame: pd.DataFrame, score_col: str, label_gain: tuple[float, ...], proba_col: str | None = None
 ) -> dict:
-    """Metrics of one scorer on held-out placements (`sustained`, `grade`, `meeting_date` columns).
+    """Metrics of one scorer on held-out placements (`sustained`, `grade`, `meeting_date`, optional `region`).
 
     Failure is the positive class for ROC-AUC and PR-AUC (score is negated):
     failures are the minority the meeting most needs to see.
@@ -93,16 +95,17 @@ def paired_bootstrap(
     resamples: int,
     seed: int,
 ) -> pd.DataFrame:
-    """Model minus each baseline on the ranking metrics, with a bootstrap over meetings.
+    """Model minus each baseline on the ranking metrics, with a bootstrap over regional meetings.
 
-    Meetings (not placements) are drawn with replacement, the same draw for the model
+    Regional meetings (meeting_date, region; not placements) are drawn with replacement, the same draw for the model
     and the baseline (paired), so the interval reflects which meetings happened to be
     held out. Returns one row per (baseline, metric): model value, baseline value,
     difference, its 2.5% and 97.5% bootstrap quantiles and the share of resamples in
     which the model is ahead (higher is better for every metric here).
     """
-    frame = frame.sort_values("meeting_date", kind="stable").reset_index(drop=True)
-    codes, _ = pd.factorize(frame["meeting_date"], sort=True)
+    codes = meeting_codes(frame)  # a meeting is a region on a date
+    order = np.argsort(codes, kind="stable")
+    frame, codes = frame.iloc[order].reset_index(drop=True), codes[order]
     n_meetings = codes.max() + 1
     rows_of = [np.flatnonzero(codes == m) for m in range(n_meetings)]
     y_fail = 1 - frame["sustained"].astype(int).to_numpy()

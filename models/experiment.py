@@ -13,25 +13,31 @@ import pandas as pd
 from features.errors import UserError
 from features.labels import KNOWN, LabelParams, build_labels
 from features.load import Dataset
+from features.meetings import has_regions, with_region
 from features.pairs import FeatureParams, build_pair_features
 from features.rules import PassendToewijzen
 from models.baselines import BaselineParams, LogisticScorer, RandomScorer, profile_fit
 from models.bundle import ModelBundle
 from models.evaluate import paired_bootstrap, placement_metrics, reliability_curve
-from models.ranker import Split, TrainParams, temporal_split, train_bundle
+from models.ranker import Split, TrainParams, sort_for_ranking, temporal_split, train_bundle
 from models.scoring import ProbabilityScorer, Scorer
 
 
 def placement_rows(
     ds: Dataset, *, features: FeatureParams, labels: LabelParams, rules: PassendToewijzen
 ) -> pd.DataFrame:
-    """Placements with a known outcome: pair features as of their meeting, `sustained`, `grade`, and `outcome_known_on`."""
+    """Placements with a known outcome: pair features as of their meeting, `sustained`, `grade`, and `outcome_known_on`.
+
+    With named regions the rows also carry `region` (a meeting is a region on a date).
+    """
     lab = build_labels(ds, labels)
     known = lab[lab["status"] == KNOWN]
     feats = build_pair_features(ds, known[["meeting_date", "dwelling_id", "client_id"]], params=features, rules=rules)
     rows = feats.join(known[["placement_id", "sustained", "grade"]])
     rows["outcome_known_on"] = known["tenancy_start"] + pd.Timedelta(days=labels.horizon_days)
-    return rows.sort_values(["meeting_date", "dwelling_id", "client_id"], kind="stable").reset_index(drop=True)
+    if has_regions(ds.vacancies):  # a meeting is a region on a date: per-meeting metrics and queries need it
+        rows = with_region(ds, rows)
+    return sort_for_ranking(rows)
 
 
 @dataclass

@@ -12,6 +12,7 @@ import pandas as pd
 from scipy.stats import norm
 
 from features.errors import UserError
+from features.meetings import meeting_codes
 from features.pairs import FEATURE_NAMES
 from models.bundle import ModelBundle
 from models.calibration import PlattCalibration
@@ -33,18 +34,23 @@ TRUTH_PLACEMENTS_FILE = "truth_placements.parquet"
 
 
 def _resample(rows: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
-    """Meetings of `rows` drawn with replacement; each copy of a meeting is its own query (dates moved apart)."""
-    meetings = np.sort(rows["meeting_date"].unique())
-    if len(meetings) == 0:
+    """Regional meetings of `rows` drawn with replacement; each copy is its own query (dates moved apart)."""
+    codes = meeting_codes(rows)
+    n_meetings = int(codes.max()) + 1 if len(codes) else 0
+    if n_meetings == 0:
         return rows
-    drawn = np.sort(rng.integers(0, len(meetings), size=len(meetings)))
-    by_meeting = dict(list(rows.groupby("meeting_date", sort=True)))
+    drawn = np.sort(rng.integers(0, n_meetings, size=n_meetings))
+    by_meeting = dict(list(rows.groupby(codes, sort=True)))
     parts = []
     for copy, i in enumerate(drawn):
-        g = by_meeting[meetings[i]]
-        # query groups are built from meeting_date: a repeated meeting is a separate query
+        g = by_meeting[i]
+        # query groups are built from (meeting_date, region): a repeated meeting is a separate query
         parts.append(g.assign(meeting_date=g["meeting_date"] + pd.Timedelta(seconds=copy)))
     return sort_for_ranking(pd.concat(parts, ignore_index=True))
+
+
+def _count(rows: pd.DataFrame) -> int:
+    return int(meeting_codes(rows).max()) + 1 if len(rows) else 0
 
 
 def fit_member(fit_rows: pd.DataFrame, cal_rows: pd.DataFrame, params: TrainParams, objective: str) -> Member:
@@ -89,7 +95,7 @@ def fit_intervals(
     fit_rows, cal_rows = rows[part == "fit"], rows[part == "calibration"]
     progress(
         f"intervals: {params.resamples} bootstrap copies of the ranker on resampled meetings "
-        f"({fit_rows['meeting_date'].nunique()} fit, {cal_rows['meeting_date'].nunique()} calibration)"
+        f"({_count(fit_rows)} fit, {_count(cal_rows)} calibration)"
     )
     members: list[Member] = []
     attempts = 0

@@ -55,9 +55,11 @@ import pandas as pd
 from pydantic import Field
 from scipy import optimize
 
+from features.contract import REGION
 from features.errors import UserError
 from features.labels import LabelParams, build_labels
 from features.load import Dataset
+from features.meetings import meeting_codes, with_region
 from features.pairs import FeatureParams, all_meeting_pairs, build_pair_features
 from features.rules import PassendToewijzen
 from planning.assignment import AssignmentParams
@@ -192,7 +194,7 @@ def dr_terms(pairs: pd.DataFrame, *, clip: float) -> pd.DataFrame:
     missing = [c for c in REQUIRED if c not in pairs.columns]
     if missing:
         raise UserError(ERR_COLUMNS.format(missing=", ".join(missing)))
-    frame = pairs[list(REQUIRED)].copy()
+    frame = pairs[[*REQUIRED, *([REGION] if REGION in pairs.columns else [])]].copy()
     frame["logged"] = frame["logged"].astype(bool)
     frame["dm"] = frame["target"].to_numpy(dtype=float) * frame["q"].to_numpy(dtype=float)
     logged = frame[frame["logged"]].copy()
@@ -203,9 +205,10 @@ def dr_terms(pairs: pd.DataFrame, *, clip: float) -> pd.DataFrame:
     logged["ips"] = logged["weight"] * y
     logged["correction"] = logged["weight"] * (y - logged["q"].to_numpy(dtype=float))
     logged["unknown"] = np.isnan(y)
+    regional = {REGION: (REGION, "first")} if REGION in frame.columns else {}
     homes = (
         frame.groupby(HOME_KEYS, sort=True)
-        .agg(dm=("dm", "sum"), placements=("target", "sum"), candidates=("client_id", "size"))
+        .agg(dm=("dm", "sum"), placements=("target", "sum"), candidates=("client_id", "size"), **regional)
         .reset_index()
     )
     homes = homes.merge(
@@ -228,7 +231,7 @@ def dr_estimate(pairs: pd.DataFrame, params: OpeParams) -> OpeEstimate:
     homes = dr_terms(pairs, clip=params.clip)
     unknown = int(homes["unknown"].sum())
     usable = homes[~homes["unknown"]]
-    per_meeting = usable.groupby("meeting_date")[["dr", "placements"]].sum()
+    per_meeting = usable.groupby(meeting_codes(usable))[["dr", "placements"]].sum()  # per regional meeting
     dr = per_meeting["dr"].to_numpy()
     placed = per_meeting["placements"].to_numpy()
     total, n_placed = float(dr.sum()), float(placed.sum())
@@ -311,6 +314,7 @@ def logged_decisions(ds: Dataset, meetings, config: LoggedConfig) -> Logged:
         how="left",
     )
     pairs["logged"] = pairs["logged"].eq(True)
+    pairs = with_region(ds, pairs)
     elsewhere = pairs[["meeting_date", "client_id"]].merge(
         placed.rename(columns={"dwelling_id": "placed_home"}), on=["meeting_date", "client_id"], how="left"
     )["placed_home"]
@@ -348,7 +352,7 @@ def policy_plans(pairs: pd.DataFrame, policies: Mapping[str, AssignmentParams]) 
     """Each policy's plan at each logged meeting, on that meeting's eligible candidates as they were (benefit q)."""
     eligible = pairs[pairs["eligible"].to_numpy(dtype=bool)].rename(columns={"q": "p_sustained"})
     plans: dict[str, list[pd.DataFrame]] = {name: [] for name in policies}
-    for _, meeting in eligible.groupby("meeting_date", sort=True):
+    for _, meeting in eligible.groupby(meeting_codes(eligible), sort=True):
         for name, params in policies.items():
             plans[name].append(plan_policy(meeting, meeting[WAITING], params, benefit="p_sustained")[PAIR_KEYS])
     empty = pd.DataFrame(columns=PAIR_KEYS)

@@ -25,10 +25,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from features.config import section
+from features.contract import DEFAULT_REGION, REGION
 from features.errors import UserError
 from features.load import Dataset
+from features.meetings import meeting_batches, meeting_codes, with_region
 from features.pairs import FeatureParams, build_pair_features
 from features.rules import PassendToewijzen
 from models.bundle import ModelBundle
@@ -36,10 +40,11 @@ from models.evaluate import bootstrap_differences
 from models.scoring import ProbabilityScorer, Scorer
 from planning.assignment import AssignmentParams
 from planning.eligibility import EligibilityParams, apply_eligibility
-from planning.priority import plan_meeting, waiting_weeks
+from planning.priority import plan_meeting
 
 TRUTH_FILE = "truth.parquet"
 KEYS = ["meeting_date", "dwelling_id", "client_id"]
+BATCH_ROWS = 200_000  # truth pairs scored at once (whole meetings): bounds the features' memory
 
 
 @dataclass(frozen=True)
@@ -61,10 +66,26 @@ class OracleComparison:
 
 def read_truth(truth_dir: str | Path) -> pd.DataFrame:
     """The generator's pair-level truth (meeting_date, dwelling_id, client_id, placed, p_sustained, ...)."""
+    return _truth_frame(pq.read_table(_truth_file(truth_dir)))
+
+
+def _truth_file(truth_dir: str | Path) -> Path:
     file = Path(truth_dir) / TRUTH_FILE
     if not file.is_file():
         raise UserError(f"{file} does not exist: pass the folder `matchwijs generate --truth` wrote")
-    truth = pd.read_parquet(file)
+    return file
+
+
+def _truth_table(truth_dir: str | Path) -> pa.Table:
+    """The columns of the truth the oracle comparison reads, as an Arrow table."""
+    file = _truth_file(truth_dir)
+    names = set(pq.read_schema(file).names)
+    return pq.read_table(file, columns=[c for c in (*KEYS, REGION, "p_sustained", "placed") if c in names])
+
+
+def _truth_frame(table: pa.Table) -> pd.DataFrame:
+    """Truth rows as pandas, typed as `read_truth` gives them."""
+    truth = table.to_pandas()
     truth["meeting_date"] = pd.to_datetime(truth["meeting_date"])
     for col in ("dwelling_id", "client_id"):
         truth[col] = truth[col].astype(str)
@@ -80,87 +101,57 @@ def oracle_comparison(
     oracle: OracleParams,
     baselines: dict[str, Scorer] | None = None,
     progress=lambda msg: None,
+    batch_rows: int = BATCH_ROWS,
 ) -> OracleComparison:
     """Judge model, oracle, random, historical and baseline choices by the true sustain probability (see module doc).
 
     `baselines` maps a name to a scorer of pair features (higher = better); the plan of
     a scorer with `proba` maximises its chances (like the model's), the plan of any
     other scorer its scores turned into within-meeting ranks (any scale works).
+    Whole regional meetings are scored and planned `batch_rows` truth pairs at a time, so
+    memory grows with the largest batch, never with all held-out pairs at once.
     """
     fp = section(params, "features", FeatureParams)
     rules = section(params, "passend_toewijzen", PassendToewijzen)
     elig = section(params, "eligibility", EligibilityParams)
     assignment = section(params, "assignment", AssignmentParams)
-    truth = read_truth(truth_dir)
     test_start = pd.Timestamp(bundle.metadata["test_start"])
     test_end = pd.Timestamp(bundle.metadata["test_end"])
-    truth = truth[(truth["meeting_date"] >= test_start) & (truth["meeting_date"] <= test_end)]
-    if truth.empty:
+    table = _truth_table(truth_dir)  # Arrow: compact strings; pandas rows are made one batch at a time
+    dates = pd.to_datetime(table.column("meeting_date").to_pandas())
+    held = np.flatnonzero(((dates >= test_start) & (dates <= test_end)).to_numpy())
+    if len(held) == 0:
         raise UserError(
             f"the truth in {truth_dir} has no meeting in the held-out period {test_start:%Y-%m-%d}..{test_end:%Y-%m-%d}"
         )
-    eligible, _ = apply_eligibility(ds, truth[KEYS], elig, rules)
-    pairs = (
-        eligible[KEYS]
-        .merge(truth[KEYS + ["p_sustained", "placed"]], on=KEYS, how="left")
-        .rename(columns={"p_sustained": "true_p"})
-    )
-    progress(
-        f"{pairs['meeting_date'].nunique()} held-out meetings, {len(pairs)} eligible pairs: building features and scoring"
-    )
-    feats = build_pair_features(ds, pairs[KEYS], params=fp, rules=rules)
-    pairs["model_p"] = bundle.proba(feats)
+    keys = pd.DataFrame({"meeting_date": dates.iloc[held].to_numpy()})
+    if REGION in table.column_names:
+        keys[REGION] = table.column(REGION).take(pa.array(held)).to_pandas().astype(str).to_numpy()
+    else:
+        keys["dwelling_id"] = table.column("dwelling_id").take(pa.array(held)).to_pandas().astype(str).to_numpy()
+        keys = with_region(ds, keys)
+    codes = meeting_codes(keys)  # a meeting is a region on a date
+    order = np.argsort(codes, kind="stable")
+    held, codes, regions = held[order], codes[order], keys[REGION].to_numpy()[order]
+    del keys, dates
     baselines = baselines or {}
-    for name, scorer in baselines.items():
-        if isinstance(scorer, ProbabilityScorer):  # its own chances, like the model's plan
-            pairs[f"{name}_score"] = np.asarray(scorer.proba(feats), dtype=float)
-        else:  # ranks within the meeting, in (0, 1]: positive benefits on a common scale for the planner
-            pairs[f"{name}_score"] = (
-                pd.Series(scorer.score(feats), index=pairs.index).groupby(pairs["meeting_date"]).rank(pct=True)
-            )
-    pairs = pairs.merge(ds.dwellings[["dwelling_id", "complex_id"]], on="dwelling_id", how="left")
     rng = np.random.default_rng(oracle.seed)
-
-    rows = []
-    for meeting, m in pairs.groupby("meeting_date", sort=True):
-        by_home = m.groupby("dwelling_id")
-        top_model = m.loc[by_home["model_p"].idxmax(), "true_p"].mean()
-        top_oracle = by_home["true_p"].max().mean()
-        top_random = by_home["true_p"].mean().mean()
-        top_baselines = {
-            f"top1_{name}": m.loc[by_home[f"{name}_score"].idxmax(), "true_p"].mean() for name in baselines
-        }
-        hist = m[m["placed"].astype(bool)]
-        top_hist = hist["true_p"].mean() if len(hist) else np.nan
-        # Plans choose within the priority pool (longest waiting); the historical meeting chose freely.
-        wait = waiting_weeks(ds, m)
-        plans = {
-            "model": plan_meeting(ds, m, assignment, benefit="model_p", waiting=wait),
-            "oracle": plan_meeting(ds, m, assignment, benefit="true_p", waiting=wait),
-            **{name: plan_meeting(ds, m, assignment, benefit=f"{name}_score", waiting=wait) for name in baselines},
-        }
-        random_totals = []
-        for _ in range(oracle.random_draws):
-            draw = plan_meeting(ds, m.assign(benefit=rng.random(len(m))), assignment, benefit="benefit", waiting=wait)
-            random_totals.append((draw["true_p"].sum(), len(draw)))
-        rows.append(
-            {
-                "meeting_date": meeting,
-                "vacancies_with_candidates": by_home.ngroups,
-                "historical_placements": len(hist),
-                "top1_model": top_model,
-                "top1_oracle": top_oracle,
-                "top1_random": top_random,
-                "top1_historical": top_hist,
-                **top_baselines,
-                **{f"plan_{name}_total": plan["true_p"].sum() for name, plan in plans.items()},
-                **{f"plan_{name}_n": len(plan) for name, plan in plans.items()},
-                "plan_random_total": float(np.mean([t for t, _ in random_totals])),
-                "plan_random_n": float(np.mean([n for _, n in random_totals])),
-                "plan_historical_total": hist["true_p"].sum(),
-                "plan_historical_n": len(hist),
-            }
-        )
+    regional = bool((regions != DEFAULT_REGION).any())
+    batches = meeting_batches(codes, batch_rows)
+    progress(
+        f"{codes.max() + 1} held-out meetings, {len(held)} pairs: eligibility, features and plans "
+        f"in {len(batches)} batches of whole meetings"
+    )
+    rows: list[dict] = []
+    kept: list[pd.DataFrame] = []  # what match_ranking needs, nothing more
+    for batch in batches:
+        part = _truth_frame(table.take(pa.array(held[batch]))).assign(**{REGION: regions[batch]})
+        pairs = _scored_truth(ds, bundle, part, baselines, fp=fp, rules=rules, elig=elig)
+        rows += _meeting_rows(ds, pairs, baselines, assignment, oracle, rng, regional=regional)
+        kept.append(pairs[["meeting_date", "client_id", "true_p", "model_p", *(f"{n}_score" for n in baselines)]])
+    del table
+    pairs = pd.concat(kept, ignore_index=True)
+    del kept
     per = pd.DataFrame(rows)
     policies = ["model", "oracle", "random", "historical", *baselines]
     table = pd.DataFrame(index=policies)
@@ -285,3 +276,87 @@ def match_ranking(pairs: pd.DataFrame, score_col: str) -> dict:
         "client_variance_share_truth": client_variance_share(np.log(t / (1 - t)), client),
         "within_client_spearman": within_group_spearman(pairs[score_col].to_numpy(), t, client),
     }
+
+
+def _scored_truth(
+    ds: Dataset,
+    bundle: ModelBundle,
+    truth: pd.DataFrame,
+    baselines: dict[str, Scorer],
+    *,
+    fp: FeatureParams,
+    rules: PassendToewijzen,
+    elig: EligibilityParams,
+) -> pd.DataFrame:
+    """The eligible pairs of some whole regional meetings of the truth, with true_p, model_p and baseline scores."""
+    eligible, _ = apply_eligibility(ds, truth[KEYS], elig, rules)
+    pairs = (
+        eligible[KEYS]
+        .merge(truth[[*KEYS, REGION, "p_sustained", "placed"]], on=KEYS, how="left")
+        .rename(columns={"p_sustained": "true_p"})
+    )
+    meeting = meeting_codes(pairs)
+    feats = build_pair_features(ds, pairs[KEYS], params=fp, rules=rules)
+    pairs["model_p"] = bundle.proba(feats)
+    for name, scorer in baselines.items():
+        if isinstance(scorer, ProbabilityScorer):  # its own chances, like the model's plan
+            pairs[f"{name}_score"] = np.asarray(scorer.proba(feats), dtype=float)
+        else:  # ranks within the meeting, in (0, 1]: positive benefits on a common scale for the planner
+            pairs[f"{name}_score"] = pd.Series(scorer.score(feats), index=pairs.index).groupby(meeting).rank(pct=True)
+    return pairs.merge(ds.dwellings[["dwelling_id", "complex_id"]], on="dwelling_id", how="left")
+
+
+def _meeting_rows(
+    ds: Dataset,
+    pairs: pd.DataFrame,
+    baselines: dict[str, Scorer],
+    assignment: AssignmentParams,
+    oracle: OracleParams,
+    rng: np.random.Generator,
+    *,
+    regional: bool,
+) -> list[dict]:
+    """One row per regional meeting of `pairs`: each policy's top-1 and plan, judged by the true chance."""
+    first_seen = ds.candidates.groupby("client_id")["meeting_date"].min()  # once, not once per meeting
+    rows = []
+    for _, m in pairs.groupby(meeting_codes(pairs), sort=True):
+        by_home = m.groupby("dwelling_id")
+        top_model = m.loc[by_home["model_p"].idxmax(), "true_p"].mean()
+        top_oracle = by_home["true_p"].max().mean()
+        top_random = by_home["true_p"].mean().mean()
+        top_baselines = {
+            f"top1_{name}": m.loc[by_home[f"{name}_score"].idxmax(), "true_p"].mean() for name in baselines
+        }
+        hist = m[m["placed"].astype(bool)]
+        top_hist = hist["true_p"].mean() if len(hist) else np.nan
+        # Plans choose within the priority pool (longest waiting); the historical meeting chose freely.
+        wait = ((m["meeting_date"] - m["client_id"].map(first_seen)).dt.days / 7.0).fillna(0.0)  # waiting_weeks
+        plans = {
+            "model": plan_meeting(ds, m, assignment, benefit="model_p", waiting=wait),
+            "oracle": plan_meeting(ds, m, assignment, benefit="true_p", waiting=wait),
+            **{name: plan_meeting(ds, m, assignment, benefit=f"{name}_score", waiting=wait) for name in baselines},
+        }
+        random_totals = []
+        for _ in range(oracle.random_draws):
+            draw = plan_meeting(ds, m.assign(benefit=rng.random(len(m))), assignment, benefit="benefit", waiting=wait)
+            random_totals.append((draw["true_p"].sum(), len(draw)))
+        rows.append(
+            {
+                "meeting_date": m["meeting_date"].iloc[0],
+                **({REGION: m[REGION].iloc[0]} if regional else {}),
+                "vacancies_with_candidates": by_home.ngroups,
+                "historical_placements": len(hist),
+                "top1_model": top_model,
+                "top1_oracle": top_oracle,
+                "top1_random": top_random,
+                "top1_historical": top_hist,
+                **top_baselines,
+                **{f"plan_{name}_total": plan["true_p"].sum() for name, plan in plans.items()},
+                **{f"plan_{name}_n": len(plan) for name, plan in plans.items()},
+                "plan_random_total": float(np.mean([t for t, _ in random_totals])),
+                "plan_random_n": float(np.mean([n for _, n in random_totals])),
+                "plan_historical_total": hist["true_p"].sum(),
+                "plan_historical_n": len(hist),
+            }
+        )
+    return rows

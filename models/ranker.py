@@ -31,9 +31,10 @@ from pydantic import Field
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from features.contract import ZRM_DOMAINS
+from features.contract import REGION, ZRM_DOMAINS
 from features.errors import UserError
-from features.pairs import FEATURE_NAMES, FEATURES
+from features.meetings import meeting_codes
+from features.pairs import FEATURE_NAMES, FEATURES, PAIR_KEYS
 from models.bundle import SUPPORT_FEATURES, LinearPrior, ModelBundle, standardise, support_scale_of
 from models.calibration import PlattCalibration
 
@@ -182,19 +183,24 @@ def temporal_split(rows: pd.DataFrame, params: TrainParams) -> Split:
     return Split(dates.min(), calibration_start, history_end, test_start, test_end)
 
 
-def query_groups(meeting_dates: pd.Series) -> np.ndarray:
-    """LightGBM group sizes for rows already sorted by meeting date (one query per meeting)."""
-    values = meeting_dates.to_numpy()
-    if len(values) and (values[1:] < values[:-1]).any():
-        raise ValueError("rows must be sorted by meeting date before building query groups")
-    _, sizes = np.unique(values, return_counts=True)
-    assert sizes.sum() == len(values)
+def query_groups(rows: pd.DataFrame | pd.Series) -> np.ndarray:
+    """LightGBM group sizes, one query per regional meeting, for rows sorted by (meeting_date, region).
+
+    `rows` has `meeting_date` and optionally `region` (a Series of dates is one region).
+    """
+    frame = rows.to_frame("meeting_date") if isinstance(rows, pd.Series) else rows
+    codes = meeting_codes(frame)
+    if len(codes) and (codes[1:] < codes[:-1]).any():
+        raise ValueError("rows must be sorted by meeting date, then region, before building query groups")
+    _, sizes = np.unique(codes, return_counts=True)
+    assert sizes.sum() == len(codes)
     return sizes
 
 
 def sort_for_ranking(frame: pd.DataFrame) -> pd.DataFrame:
-    """Sort rows stably by meeting, then by pair keys, so training is deterministic."""
-    return frame.sort_values(["meeting_date", "dwelling_id", "client_id"], kind="stable").reset_index(drop=True)
+    """Sort rows stably by regional meeting, then by pair keys, so training is deterministic."""
+    keys = ["meeting_date", REGION, "dwelling_id", "client_id"] if REGION in frame.columns else list(PAIR_KEYS)
+    return frame.sort_values(keys, kind="stable").reset_index(drop=True)
 
 
 SELF_RELIANCE = frozenset((*ZRM_DOMAINS, "zrm_mean", "zrm_min"))
@@ -328,7 +334,7 @@ def fit_booster(
         data = lgb.Dataset(
             X,
             label=rows["grade"].astype(int).to_numpy(),
-            group=query_groups(rows["meeting_date"]),
+            group=query_groups(rows),
             init_score=init,
             feature_name=list(FEATURE_NAMES),
             free_raw_data=False,

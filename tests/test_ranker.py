@@ -378,6 +378,18 @@ def test_oracle_comparison_is_bounded_by_the_oracle(small_synthetic, small_rows)
     assert 0 < s["within_client_spearman"] <= 1
     # a client-only score orders no client's homes: its within-client correlation is undefined (constant), not 1
     assert np.isnan(s["within_client_spearman_zrm"])
+    # streamed in batches of whole meetings (one meeting a batch here): the very same comparison
+    small = oracle_comparison(
+        ds,
+        bundle,
+        small_synthetic[1],
+        params=PARAMS,
+        oracle=OracleParams(random_draws=2, seed=1),
+        baselines={"zrm": LinearPrior(coef={"zrm_mean": 1.0}, intercept=0.0, mean={"zrm_mean": 0.0})},
+        batch_rows=1,
+    )
+    pd.testing.assert_frame_equal(small.per_meeting, per)
+    assert small.summary == pytest.approx(s, nan_ok=True)
 
 
 def test_damaged_model_folder_is_a_user_error(tmp_path, small_rows):
