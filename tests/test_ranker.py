@@ -348,6 +348,51 @@ def test_grid_search_never_refits_on_its_validation_weeks(small_rows, monkeypatc
     assert seen == [False]
 
 
+def test_log_loss_of_scores_by_hand():
+    from models.experiment import log_loss_of_scores
+
+    # log-odds 0 -> p 0.5: loss ln 2 whatever the outcome; log-odds ln 3 -> p 0.75: -ln 0.75 (y=1), -ln 0.25 (y=0)
+    s = np.array([0.0, np.log(3.0), np.log(3.0)])
+    assert log_loss_of_scores(s, np.array([1, 1, 0])) == pytest.approx((np.log(2) - np.log(0.75) - np.log(0.25)) / 3)
+    assert np.isfinite(log_loss_of_scores(np.array([800.0, -800.0]), np.array([0, 1])))  # no overflow
+
+
+def test_prior_choice_judges_on_calibration_weeks_by_log_loss(small_rows):
+    from models.experiment import choose_prior, log_loss_of_scores, prior_table
+
+    candidates = (
+        {"prior_kind": "rule"},
+        {"prior_kind": "rule_logistic", "prior_C": 0.02, "num_boost_round": 20},
+        {"prior_kind": "none", "num_boost_round": 1},
+    )
+    tp = dataclasses.replace(section(PARAMS, "train", TrainParams), prior_choice=candidates, **SHORT_SPLIT)
+    table = prior_table(small_rows, tp)
+    assert sorted(table["candidate"]) == [0, 1, 2]
+    assert table["validation_log_loss"].is_monotonic_increasing
+    # the number is the log-loss of that candidate, fitted on the fit weeks only, on the calibration weeks
+    split = temporal_split(small_rows, tp)
+    rule = train_bundle(
+        small_rows, split, dataclasses.replace(tp.with_choice(candidates[0]), refit_on_calibration_weeks=False)
+    )
+    cal = small_rows[split.part(small_rows) == "calibration"]
+    loss = log_loss_of_scores(rule.score(cal), cal["sustained"].astype(int).to_numpy())
+    assert table.set_index("candidate").loc[0, "validation_log_loss"] == pytest.approx(loss)
+    # the test weeks' outcomes never change the choice
+    flipped = small_rows.copy()
+    test = split.part(flipped) == "test"
+    flipped.loc[test, "sustained"] = 1 - flipped.loc[test, "sustained"]
+    pd.testing.assert_frame_equal(table, prior_table(flipped, tp))
+    chosen, _ = choose_prior(small_rows, tp)
+    best = candidates[int(table.loc[0, "candidate"])]
+    assert chosen.prior_choice == () and chosen.prior_kind == best["prior_kind"]
+    assert chosen.lgbm.num_boost_round == best.get("num_boost_round", tp.lgbm.num_boost_round)
+    assert choose_prior(small_rows, dataclasses.replace(tp, prior_choice=()))[0] == dataclasses.replace(
+        tp, prior_choice=()
+    )
+    with pytest.raises(Exception, match="prior_choice"):
+        dataclasses.replace(tp, prior_choice=({"prior_kind": "forest"},))
+
+
 def test_oracle_comparison_is_bounded_by_the_oracle(small_synthetic, small_rows):
     """Per meeting, no policy beats the oracle's plan total or its top-1; captured gains are shares."""
     from features.load import load_dataset
