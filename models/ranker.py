@@ -98,6 +98,8 @@ class TrainParams:
     prior_kind: str = "rule"
     prior_groups: tuple[str, ...] = ("client", "match", "history")
     prior_C: Annotated[float, Field(gt=0)] = 0.1
+    # The learned prior's inputs by name instead of by group (a few domain terms: less noise than every feature).
+    prior_terms: tuple[str, ...] = ()
     # Candidate priors ({prior_kind, prior_C, num_boost_round} overrides), each fitted with the trees on the fit weeks and judged by the
     # log-loss of its chances on the calibration weeks (never the test weeks); the best is trained. () = `prior_kind`.
     prior_choice: tuple[dict, ...] = ()
@@ -130,6 +132,9 @@ class TrainParams:
                     f"params: train.prior_choice[{i}] {candidate!r}: give prior_kind (one of {', '.join(PRIOR_KINDS)}), "
                     "prior_C (a number > 0) and/or num_boost_round (the trees' rounds, >= 1), nothing else"
                 )
+        unknown_terms = sorted(set(self.prior_terms) - set(FEATURE_NAMES))
+        if unknown_terms:
+            raise UserError(f"params: train.prior_terms names unknown features: {', '.join(unknown_terms)}")
         groups = {f.group for f in FEATURES}
         if not set(self.prior_groups) <= groups:
             raise UserError(
@@ -145,7 +150,9 @@ class TrainParams:
         return dataclasses.replace(self, **prior, lgbm=lgbm, prior_choice=())
 
     def prior_features(self) -> tuple[str, ...]:
-        """The features of a learned ("logistic") prior, in FEATURE_NAMES order."""
+        """The features of a learned ("logistic") prior, in FEATURE_NAMES order: `prior_terms`, else `prior_groups`."""
+        if self.prior_terms:
+            return tuple(f for f in FEATURE_NAMES if f in self.prior_terms)
         return tuple(f.name for f in FEATURES if f.group in self.prior_groups)
 
 
@@ -413,7 +420,12 @@ def train_bundle(
 def _describe_prior(params: TrainParams) -> str:
     if params.prior_kind in ("logistic", "rule_logistic"):
         rule = " and the profile-fit rule" if params.prior_kind == "rule_logistic" else ""
-        return f"logistic regression (C={params.prior_C:g}) on the {', '.join(params.prior_groups)} features{rule}"
+        inputs = (
+            f"{len(params.prior_terms)} named terms"
+            if params.prior_terms
+            else f"the {', '.join(params.prior_groups)} features"
+        )
+        return f"logistic regression (C={params.prior_C:g}) on {inputs}{rule}"
     if params.prior_kind == "none":
         return "none"
     return ", ".join(f"{w:+g} {f}" for f, w in params.prior_weights.items()) or "none"

@@ -393,6 +393,15 @@ def test_prior_choice_judges_on_calibration_weeks_by_log_loss(small_rows):
         dataclasses.replace(tp, prior_choice=({"prior_kind": "forest"},))
 
 
+def test_prior_terms_name_the_learned_priors_inputs():
+    tp = section(PARAMS, "train", TrainParams)
+    named = dataclasses.replace(tp, prior_terms=("isolation_x_complex_size", "zrm_finances"))
+    assert named.prior_features() == ("zrm_finances", "isolation_x_complex_size")  # FEATURE_NAMES order
+    assert dataclasses.replace(tp, prior_terms=()).prior_features() == tp.prior_features()
+    with pytest.raises(Exception, match="prior_terms names unknown features: zrm_gender"):
+        dataclasses.replace(tp, prior_terms=("zrm_gender",))
+
+
 def test_oracle_comparison_is_bounded_by_the_oracle(small_synthetic, small_rows):
     """Per meeting, no policy beats the oracle's plan total or its top-1; captured gains are shares."""
     from features.load import load_dataset
