@@ -7,16 +7,22 @@ held-out placements, the share of the random → oracle gain of the top-1
 suggestion and of the meeting-wide plan within the default priority policy
 (models/oracle.py), and the expected calibration error. Scorers:
 
-- `project`: exactly what `matchwijs train` fits (the search over
-  `train.search.grid` on the calibration weeks when `train.search.default`);
+- `project`: exactly what `matchwijs train` fits (the prior chosen from
+  `train.prior_choice` and, when `train.search.by_default`, the search over
+  `train.search.grid`, both on the calibration weeks);
 - `peer`: a plain LightGBM classifier on the raw joined columns (models/peer.py),
   planned by linear assignment on its own chances within the same policy;
 - `logistic`: the project's logistic-regression baseline, planned the same way.
 
-Nothing is tuned on the test weeks. Same seed, same table. Writes
-bench/family.csv (one row per world and scorer) and a markdown table on stdout.
+- `truth_form` (with `--ceiling`): a logistic regression on exactly the truth's own
+  observable terms, learned from the same placements: the ceiling of what the data support.
 
-    python -m pipelines.bench_family [--seed 42] [--worlds base,weak_match] [--out bench/family.csv]
+Nothing is tuned on the test weeks. Same seed, same table. Writes
+bench/family.csv (one row per world and scorer) and bench/family.md (the markdown
+table, also on stdout), and logs both as a run of the MLflow experiment
+`matchwijs-family` (models/tracking.py; `--no-mlflow` to skip).
+
+    python -m pipelines.bench_family [--seed 42] [--worlds base,weak_match] [--out bench/family.csv] [--ceiling]
 """
 
 from __future__ import annotations

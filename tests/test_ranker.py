@@ -60,8 +60,9 @@ def test_same_seed_same_model_and_seed_matters(small_rows):
 
 def test_prior_and_refit(small_rows):
     """Trees start from the rule (same relative weights and signs); the refit keeps the held-out calibration."""
-    tp = dataclasses.replace(section(PARAMS, "train", TrainParams), **SHORT_SPLIT)
-    assert tp.prior_weights and tp.refit_on_calibration_weeks  # the defaults this test is about
+    # the rule prior (the default is a learned prior on named terms: test_learned_prior_on_named_terms)
+    tp = dataclasses.replace(section(PARAMS, "train", TrainParams), prior_kind="rule", **SHORT_SPLIT)
+    assert tp.prior_weights and tp.refit_on_calibration_weeks
     split = temporal_split(small_rows, tp)
     refit = train_bundle(small_rows, split, tp)
     plain = train_bundle(small_rows, split, dataclasses.replace(tp, refit_on_calibration_weeks=False))
@@ -92,6 +93,15 @@ def test_prior_and_refit(small_rows):
     np.testing.assert_allclose(
         bare.score(test), bare.booster.predict(test[list(bare.feature_names)].to_numpy(dtype=float), raw_score=True)
     )
+
+
+def test_learned_prior_on_named_terms(small_rows):
+    """The default prior: a logistic regression on exactly `prior_terms`, refitted with the trees."""
+    tp = dataclasses.replace(section(PARAMS, "train", TrainParams), **SHORT_SPLIT)
+    assert tp.prior_kind == "logistic" and tp.prior_terms  # the default this test is about
+    bundle = train_bundle(small_rows, temporal_split(small_rows, tp), tp)
+    assert bundle.prior is not None and set(bundle.prior.coef) <= set(tp.prior_terms)
+    assert "named terms" in bundle.metadata["prior"]
 
 
 def test_test_week_outcomes_never_reach_the_model(small_rows):
