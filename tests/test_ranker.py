@@ -234,6 +234,8 @@ def test_train_tracks_and_promotes_only_when_not_worse(small_synthetic, tmp_path
         train={
             **SHORT_SPLIT,
             "prior_weights": {},
+            "prior_kind": "none",  # no prior and a single stump: clearly worse
+            "prior_choice": [],
             "lgbm": {**PARAMS["train"]["lgbm"], "num_boost_round": 1, "num_leaves": 2},
         },
         fairness={"gate": open_gate},
@@ -407,7 +409,10 @@ def test_prior_terms_name_the_learned_priors_inputs():
     tp = section(PARAMS, "train", TrainParams)
     named = dataclasses.replace(tp, prior_terms=("isolation_x_complex_size", "zrm_finances"))
     assert named.prior_features() == ("zrm_finances", "isolation_x_complex_size")  # FEATURE_NAMES order
-    assert dataclasses.replace(tp, prior_terms=()).prior_features() == tp.prior_features()
+    from features.pairs import FEATURES
+
+    by_group = tuple(f.name for f in FEATURES if f.group in tp.prior_groups)  # without terms: whole groups
+    assert dataclasses.replace(tp, prior_terms=()).prior_features() == by_group
     with pytest.raises(Exception, match="prior_terms names unknown features: zrm_gender"):
         dataclasses.replace(tp, prior_terms=("zrm_gender",))
 
