@@ -157,6 +157,18 @@ FEATURES: tuple[FeatureInfo, ...] = (
         "match",
     ),
     _f(
+        "quiet_need_x_busy_entrance",
+        "busy shared entrance (log homes in the complex) for someone who needs quiet",
+        "drukke gedeelde entree (log woningen in het complex) voor iemand die rust nodig heeft",
+        "match",
+    ),
+    _f(
+        "isolation_x_complex_size",
+        "weak social network in a big complex (log homes)",
+        "zwak sociaal netwerk in een groot complex (log woningen)",
+        "match",
+    ),
+    _f(
         "recent_placements_complex",
         "recent placements of clients in this complex",
         "recente plaatsingen van cliënten in dit complex",
@@ -302,6 +314,11 @@ def build_pair_features(
     out["support_x_distance"] = out["support_hours_per_week"] * dist
     out["network_in_district"] = (x["network_district"].fillna("") == x["district"]).astype(float)
     out["addiction_x_vulnerable"] = (5 - out["zrm_addiction"]) * out["vulnerable_household_share"]
+    # Domain terms as their own features (a linear prior or a stump cannot build a product of three or a log):
+    # a shared entrance counts more the bigger the complex; a weak social network weighs more in a big, anonymous one.
+    log_units = np.log(np.maximum(out["units_in_complex"].to_numpy(dtype=float), 1.0))
+    out["quiet_need_x_busy_entrance"] = quiet * out["shared_entrance"] * log_units
+    out["isolation_x_complex_size"] = (5 - out["zrm_social_network"]) * log_units
 
     ev = _history_events(ds)
     day = p["meeting_date"]

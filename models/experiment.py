@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from features.errors import UserError
@@ -167,6 +168,55 @@ def grid_search(
     return table.sort_values([f"validation_{metric}", "variant"], ascending=[False, True], kind="stable").reset_index(
         drop=True
     )
+
+
+def log_loss_of_scores(scores: np.ndarray, sustained: np.ndarray) -> float:
+    """Mean log-loss of log-odds `scores` for 0/1 outcomes `sustained` (numerically stable)."""
+    s = np.asarray(scores, dtype=float)
+    y = np.asarray(sustained, dtype=float)
+    return float(np.mean(np.logaddexp(0.0, s) - y * s))
+
+
+def prior_table(rows: pd.DataFrame, train: TrainParams, progress=lambda msg: None) -> pd.DataFrame:
+    """Each candidate of `train.prior_choice` fitted (prior + trees) on the fit weeks, judged on the calibration weeks.
+
+    The judge is the log-loss of the model's log-odds on the calibration placements: a proper
+    score, so it rewards a prior that gets the size of every effect right (who and which home),
+    where ROC-AUC mostly rewards ordering clients. The test weeks are never touched and nothing
+    is refitted on the calibration weeks here. Returns one row per candidate, best first (ties:
+    the order given).
+    """
+    split = temporal_split(rows, train)
+    part = split.part(rows)
+    validation = rows[part == "calibration"]
+    y = validation["sustained"].astype(int).to_numpy()
+    out = []
+    for i, candidate in enumerate(train.prior_choice):
+        variant = dataclasses.replace(train.with_choice(candidate), refit_on_calibration_weeks=False)
+        bundle = train_bundle(rows, split, variant)
+        loss = log_loss_of_scores(bundle.score(validation), y)
+        progress(f"prior {i + 1}/{len(train.prior_choice)}: {candidate} -> calibration-week log-loss {loss:.4f}")
+        out.append(
+            {
+                "candidate": i,
+                "prior_kind": variant.prior_kind,
+                "prior_C": variant.prior_C,
+                "num_boost_round": variant.lgbm.num_boost_round,
+                "validation_log_loss": loss,
+            }
+        )
+    table = pd.DataFrame(out)
+    return table.sort_values(["validation_log_loss", "candidate"], kind="stable").reset_index(drop=True)
+
+
+def choose_prior(rows: pd.DataFrame, train: TrainParams, progress=lambda msg: None) -> tuple[TrainParams, pd.DataFrame]:
+    """`train` with the best candidate prior of `train.prior_choice` (see prior_table); unchanged without candidates."""
+    if not train.prior_choice:
+        return train, pd.DataFrame()
+    table = prior_table(rows, train, progress)
+    best = dict(train.prior_choice[int(table.loc[0, "candidate"])])
+    progress(f"prior: chose {best}")
+    return train.with_choice(best), table
 
 
 def choose_lgbm(rows: pd.DataFrame, train: TrainParams, progress=lambda msg: None) -> tuple[TrainParams, pd.DataFrame]:

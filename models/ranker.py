@@ -21,6 +21,7 @@ placements a year):
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -98,6 +99,11 @@ class TrainParams:
     prior_kind: str = "rule"
     prior_groups: tuple[str, ...] = ("client", "match", "history")
     prior_C: Annotated[float, Field(gt=0)] = 0.1
+    # The learned prior's inputs by name instead of by group (a few domain terms: less noise than every feature).
+    prior_terms: tuple[str, ...] = ()
+    # Candidate priors ({prior_kind, prior_C, num_boost_round} overrides), each fitted with the trees on the fit weeks and judged by the
+    # log-loss of its chances on the calibration weeks (never the test weeks); the best is trained. () = `prior_kind`.
+    prior_choice: tuple[dict, ...] = ()
     refit_on_calibration_weeks: bool = False  # refit the trees on fit + calibration weeks after Platt scaling
     bootstrap_resamples: Annotated[int, Field(ge=0)] = (
         0  # resamples of held-out meetings for the model-vs-baseline intervals (0 = none)
@@ -112,6 +118,24 @@ class TrainParams:
             raise UserError(f"params: train.prior_weights names unknown features: {', '.join(unknown)}")
         if self.prior_kind not in PRIOR_KINDS:
             raise UserError(f"params: train.prior_kind {self.prior_kind!r} is not one of {', '.join(PRIOR_KINDS)}")
+        for i, candidate in enumerate(self.prior_choice):
+            unknown_keys = sorted(set(candidate) - {"prior_kind", "prior_C", "num_boost_round"})
+            kind = candidate.get("prior_kind", self.prior_kind)
+            C = candidate.get("prior_C", self.prior_C)
+            rounds = candidate.get("num_boost_round", 1)
+            if (
+                unknown_keys
+                or kind not in PRIOR_KINDS
+                or not (isinstance(C, (int, float)) and C > 0)
+                or not (isinstance(rounds, int) and rounds >= 1)
+            ):
+                raise UserError(
+                    f"params: train.prior_choice[{i}] {candidate!r}: give prior_kind (one of {', '.join(PRIOR_KINDS)}), "
+                    "prior_C (a number > 0) and/or num_boost_round (the trees' rounds, >= 1), nothing else"
+                )
+        unknown_terms = sorted(set(self.prior_terms) - set(FEATURE_NAMES))
+        if unknown_terms:
+            raise UserError(f"params: train.prior_terms names unknown features: {', '.join(unknown_terms)}")
         groups = {f.group for f in FEATURES}
         if not set(self.prior_groups) <= groups:
             raise UserError(
@@ -119,8 +143,17 @@ class TrainParams:
                 f"the feature groups are {', '.join(sorted(groups))}"
             )
 
+    def with_choice(self, candidate: dict) -> TrainParams:
+        """These settings with one `prior_choice` candidate applied (and no further choice)."""
+        rounds = candidate.get("num_boost_round", self.lgbm.num_boost_round)
+        prior = {k: v for k, v in candidate.items() if k in ("prior_kind", "prior_C")}
+        lgbm = dataclasses.replace(self.lgbm, num_boost_round=rounds)
+        return dataclasses.replace(self, **prior, lgbm=lgbm, prior_choice=())
+
     def prior_features(self) -> tuple[str, ...]:
-        """The features of a learned ("logistic") prior, in FEATURE_NAMES order."""
+        """The features of a learned ("logistic") prior, in FEATURE_NAMES order: `prior_terms`, else `prior_groups`."""
+        if self.prior_terms:
+            return tuple(f for f in FEATURE_NAMES if f in self.prior_terms)
         return tuple(f.name for f in FEATURES if f.group in self.prior_groups)
 
 
@@ -393,7 +426,12 @@ def train_bundle(
 def _describe_prior(params: TrainParams) -> str:
     if params.prior_kind in ("logistic", "rule_logistic"):
         rule = " and the profile-fit rule" if params.prior_kind == "rule_logistic" else ""
-        return f"logistic regression (C={params.prior_C:g}) on the {', '.join(params.prior_groups)} features{rule}"
+        inputs = (
+            f"{len(params.prior_terms)} named terms"
+            if params.prior_terms
+            else f"the {', '.join(params.prior_groups)} features"
+        )
+        return f"logistic regression (C={params.prior_C:g}) on {inputs}{rule}"
     if params.prior_kind == "none":
         return "none"
     return ", ".join(f"{w:+g} {f}" for f, w in params.prior_weights.items()) or "none"

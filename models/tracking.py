@@ -27,6 +27,7 @@ This is the only library module that imports MLflow.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import logging
 import math
@@ -646,4 +647,45 @@ def log_policies(
         metrics=policy_metrics(table),
         tags={"matchwijs.command": POLICIES_RUN},
         artifacts=artifacts,
+    )
+
+
+FAMILY_EXPERIMENT = "matchwijs-family"  # bench_family's runs, apart from the trained models' experiment
+FAMILY_RUN = "family"
+
+
+def family_metrics(table) -> dict[str, float]:
+    """Every finite number of the family table as a metric named `<world>.<scorer>.<column>`."""
+    metrics: dict[str, float] = {}
+    for row in table.to_dict("records"):
+        for column, value in row.items():
+            if column in ("world", "scorer") or isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            if math.isfinite(float(value)):
+                metrics[_metric_key(str(row["world"]), str(row["scorer"]), column)] = float(value)
+    return metrics
+
+
+def log_family(
+    store: Path,
+    params: MlflowParams,
+    *,
+    table,
+    run_params: dict,
+    artifacts: dict[str, Path],
+    start_time: float | None = None,
+) -> tuple[str, str]:
+    """`pipelines/bench_family.py` as one run of experiment FAMILY_EXPERIMENT: its table as metrics and files.
+
+    Returns (run_id, artifact_uri).
+    """
+    return log_run(
+        store,
+        dataclasses.replace(params, experiment=FAMILY_EXPERIMENT),
+        run_name=FAMILY_RUN,
+        run_params=run_params,
+        metrics=family_metrics(table),
+        tags={"matchwijs.command": "bench_family"},
+        artifacts=artifacts,
+        start_time=start_time,
     )

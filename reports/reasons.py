@@ -306,6 +306,15 @@ def _addiction_vulnerable(v: float, r: int, c: _Columns, lang: str) -> str:
     )
 
 
+def _isolation_complex(v: float, r: int, c: _Columns, lang: str) -> str:
+    score, units = number(_val(c, "zrm_social_network", r), lang), number(_val(c, "units_in_complex", r), lang)
+    return (
+        f"sociaal netwerk {score}/5 (ZRM) in een complex van {units} woningen"
+        if lang == "nl"
+        else f"social network {score}/5 (ZRM) in a complex of {units} homes"
+    )
+
+
 _DWELLING_TYPE_WORDS = {
     "house": ("a house", "een eengezinswoning"),
     "gallery_flat": ("a gallery flat", "een galerijflat"),
@@ -434,6 +443,19 @@ def _templates() -> dict[str, Template]:
                     f"{number(_val(c, 'nuisance_reports_per_1000', r), 'nl')} overlastmeldingen per 1000 huishoudens in de buurt voor iemand die rust nodig heeft"
                 ),
             ),
+            "quiet_need_x_busy_entrance": _quiet(
+                lambda r, c: (
+                    f"shared entrance to {number(_val(c, 'units_in_complex', r), 'en')} homes for someone who needs quiet"
+                    if _val(c, "shared_entrance", r) >= 0.5
+                    else "own front door for someone who needs quiet"
+                ),
+                lambda r, c: (
+                    f"gedeelde entree met {number(_val(c, 'units_in_complex', r), 'nl')} woningen voor iemand die rust nodig heeft"
+                    if _val(c, "shared_entrance", r) >= 0.5
+                    else "eigen voordeur voor iemand die rust nodig heeft"
+                ),
+            ),
+            "isolation_x_complex_size": _isolation_complex,
             "distance_to_care_km": _care,
             "support_x_distance": _support_distance,
             "network_in_district": _network,

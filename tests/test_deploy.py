@@ -58,8 +58,12 @@ def test_refit_keeps_the_evaluated_models_settings(small, tp):
     assert evaluated.booster.num_trees() == deployed.booster.num_trees() == 37
     assert deployed.objective == evaluated.objective == tuned.objective
     assert a != b  # ... but learned from more outcomes
-    # The prior keeps the rule's relative weights (only its scale is refitted on the new rows).
-    ratios = {f: deployed.prior.coef[f] / w for f, w in tuned.prior_weights.items()}
+    # The prior keeps its kind, strength and inputs (only its weights are refitted on the new rows) ...
+    assert deployed.metadata["prior"] == evaluated.metadata["prior"]
+    assert set(deployed.prior.coef) <= set(tuned.prior_terms)
+    # ... and a rule prior keeps the rule's relative weights (only its scale is refitted).
+    by_rule, _ = train_deployed(rows, as_of=ds.as_of, params=dataclasses.replace(tuned, prior_kind="rule"))
+    ratios = {f: by_rule.prior.coef[f] / w for f, w in tuned.prior_weights.items()}
     assert max(ratios.values()) == pytest.approx(min(ratios.values()))
     md = deployed.metadata
     assert md["role"] == DEPLOYED and md["test_start"] is None

@@ -149,6 +149,25 @@ def test_family_table_is_reproducible_from_a_seed(tmp_path, monkeypatch):
     assert first["plan_gain"].nunique() == 3  # three different scorers, three different plans
     assert "| weak_match_latent |" in markdown(first)
 
+    # the table as an MLflow artifact (#13 item 1): the CSV and its markdown in a run of `matchwijs-family`
+    import mlflow
+
+    from models import tracking
+    from pipelines.bench_family import log_table
+
+    monkeypatch.setenv(tracking.ENV_STORE, str(tmp_path / "store"))
+    csv, md = tmp_path / "family.csv", tmp_path / "family.md"
+    first.to_csv(csv, index=False)
+    md.write_text(markdown(first), encoding="utf-8")
+    run_id = log_table(first, params, files=[csv, md], what={"seed": 3})
+    client = mlflow.MlflowClient()
+    run = client.get_run(run_id)
+    assert client.get_experiment(run.info.experiment_id).name == tracking.FAMILY_EXPERIMENT
+    assert sorted(a.path for a in client.list_artifacts(run_id, "bench")) == ["bench/family.csv", "bench/family.md"]
+    plan = first.set_index("scorer").loc["project", "plan_gain"]
+    assert run.data.metrics["weak_match_latent.project.plan_gain"] == pytest.approx(plan)
+    assert run.data.params["seed"] == "3"
+
 
 def test_learned_prior_matches_its_regression_and_keeps_self_reliance_monotone():
     from sklearn.linear_model import LogisticRegression

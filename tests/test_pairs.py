@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -57,6 +58,10 @@ def test_features_of_one_meeting(tiny_dir):
     assert row["rent_cap_headroom_eur"] == pytest.approx(647.19 - 700)  # 2023 cap for 1-2 persons
     assert f.loc[("D001", "0001"), "network_in_district"] == 1  # client 0001's network is in Oost
     assert f.loc[("D001", "0001"), "quiet_need_x_units"] == 40
+    # the domain terms: client 0001 needs quiet, D001 has 40 homes in the complex
+    one = f.loc[("D001", "0001")]
+    assert one["quiet_need_x_busy_entrance"] == pytest.approx(one["shared_entrance"] * np.log(40))
+    assert one["isolation_x_complex_size"] == pytest.approx((5 - one["zrm_social_network"]) * np.log(40))
     # Nothing was placed before the first meeting.
     assert (f["recent_placements_complex"] == 0).all()
 

@@ -60,8 +60,9 @@ def test_same_seed_same_model_and_seed_matters(small_rows):
 
 def test_prior_and_refit(small_rows):
     """Trees start from the rule (same relative weights and signs); the refit keeps the held-out calibration."""
-    tp = dataclasses.replace(section(PARAMS, "train", TrainParams), **SHORT_SPLIT)
-    assert tp.prior_weights and tp.refit_on_calibration_weeks  # the defaults this test is about
+    # the rule prior (the default is a learned prior on named terms: test_learned_prior_on_named_terms)
+    tp = dataclasses.replace(section(PARAMS, "train", TrainParams), prior_kind="rule", **SHORT_SPLIT)
+    assert tp.prior_weights and tp.refit_on_calibration_weeks
     split = temporal_split(small_rows, tp)
     refit = train_bundle(small_rows, split, tp)
     plain = train_bundle(small_rows, split, dataclasses.replace(tp, refit_on_calibration_weeks=False))
@@ -92,6 +93,15 @@ def test_prior_and_refit(small_rows):
     np.testing.assert_allclose(
         bare.score(test), bare.booster.predict(test[list(bare.feature_names)].to_numpy(dtype=float), raw_score=True)
     )
+
+
+def test_learned_prior_on_named_terms(small_rows):
+    """The default prior: a logistic regression on exactly `prior_terms`, refitted with the trees."""
+    tp = dataclasses.replace(section(PARAMS, "train", TrainParams), **SHORT_SPLIT)
+    assert tp.prior_kind == "logistic" and tp.prior_terms  # the default this test is about
+    bundle = train_bundle(small_rows, temporal_split(small_rows, tp), tp)
+    assert bundle.prior is not None and set(bundle.prior.coef) <= set(tp.prior_terms)
+    assert "named terms" in bundle.metadata["prior"]
 
 
 def test_test_week_outcomes_never_reach_the_model(small_rows):
@@ -224,6 +234,8 @@ def test_train_tracks_and_promotes_only_when_not_worse(small_synthetic, tmp_path
         train={
             **SHORT_SPLIT,
             "prior_weights": {},
+            "prior_kind": "none",  # no prior and a single stump: clearly worse
+            "prior_choice": [],
             "lgbm": {**PARAMS["train"]["lgbm"], "num_boost_round": 1, "num_leaves": 2},
         },
         fairness={"gate": open_gate},
@@ -346,6 +358,63 @@ def test_grid_search_never_refits_on_its_validation_weeks(small_rows, monkeypatc
     tp = dataclasses.replace(section(PARAMS, "train", TrainParams), refit_on_calibration_weeks=True, **SHORT_SPLIT)
     experiment.grid_search(small_rows, train=tp, grid=({"num_boost_round": 5},), metric="roc_auc_failure")
     assert seen == [False]
+
+
+def test_log_loss_of_scores_by_hand():
+    from models.experiment import log_loss_of_scores
+
+    # log-odds 0 -> p 0.5: loss ln 2 whatever the outcome; log-odds ln 3 -> p 0.75: -ln 0.75 (y=1), -ln 0.25 (y=0)
+    s = np.array([0.0, np.log(3.0), np.log(3.0)])
+    assert log_loss_of_scores(s, np.array([1, 1, 0])) == pytest.approx((np.log(2) - np.log(0.75) - np.log(0.25)) / 3)
+    assert np.isfinite(log_loss_of_scores(np.array([800.0, -800.0]), np.array([0, 1])))  # no overflow
+
+
+def test_prior_choice_judges_on_calibration_weeks_by_log_loss(small_rows):
+    from models.experiment import choose_prior, log_loss_of_scores, prior_table
+
+    candidates = (
+        {"prior_kind": "rule"},
+        {"prior_kind": "rule_logistic", "prior_C": 0.02, "num_boost_round": 20},
+        {"prior_kind": "none", "num_boost_round": 1},
+    )
+    tp = dataclasses.replace(section(PARAMS, "train", TrainParams), prior_choice=candidates, **SHORT_SPLIT)
+    table = prior_table(small_rows, tp)
+    assert sorted(table["candidate"]) == [0, 1, 2]
+    assert table["validation_log_loss"].is_monotonic_increasing
+    # the number is the log-loss of that candidate, fitted on the fit weeks only, on the calibration weeks
+    split = temporal_split(small_rows, tp)
+    rule = train_bundle(
+        small_rows, split, dataclasses.replace(tp.with_choice(candidates[0]), refit_on_calibration_weeks=False)
+    )
+    cal = small_rows[split.part(small_rows) == "calibration"]
+    loss = log_loss_of_scores(rule.score(cal), cal["sustained"].astype(int).to_numpy())
+    assert table.set_index("candidate").loc[0, "validation_log_loss"] == pytest.approx(loss)
+    # the test weeks' outcomes never change the choice
+    flipped = small_rows.copy()
+    test = split.part(flipped) == "test"
+    flipped.loc[test, "sustained"] = 1 - flipped.loc[test, "sustained"]
+    pd.testing.assert_frame_equal(table, prior_table(flipped, tp))
+    chosen, _ = choose_prior(small_rows, tp)
+    best = candidates[int(table.loc[0, "candidate"])]
+    assert chosen.prior_choice == () and chosen.prior_kind == best["prior_kind"]
+    assert chosen.lgbm.num_boost_round == best.get("num_boost_round", tp.lgbm.num_boost_round)
+    assert choose_prior(small_rows, dataclasses.replace(tp, prior_choice=()))[0] == dataclasses.replace(
+        tp, prior_choice=()
+    )
+    with pytest.raises(Exception, match="prior_choice"):
+        dataclasses.replace(tp, prior_choice=({"prior_kind": "forest"},))
+
+
+def test_prior_terms_name_the_learned_priors_inputs():
+    tp = section(PARAMS, "train", TrainParams)
+    named = dataclasses.replace(tp, prior_terms=("isolation_x_complex_size", "zrm_finances"))
+    assert named.prior_features() == ("zrm_finances", "isolation_x_complex_size")  # FEATURE_NAMES order
+    from features.pairs import FEATURES
+
+    by_group = tuple(f.name for f in FEATURES if f.group in tp.prior_groups)  # without terms: whole groups
+    assert dataclasses.replace(tp, prior_terms=()).prior_features() == by_group
+    with pytest.raises(Exception, match="prior_terms names unknown features: zrm_gender"):
+        dataclasses.replace(tp, prior_terms=("zrm_gender",))
 
 
 def test_oracle_comparison_is_bounded_by_the_oracle(small_synthetic, small_rows):
