@@ -145,3 +145,47 @@ def test_gate_only_keeps_exactly_the_gated_attributes():
     assert lean.gate == fairness.gate
     available = ("gender", "age_band", "migration_background", "household_type", "care_provider", "district")
     assert set(lean.all_attributes(available)) == set(fairness.gate.attributes)
+
+
+def test_pushed_back_ranks_only_the_group_as_if_it_had_waited_less():
+    from pipelines.bench_gate import pushed_back
+
+    seen = []
+
+    def plan(pairs, waiting, params, *, benefit):
+        seen.append((waiting.to_dict(), benefit))
+        return pairs
+
+    pairs = pd.DataFrame({"client_id": ["a", "b", "c"]}, index=[5, 6, 7])
+    pushed_back(plan, ["b"], 4.0)(pairs, pd.Series([10.0, 10.0, 3.0], index=[5, 6, 7]), None, benefit="p")
+    assert seen == [({5: 10.0, 6: 6.0, 7: 3.0}, "p")]
+
+
+def test_a_client_pushed_back_in_the_replay_is_housed_later_and_their_wait_is_the_real_one():
+    """The replay of tests/test_replay.py: a is housed first at W1 (ties by id); pushed back half a week, a is
+    passed over at W1 (b, d waited 0) and W2 (d waited 1) and housed at W3 ahead of c (1.5 vs 1 week),
+    with the 2 weeks really waited (not the pushed-back priority)."""
+    from unittest import mock
+
+    import planning.replay
+    from pipelines.bench_gate import pushed_back
+    from planning.assignment import AssignmentParams
+    from tests.test_replay import W1, W2, W3, _history, _score
+
+    fit = {"a": 0.5, "b": 0.9, "c": 0.99, "d": 0.6}
+    run = planning.replay.replay
+    fair = run(_history(), [W1, W2, W3], {"exact": AssignmentParams()}, _score(fit))["exact"].placements
+    assert fair["client_id"].tolist() == ["a", "d", "c"]
+    with mock.patch.object(planning.replay, "plan_policy", pushed_back(planning.replay.plan_policy, ["a"], 0.5)):
+        pushed = run(_history(), [W1, W2, W3], {"exact": AssignmentParams()}, _score(fit))["exact"].placements
+    assert pushed["client_id"].tolist() == ["b", "d", "a"]
+    assert pushed.set_index("client_id").loc["a", "waiting_weeks"] == 2.0
+
+
+def test_every_scenario_plants_on_the_stated_group_only_and_neutral_plants_nothing():
+    from pipelines.bench_gate import SCENARIOS, Scenario
+
+    assert SCENARIOS["neutral"] == Scenario()
+    assert SCENARIOS["pushed_back_8w"] == Scenario(pushback_weeks=8.0)
+    biased = world_params(BASE, seed=7, years=4, homes=12, failure_logodds=0.0, meeting_weeks=-8.0)
+    assert biased.group_effects == (GroupEffect(PLANTED_ATTRIBUTE, PLANTED_GROUP, meeting_weeks=-8.0),)
