@@ -130,17 +130,22 @@ def pushed_back(plan_policy, clients, weeks: float):
     return plan
 
 
-def run_once(cfg: dict, world, folder: Path, *, pushback_weeks: tuple[float, ...] = (0.0,)) -> list:
-    """Generate `world` into `folder`, train as `train` does, and judge it as the gate does, once per pushback.
+def gated_metrics(fairness) -> tuple:
+    """The catalogue entries some gate check reads: `source.metric` keys of the gate (and the plan and meeting
+    metrics of a per-meeting `max_ratio_drop`); the others are reported by the audit, never judged."""
+    from fairness.catalogue import HUMAN, METRICS, PLAN
 
-    Returns one (gate, metrics, replay) per entry of `pushback_weeks`: 0 is the policy as it is; > 0 replays it
-    with the planted group pushed back in the queue (`pushed_back`). The world and the model are shared.
-    """
-    from unittest import mock
+    gate = fairness.gate
+    keys = {*gate.max_difference, *gate.min_ratio}
+    return tuple(
+        m
+        for m in METRICS
+        if f"{m.source}.{m.name}" in keys or (m.source in (PLAN, HUMAN) and m.name in gate.max_ratio_drop)
+    )
 
-    import planning.replay
-    from fairness.audit import run_fairness
-    from fairness.params import FairnessParams
+
+def world_model(cfg: dict, world, folder: Path):
+    """Generate `world` into `folder` and train as `train` does: (dataset, model)."""
     from features.config import section
     from features.labels import LabelParams
     from features.load import load_dataset
@@ -159,21 +164,73 @@ def run_once(cfg: dict, world, folder: Path, *, pushback_weeks: tuple[float, ...
         labels=section(cfg, "labels", LabelParams),
         rules=section(cfg, "passend_toewijzen", PassendToewijzen),
     )
-    bundle = train_bundle(rows, temporal_split(rows, tp), tp)
-    fairness = gate_only(section(cfg, "fairness", FairnessParams))
+    return ds, train_bundle(rows, temporal_split(rows, tp), tp)
+
+
+def judge_world(ds, bundle, cfg: dict, *, pushback_weeks: tuple[float, ...] = (0.0,)) -> list:
+    """Apply the gate as `train` and `audit` do, once per entry of `pushback_weeks`: (gate, metrics, replay).
+
+    0 is the policy as it is. X > 0 is the same policy replayed with the planted group pushed back X weeks
+    (`pushed_back`), in the same replay run (one queue replay scores the union of the policies' queues),
+    and judged with the same group table. Left out, because no gate check reads them: the plan-vs-meeting
+    candidates (`run_fairness(plan_vs_meeting=False)`), the ungated attributes (`gate_only`) and the
+    ungated metrics (`gated_metrics`). tests/test_bench_gate.py checks the policy's gate table equals
+    `fairness_gate`'s.
+    """
+    from unittest import mock
+
+    import fairness.audit
+    import fairness.metrics
+    import planning.replay
+    from fairness.frontier import HISTORY
+    from fairness.gate import judge
+    from fairness.params import FairnessParams
+    from features.config import section
+
+    fairness_params = gate_only(section(cfg, "fairness", FairnessParams))
     protected = ds.client_protected
-    group = protected.loc[protected[PLANTED_ATTRIBUTE].astype(str) == PLANTED_GROUP, "client_id"]
-    results = []
-    for weeks in pushback_weeks:
-        plan = planning.replay.plan_policy
-        if weeks:
-            plan = pushed_back(plan, group, weeks)
-        # No gate check reads the plan-vs-meeting candidates (run_fairness checks that): leaving them out
-        # gives the same verdict at a fraction of the time.
+    members = protected.loc[protected[PLANTED_ATTRIBUTE].astype(str) == PLANTED_GROUP, "client_id"]
+    extra = [w for w in pushback_weeks if w]
+    real_frontier, real_plan = fairness.audit.policy_frontier, planning.replay.plan_policy
+    joint: dict = {}
+
+    def frontier(ds, meetings, policies, score, **kw):
+        ((name, params),) = policies.items()
+        copies = {w: dataclasses.replace(params) for w in extra}  # distinct objects: the planner tells them apart
+        planners = {id(c): pushed_back(real_plan, members, w) for w, c in copies.items()}
+
+        def plan(pairs, waiting, p, *, benefit):
+            return planners.get(id(p), real_plan)(pairs, waiting, p, benefit=benefit)
+
+        names = {w: f"{name} pushed back {w:g} weeks" for w in extra}
         with mock.patch.object(planning.replay, "plan_policy", plan):
-            fa = run_fairness(ds, bundle, params=fairness, config=cfg, plan_vs_meeting=False)
-        results.append((fa.gate, fa.metrics, fa.replay))
+            table, groups, runs = real_frontier(
+                ds, meetings, {name: params, **{names[w]: copies[w] for w in extra}}, score, **kw
+            )
+        for w in extra:
+            mine = groups[groups["policy"].isin([names[w], HISTORY])].reset_index(drop=True)
+            joint[w] = mine.assign(policy=mine["policy"].replace(names[w], name))
+        own = groups[groups["policy"].isin([name, HISTORY])].reset_index(drop=True)
+        return table[table["policy"].isin([name, HISTORY])].reset_index(drop=True), own, {name: runs[name]}
+
+    with (
+        mock.patch.object(fairness.metrics, "METRICS", gated_metrics(fairness_params)),
+        mock.patch.object(fairness.audit, "policy_frontier", frontier),
+    ):
+        fa = fairness.audit.run_fairness(ds, bundle, params=fairness_params, config=cfg, plan_vs_meeting=False)
+    results = []
+    for w in pushback_weeks:
+        if not w:
+            results.append((fa.gate, fa.metrics, fa.replay))
+        else:
+            results.append((judge(fa.metrics, params=fairness_params, replay=joint[w]), fa.metrics, joint[w]))
     return results
+
+
+def run_once(cfg: dict, world, folder: Path, *, pushback_weeks: tuple[float, ...] = (0.0,)) -> list:
+    """Generate `world`, train, and judge it (`judge_world`): one (gate, metrics, replay) per pushback."""
+    ds, bundle = world_model(cfg, world, folder)
+    return judge_world(ds, bundle, cfg, pushback_weeks=pushback_weeks)
 
 
 def clopper_pearson(k: int, n: int) -> tuple[float, float]:

@@ -189,3 +189,24 @@ def test_every_scenario_plants_on_the_stated_group_only_and_neutral_plants_nothi
     assert SCENARIOS["pushed_back_8w"] == Scenario(pushback_weeks=8.0)
     biased = world_params(BASE, seed=7, years=4, homes=12, failure_logodds=0.0, meeting_weeks=-8.0)
     assert biased.group_effects == (GroupEffect(PLANTED_ATTRIBUTE, PLANTED_GROUP, meeting_weeks=-8.0),)
+
+
+def test_the_bench_judges_the_policy_exactly_as_fairness_gate_and_pushed_back_in_the_same_replay(small_synthetic):
+    """Lean (gated attributes and metrics only, no plan-vs-meeting) and with the pushed-back policies replayed
+    alongside: the policy's gate table equals `fairness_gate`'s; the pushed-back ones share its group table."""
+    from fairness.audit import fairness_gate
+    from fairness.params import FairnessParams
+    from pipelines.bench_gate import judge_world
+    from tests.test_audit import train_small
+
+    data = small_synthetic[0]
+    ds, bundle = load_dataset(data), train_small(data)
+    full = fairness_gate(ds, bundle, params=section(PARAMS, "fairness", FairnessParams), config=PARAMS)
+    (gate, metrics, replay), (pushed, pushed_metrics, pushed_replay) = judge_world(
+        ds, bundle, PARAMS, pushback_weeks=(0.0, 8.0)
+    )
+    pd.testing.assert_frame_equal(gate.table, full.table)
+    assert gate.failures == full.failures
+    assert pushed_metrics is metrics and list(pushed_replay.columns) == list(replay.columns)
+    assert set(pushed_replay["policy"]) == set(replay["policy"])
+    assert list(pushed.table["check"]) == list(gate.table["check"])
