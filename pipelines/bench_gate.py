@@ -259,6 +259,8 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
                 {
                     "scenario": scenario,
                     "failure_logodds": float(part["failure_logodds"].iloc[0]),
+                    "meeting_weeks": float(part["meeting_weeks"].iloc[0]) if "meeting_weeks" in part else 0.0,
+                    "pushback_weeks": float(part["pushback_weeks"].iloc[0]) if "pushback_weeks" in part else 0.0,
                     "check": name,
                     "runs": n,
                     "failed": k,
@@ -312,8 +314,8 @@ def gate_only(fairness):
 
 
 def _raw_paths(out: Path, scenario: str, seed: int) -> tuple[Path, Path]:
-    stem = out / RAW / f"{scenario}__{seed}"
-    return stem.with_suffix(".metrics.parquet"), stem.with_suffix(".replay.parquet")
+    stem = f"{scenario}__{seed}"  # scenario names hold dots (planted_failure_0.5): no with_suffix
+    return out / RAW / f"{stem}.metrics.parquet", out / RAW / f"{stem}.replay.parquet"
 
 
 def _label(table: pd.DataFrame, gate_passed: bool, scenario: str, seed: int) -> pd.DataFrame:
@@ -368,6 +370,7 @@ def _task(job: tuple[tuple[str, ...], int, float, float, str]) -> list[pd.DataFr
         pd.testing.assert_frame_equal(again.table, gate.table)
         table = _label(gate.table, gate.passed, name, seed)
         table["run_s"] = seconds  # the world's time, shared by the scenarios judged on it
+        metrics_file.with_name(metrics_file.name.replace(".metrics.parquet", ".seconds")).write_text(f"{seconds:.1f}")
         tables.append(table)
     return tables
 
@@ -388,7 +391,6 @@ def rejudge(out: Path) -> pd.DataFrame:
     from features.config import load_params, section
 
     fairness = gate_only(section(load_params(), "fairness", FairnessParams))
-    old = pd.read_csv(out / RUNS_FILE) if (out / RUNS_FILE).exists() else None
     tables = []
     for metrics_file in sorted((out / RAW).glob("*.metrics.parquet")):
         scenario, seed = metrics_file.name.removesuffix(".metrics.parquet").split("__")
@@ -398,9 +400,8 @@ def rejudge(out: Path) -> pd.DataFrame:
         replay = pd.read_parquet(replay_file) if replay_file.exists() else None
         gate = judge(pd.read_parquet(metrics_file), params=fairness, replay=replay)
         table = _label(gate.table, gate.passed, scenario, int(seed))
-        if old is not None:
-            took = old[(old["scenario"] == scenario) & (old["seed"] == int(seed))]["run_s"]
-            table["run_s"] = float(took.iloc[0]) if len(took) else float("nan")
+        took = metrics_file.with_name(metrics_file.name.replace(".metrics.parquet", ".seconds"))
+        table["run_s"] = float(took.read_text()) if took.exists() else float("nan")
         tables.append(table)
     if not tables:
         raise SystemExit(f"bench_gate: no stored runs in {out / RAW}")
@@ -419,6 +420,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=1, help="runs in parallel processes (default 1)")
     parser.add_argument("--max-minutes", type=float, default=120.0, help="start no new run after this (default 120)")
     parser.add_argument("--out", type=Path, default=OUT, help="folder for gate.csv and gate_runs.csv")
+    parser.add_argument(
+        "--skip-stored", action="store_true", help="skip the worlds whose runs are already in OUT/gate_raw"
+    )
     parser.add_argument(
         "--rejudge",
         action="store_true",
@@ -450,6 +454,8 @@ def main(argv: list[str] | None = None) -> None:
         for i in range(args.seeds)
         for group in worlds(names)
     ]
+    if args.skip_stored:
+        jobs = [j for j in jobs if not all(_raw_paths(args.out, name, j[1])[0].exists() for name in j[0])]
     total, finished = len(jobs), 0
     started = time.perf_counter()
     tables: list[pd.DataFrame] = []
