@@ -210,3 +210,26 @@ def test_the_bench_judges_the_policy_exactly_as_fairness_gate_and_pushed_back_in
     assert pushed_metrics is metrics and list(pushed_replay.columns) == list(replay.columns)
     assert set(pushed_replay["policy"]) == set(replay["policy"])
     assert list(pushed.table["check"]) == list(gate.table["check"])
+
+
+def test_stored_runs_are_judged_again_with_todays_gate_under_their_own_names(tmp_path):
+    """--rejudge: a run stored before a check was added is judged with it; dotted scenario names stay apart."""
+    from fairness.metrics import LONG_COLUMNS
+    from pipelines.bench_gate import _raw_paths, rejudge
+    from tests.test_gate_wait import _replay
+
+    empty = pd.DataFrame(columns=LONG_COLUMNS).astype({"judgeable": bool, "n": int})
+    a, b = _raw_paths(tmp_path, "planted_failure_0.5", 1000)[0], _raw_paths(tmp_path, "planted_failure_0.5", 1001)[0]
+    assert a != b and a.name == "planted_failure_0.5__1000.metrics.parquet"
+    for scenario, seed, female in (("neutral", 1000, 10), ("planted_failure_0.5", 1001, 16)):
+        metrics_file, replay_file = _raw_paths(tmp_path, scenario, seed)
+        metrics_file.parent.mkdir(parents=True, exist_ok=True)
+        empty.to_parquet(metrics_file)
+        _replay({"female": (female, 80), "male": (10, 90)}, {"female": (10, 70), "male": (10, 95)}).to_parquet(
+            replay_file
+        )
+    runs = rejudge(tmp_path)
+    wait = runs[(runs["check"] == "max_replay_wait_widening") & (runs["attribute"] == "gender")]
+    assert wait.set_index("scenario")["value"].to_dict() == {"neutral": 0.0, "planted_failure_0.5": 6.0}
+    assert wait.set_index("scenario")["passed"].to_dict() == {"neutral": True, "planted_failure_0.5": False}
+    assert set(runs["seed"]) == {1000, 1001} and runs["run_s"].isna().all()
