@@ -57,6 +57,7 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench"
 RUNS_FILE, SUMMARY_FILE = "gate_runs.csv", "gate.csv"
 GATE = "gate (any check)"
+FAMILIES = {"model checks (any)": "max_difference", "replay checks (any)": "max_replay"}
 PLANTED_ATTRIBUTE, PLANTED_GROUP = "migration_background", "outside_europe"
 SEED_BASE = 1000  # world seeds SEED_BASE + i, the same for every scenario (paired comparison)
 RAW = "gate_raw"  # per run: the group table and the replay table the gate judged (to judge again)
@@ -250,6 +251,11 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
         per_run = part.drop_duplicates("seed")
         n, k = len(per_run), int((~per_run["gate_passed"].astype(bool)).sum())
         checks = [(GATE, per_run.assign(passed=per_run["gate_passed"]))]
+        for family, prefix in FAMILIES.items():  # the model's checks, the replay's checks: any failure in a run
+            rows_of = part[part["check"].astype(str).str.startswith(prefix)]
+            if len(rows_of):
+                ok = rows_of.groupby("seed", sort=False)["passed"].agg(lambda v: bool(v.astype(bool).all()))
+                checks.append((family, pd.DataFrame({"passed": ok.to_numpy()})))
         for check, c in part.groupby(["check", "metric", "attribute"], sort=False):
             checks.append((f"{check[0]} {check[1]} by {check[2]}", c))
         for name, c in checks:

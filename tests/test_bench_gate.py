@@ -122,6 +122,9 @@ def test_summarise_counts_failures_per_check_and_for_the_gate_as_a_whole():
     assert s.loc["max_difference calibration_error by gender", ["runs", "failed"]].tolist() == [4, 2]
     assert s.loc["max_replay_ratio_drop placement_rate by gender", "failure_rate"] == 0.25
     assert s.loc["max_difference calibration_error by gender", "threshold"] == 0.10
+    # per family of checks: a run counts once when any of its checks failed
+    assert s.loc["model checks (any)", ["runs", "failed"]].tolist() == [4, 2]
+    assert s.loc["replay checks (any)", ["runs", "failed"]].tolist() == [4, 1]
 
 
 def test_gate_reads_candidates_only_when_a_check_judges_the_plan_or_the_meeting():
