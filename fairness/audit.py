@@ -137,7 +137,7 @@ def run_fairness(
         frames[CANDIDATES] = decisions
     metrics = group_metrics(frames, params=params)
     replay_groups = None
-    if params.gate.max_replay_ratio_drop and len(meetings):
+    if (params.gate.max_replay_ratio_drop or params.gate.max_replay_wait_widening) and len(meetings):
         policy = plan_params.assignment.policy
         say(f"the {policy} policy replayed as a queue over the {len(meetings)} held-out weeks")
         _, replay_groups, _ = policy_frontier(

@@ -4,7 +4,8 @@ Per policy: expected sustained tenancies (the model's P; the truth's where the
 generator wrote it), placements, waiting weeks of those placed and of those still
 waiting (median, 90th percentile), the worse-off share (a home more than
 `no_real_difference` below the client's best that week), and per protected group
-the share of queued clients placed and their median wait against the meeting's
+the share of queued clients placed, how many were placed (`placed`: the
+denominator of their median wait) and their median wait against the meeting's
 own history over the same weeks (audit-only data, read here).
 """
 
@@ -88,6 +89,7 @@ def policy_frontier(
                         "clients": len(g),
                         "judgeable": len(g) >= fairness.min_group_size,
                         "placement_rate": float(g["placed"].mean()),
+                        "placed": int(g["placed"].sum()),
                         "placed_waiting_median_weeks": float(g["wait"].median()) if g["wait"].notna().any() else np.nan,
                     }
                 )

@@ -225,6 +225,64 @@ def _check_replay_drop(out: _Checks, replay: pd.DataFrame, metric: str, attribut
         )
 
 
+def _check_replay_wait(out: _Checks, replay: pd.DataFrame, metric: str, attribute: str, threshold: float) -> None:
+    """`max_replay_wait_widening`: the gap in median wait of those placed, policy against the meeting, in weeks.
+
+    A group is judged when at least `min_group_size` of its clients were placed by the
+    policy and by the meeting (the median's own denominator); smaller groups are named.
+    """
+    part = replay[replay["attribute"] == attribute]
+    if part.empty or metric not in part.columns:
+        return
+    policy, history = part[part["policy"] != HISTORY], part[part["policy"] == HISTORY]
+    placed_p = policy.set_index("group")["placed"]
+    placed_h = history.set_index("group")["placed"].reindex(placed_p.index).fillna(0)
+    large = (placed_p >= out.params.min_group_size) & (placed_h >= out.params.min_group_size)
+    both = placed_p.index[large.to_numpy()]
+    small = [
+        f"{g} ({int(placed_p[g])} placed by the policy, {int(placed_h[g])} by the meeting)"
+        for g in placed_p.index[~large.to_numpy()]
+    ]
+    small_note = f"; not judged (fewer than {out.params.min_group_size} placed): {', '.join(small)}" if small else ""
+    if len(both) < 2:
+        out.unjudgeable(
+            "max_replay_wait_widening", REPLAY, metric, attribute, "gap_widening_weeks", threshold, len(both)
+        )
+        out.rows[-1]["note"] += small_note
+        return
+    plan = policy.set_index("group")[metric].loc[both].astype(float)
+    human = history.set_index("group")[metric].loc[both].astype(float)
+    plan_gap, human_gap = float(plan.max() - plan.min()), float(human.max() - human.min())
+    widening = plan_gap - human_gap
+    ok = bool(widening <= threshold)
+    longest, shortest = str(plan.idxmax()), str(plan.idxmin())
+    note = (
+        f"median weeks waited by those placed, over the held-out weeks as a queue: policy {plan.max():g} "
+        f"({longest}) to {plan.min():g} ({shortest}), gap {plan_gap:g}; meeting {human.max():g} "
+        f"({human.idxmax()}) to {human.min():g} ({human.idxmin()}), gap {human_gap:g}" + small_note
+    )
+    out.record(
+        "max_replay_wait_widening",
+        REPLAY,
+        metric,
+        attribute,
+        "gap_widening_weeks",
+        widening,
+        threshold,
+        ok,
+        len(both),
+        longest,
+        shortest,
+        note,
+    )
+    if not ok:
+        out.failures.append(
+            f"policy replay waiting by {attribute}: over the held-out weeks the policy widens the meeting's gap "
+            f"in median weeks waited by those placed, {plan_gap:g} weeks ({longest} {plan.max():g} vs {shortest} "
+            f"{plan.min():g}) vs the meeting's {human_gap:g} (widening {widening:g} > {threshold:g} weeks)"
+        )
+
+
 def judge(metrics: pd.DataFrame, *, params: FairnessParams, replay: pd.DataFrame | None = None) -> GateResult:
     """Apply the gate thresholds of `params.gate` to the long group table (and to the queue replay's groups).
 
@@ -244,6 +302,9 @@ def judge(metrics: pd.DataFrame, *, params: FairnessParams, replay: pd.DataFrame
         for metric, threshold in gate.max_replay_ratio_drop.items():
             for attribute in gate.attributes:
                 _check_replay_drop(out, replay, metric, attribute, threshold)
+        for metric, threshold in gate.max_replay_wait_widening.items():
+            for attribute in gate.attributes:
+                _check_replay_wait(out, replay, metric, attribute, threshold)
     warnings = out.warnings
     small = metrics[~metrics["judgeable"] & metrics["attribute"].isin(gate.attributes) & (metrics["n"] > 0)]
     if not small.empty:

@@ -29,6 +29,9 @@ GROUP_SEP = " / "
 REPLAY_METRIC = "placement_rate"
 
 
+REPLAY_WAIT_METRIC = "placed_waiting_median_weeks"
+
+
 @dataclass(frozen=True)
 class GateParams:
     """Pass/fail thresholds, fixed before use.
@@ -41,6 +44,10 @@ class GateParams:
     does the same over time: the policy replayed as a queue over the held-out weeks
     (planning.replay) against what the meeting did in those weeks; its only metric is
     `placement_rate`, the share of the clients queued in those weeks who got a home.
+    `max_replay_wait_widening` judges the same replay's waiting times: per group, the
+    median waiting weeks of the clients placed (`placed_waiting_median_weeks`); the gap
+    between the longest- and the shortest-waiting group under the policy may be at most
+    this many weeks wider than the meeting's own gap between the same groups.
     """
 
     attributes: tuple[str, ...]
@@ -49,13 +56,16 @@ class GateParams:
     max_ratio_drop: dict[str, float]
     fail_when_unjudgeable: bool
     max_replay_ratio_drop: dict[str, float] = field(default_factory=dict)
+    max_replay_wait_widening: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        unknown = sorted(set(self.max_replay_ratio_drop) - {REPLAY_METRIC})
-        if unknown:
-            raise UserError(
-                ERR_UNKNOWN_CHECK.format(where="max_replay_ratio_drop", name=unknown[0], known=REPLAY_METRIC)
-            )
+        for where, mapping, known in (
+            ("max_replay_ratio_drop", self.max_replay_ratio_drop, REPLAY_METRIC),
+            ("max_replay_wait_widening", self.max_replay_wait_widening, REPLAY_WAIT_METRIC),
+        ):
+            unknown = sorted(set(mapping) - {known})
+            if unknown:
+                raise UserError(ERR_UNKNOWN_CHECK.format(where=where, name=unknown[0], known=known))
 
 
 @dataclass(frozen=True)

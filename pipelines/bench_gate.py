@@ -19,6 +19,19 @@ Scenarios (`SCENARIOS`):
   their tenancy fails (`synthetic.generate.GroupEffect`). The model, blind to the
   attribute, over-estimates their chances; the gate should catch that. A failure of
   any check counts as a catch.
+- `pushed_back_Xw`: the neutral world, but the policy in force is replayed (in the gate's
+  queue replay only) with the same group ranked as if they had waited X weeks less: a
+  disparity in WHO is housed and WHEN (bench-only wrapper `pushed_back`; no params policy
+  or CLI option can do this). The replay checks should catch it.
+- `biased_history_Xw`: the historical meeting ranked the same group as if they had waited
+  X weeks less (`GroupEffect.meeting_weeks` = -X): the HISTORY is unfair, the policy is
+  not. The replay checks should pass (the policy may narrow a historical gap).
+
+Scenarios that need the same world (neutral and the pushed-back ones) share one generated
+world and model per seed. Each run's group table and replay table are kept in
+bench/gate_raw/ (parquet), so `--rejudge` judges the same runs again with today's
+params.yaml `fairness.gate` (for a check added after the worlds were run) without new
+worlds; each run asserts that what it stored judges to the same table.
 
 Results: bench/gate_runs.csv (one row per run and gate check), bench/gate.csv
 (per scenario and check, and for the gate as a whole: runs, failures, rate and its
@@ -44,13 +57,41 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench"
 RUNS_FILE, SUMMARY_FILE = "gate_runs.csv", "gate.csv"
 GATE = "gate (any check)"
+FAMILIES = {"model checks (any)": "max_difference", "replay checks (any)": "max_replay"}
 PLANTED_ATTRIBUTE, PLANTED_GROUP = "migration_background", "outside_europe"
-SCENARIOS = {"neutral": 0.0, "planted_failure_0.5": 0.5, "planted_failure_1.0": 1.0}
 SEED_BASE = 1000  # world seeds SEED_BASE + i, the same for every scenario (paired comparison)
+RAW = "gate_raw"  # per run: the group table and the replay table the gate judged (to judge again)
 
 
-def world_params(cfg, *, seed: int, years: float, homes: float, failure_logodds: float):
-    """params `generate:` made small and neutral, with a planted failure effect of `failure_logodds` (0: none)."""
+@dataclasses.dataclass(frozen=True)
+class Scenario:
+    """What a world plants, all on clients with a migration background outside Europe (none: neutral).
+
+    `failure_logodds`: added to their true log-odds of failure (unseen by the model).
+    `meeting_weeks`: the HISTORICAL meeting ranks them as if they had waited this many weeks longer
+    (negative: shorter; the history is unfair, the policy replayed is not).
+    `pushback_weeks`: the policy replayed in the gate ranks them as if they had waited this many weeks
+    less (bench only: a wrapper around the replay's `plan_policy`, never a params policy or CLI option).
+    """
+
+    failure_logodds: float = 0.0
+    meeting_weeks: float = 0.0
+    pushback_weeks: float = 0.0
+
+
+SCENARIOS = {
+    "neutral": Scenario(),
+    "planted_failure_0.5": Scenario(failure_logodds=0.5),
+    "planted_failure_1.0": Scenario(failure_logodds=1.0),
+    "pushed_back_4w": Scenario(pushback_weeks=4.0),
+    "pushed_back_8w": Scenario(pushback_weeks=8.0),
+    "biased_history_8w": Scenario(meeting_weeks=-8.0),
+}
+
+
+def world_params(cfg, *, seed: int, years: float, homes: float, failure_logodds: float, meeting_weeks: float = 0.0):
+    """params `generate:` made small and neutral, with a planted failure effect of `failure_logodds` (0: none)
+    and a historical meeting that ranks the planted group `meeting_weeks` longer-waiting (0: none)."""
     from synthetic.generate import GroupEffect
 
     scale = homes / cfg.weekly_vacancies
@@ -62,7 +103,9 @@ def world_params(cfg, *, seed: int, years: float, homes: float, failure_logodds:
         zrm=dataclasses.replace(cfg.clients.zrm, age_physical_per_decade=0.0),
     )
     effects = (
-        (GroupEffect(PLANTED_ATTRIBUTE, PLANTED_GROUP, failure_logodds=failure_logodds),) if failure_logodds else ()
+        (GroupEffect(PLANTED_ATTRIBUTE, PLANTED_GROUP, failure_logodds=failure_logodds, meeting_weeks=meeting_weeks),)
+        if failure_logodds or meeting_weeks
+        else ()
     )
     return dataclasses.replace(
         cfg,
@@ -77,10 +120,33 @@ def world_params(cfg, *, seed: int, years: float, homes: float, failure_logodds:
     )
 
 
-def run_once(cfg: dict, world, folder: Path) -> pd.DataFrame:
-    """Generate `world` into `folder`, train as `train` does, and return the gate's check table."""
-    from fairness.audit import run_fairness
-    from fairness.params import FairnessParams
+def pushed_back(plan_policy, clients, weeks: float):
+    """`plan_policy` with `clients` ranked as if they had waited `weeks` less (bench-only wrapper)."""
+    members = set(clients)
+
+    def plan(pairs, waiting, params, *, benefit):
+        member = pairs["client_id"].isin(members).to_numpy()
+        return plan_policy(pairs, waiting - weeks * member, params, benefit=benefit)
+
+    return plan
+
+
+def gated_metrics(fairness) -> tuple:
+    """The catalogue entries some gate check reads: `source.metric` keys of the gate (and the plan and meeting
+    metrics of a per-meeting `max_ratio_drop`); the others are reported by the audit, never judged."""
+    from fairness.catalogue import HUMAN, METRICS, PLAN
+
+    gate = fairness.gate
+    keys = {*gate.max_difference, *gate.min_ratio}
+    return tuple(
+        m
+        for m in METRICS
+        if f"{m.source}.{m.name}" in keys or (m.source in (PLAN, HUMAN) and m.name in gate.max_ratio_drop)
+    )
+
+
+def world_model(cfg: dict, world, folder: Path):
+    """Generate `world` into `folder` and train as `train` does: (dataset, model)."""
     from features.config import section
     from features.labels import LabelParams
     from features.load import load_dataset
@@ -99,14 +165,73 @@ def run_once(cfg: dict, world, folder: Path) -> pd.DataFrame:
         labels=section(cfg, "labels", LabelParams),
         rules=section(cfg, "passend_toewijzen", PassendToewijzen),
     )
-    bundle = train_bundle(rows, temporal_split(rows, tp), tp)
-    fairness = gate_only(section(cfg, "fairness", FairnessParams))
-    # No gate check reads the plan-vs-meeting candidates (run_fairness checks that): leaving them out
-    # gives the same verdict at a fraction of the time.
-    gate = run_fairness(ds, bundle, params=fairness, config=cfg, plan_vs_meeting=False).gate
-    table = gate.table.copy()
-    table["gate_passed"] = gate.passed
-    return table
+    return ds, train_bundle(rows, temporal_split(rows, tp), tp)
+
+
+def judge_world(ds, bundle, cfg: dict, *, pushback_weeks: tuple[float, ...] = (0.0,)) -> list:
+    """Apply the gate as `train` and `audit` do, once per entry of `pushback_weeks`: (gate, metrics, replay).
+
+    0 is the policy as it is. X > 0 is the same policy replayed with the planted group pushed back X weeks
+    (`pushed_back`), in the same replay run (one queue replay scores the union of the policies' queues),
+    and judged with the same group table. Left out, because no gate check reads them: the plan-vs-meeting
+    candidates (`run_fairness(plan_vs_meeting=False)`), the ungated attributes (`gate_only`) and the
+    ungated metrics (`gated_metrics`). tests/test_bench_gate.py checks the policy's gate table equals
+    `fairness_gate`'s.
+    """
+    from unittest import mock
+
+    import fairness.audit
+    import fairness.metrics
+    import planning.replay
+    from fairness.frontier import HISTORY
+    from fairness.gate import judge
+    from fairness.params import FairnessParams
+    from features.config import section
+
+    fairness_params = gate_only(section(cfg, "fairness", FairnessParams))
+    protected = ds.client_protected
+    members = protected.loc[protected[PLANTED_ATTRIBUTE].astype(str) == PLANTED_GROUP, "client_id"]
+    extra = [w for w in pushback_weeks if w]
+    real_frontier, real_plan = fairness.audit.policy_frontier, planning.replay.plan_policy
+    joint: dict = {}
+
+    def frontier(ds, meetings, policies, score, **kw):
+        ((name, params),) = policies.items()
+        copies = {w: dataclasses.replace(params) for w in extra}  # distinct objects: the planner tells them apart
+        planners = {id(c): pushed_back(real_plan, members, w) for w, c in copies.items()}
+
+        def plan(pairs, waiting, p, *, benefit):
+            return planners.get(id(p), real_plan)(pairs, waiting, p, benefit=benefit)
+
+        names = {w: f"{name} pushed back {w:g} weeks" for w in extra}
+        with mock.patch.object(planning.replay, "plan_policy", plan):
+            table, groups, runs = real_frontier(
+                ds, meetings, {name: params, **{names[w]: copies[w] for w in extra}}, score, **kw
+            )
+        for w in extra:
+            mine = groups[groups["policy"].isin([names[w], HISTORY])].reset_index(drop=True)
+            joint[w] = mine.assign(policy=mine["policy"].replace(names[w], name))
+        own = groups[groups["policy"].isin([name, HISTORY])].reset_index(drop=True)
+        return table[table["policy"].isin([name, HISTORY])].reset_index(drop=True), own, {name: runs[name]}
+
+    with (
+        mock.patch.object(fairness.metrics, "METRICS", gated_metrics(fairness_params)),
+        mock.patch.object(fairness.audit, "policy_frontier", frontier),
+    ):
+        fa = fairness.audit.run_fairness(ds, bundle, params=fairness_params, config=cfg, plan_vs_meeting=False)
+    results = []
+    for w in pushback_weeks:
+        if not w:
+            results.append((fa.gate, fa.metrics, fa.replay))
+        else:
+            results.append((judge(fa.metrics, params=fairness_params, replay=joint[w]), fa.metrics, joint[w]))
+    return results
+
+
+def run_once(cfg: dict, world, folder: Path, *, pushback_weeks: tuple[float, ...] = (0.0,)) -> list:
+    """Generate `world`, train, and judge it (`judge_world`): one (gate, metrics, replay) per pushback."""
+    ds, bundle = world_model(cfg, world, folder)
+    return judge_world(ds, bundle, cfg, pushback_weeks=pushback_weeks)
 
 
 def clopper_pearson(k: int, n: int) -> tuple[float, float]:
@@ -126,6 +251,11 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
         per_run = part.drop_duplicates("seed")
         n, k = len(per_run), int((~per_run["gate_passed"].astype(bool)).sum())
         checks = [(GATE, per_run.assign(passed=per_run["gate_passed"]))]
+        for family, prefix in FAMILIES.items():  # the model's checks, the replay's checks: any failure in a run
+            rows_of = part[part["check"].astype(str).str.startswith(prefix)]
+            if len(rows_of):
+                ok = rows_of.groupby("seed", sort=False)["passed"].agg(lambda v: bool(v.astype(bool).all()))
+                checks.append((family, pd.DataFrame({"passed": ok.to_numpy()})))
         for check, c in part.groupby(["check", "metric", "attribute"], sort=False):
             checks.append((f"{check[0]} {check[1]} by {check[2]}", c))
         for name, c in checks:
@@ -135,6 +265,8 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
                 {
                     "scenario": scenario,
                     "failure_logodds": float(part["failure_logodds"].iloc[0]),
+                    "meeting_weeks": float(part["meeting_weeks"].iloc[0]) if "meeting_weeks" in part else 0.0,
+                    "pushback_weeks": float(part["pushback_weeks"].iloc[0]) if "pushback_weeks" in part else 0.0,
                     "check": name,
                     "runs": n,
                     "failed": k,
@@ -187,24 +319,99 @@ def gate_only(fairness):
     )
 
 
-def _task(job: tuple[str, int, float, float]) -> pd.DataFrame:
-    """One run (in a worker process): scenario, seed, years, homes."""
+def _raw_paths(out: Path, scenario: str, seed: int) -> tuple[Path, Path]:
+    stem = f"{scenario}__{seed}"  # scenario names hold dots (planted_failure_0.5): no with_suffix
+    return out / RAW / f"{stem}.metrics.parquet", out / RAW / f"{stem}.replay.parquet"
+
+
+def _label(table: pd.DataFrame, gate_passed: bool, scenario: str, seed: int) -> pd.DataFrame:
+    spec = SCENARIOS[scenario]
+    table = table.copy()
+    table["gate_passed"] = gate_passed
+    table.insert(0, "scenario", scenario)
+    table.insert(1, "failure_logodds", spec.failure_logodds)
+    table.insert(2, "meeting_weeks", spec.meeting_weeks)
+    table.insert(3, "pushback_weeks", spec.pushback_weeks)
+    table.insert(4, "seed", seed)
+    return table
+
+
+def _task(job: tuple[tuple[str, ...], int, float, float, str]) -> list[pd.DataFrame]:
+    """One world (in a worker process) and the scenarios judged on it: scenarios, seed, years, homes, output folder."""
+    from fairness.gate import judge
+    from fairness.params import FairnessParams
     from features.config import load_params, section
     from synthetic.generate import GenerateParams
 
-    name, seed, years, homes = job
+    names, seed, years, homes, out = job
+    spec = SCENARIOS[names[0]]
     cfg = load_params()
     world = world_params(
-        section(cfg, "generate", GenerateParams), seed=seed, years=years, homes=homes, failure_logodds=SCENARIOS[name]
+        section(cfg, "generate", GenerateParams),
+        seed=seed,
+        years=years,
+        homes=homes,
+        failure_logodds=spec.failure_logodds,
+        meeting_weeks=spec.meeting_weeks,
     )
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench_gate_") as tmp:
-        table = run_once(cfg, world, Path(tmp) / "data")
-    table.insert(0, "scenario", name)
-    table.insert(1, "failure_logodds", SCENARIOS[name])
-    table.insert(2, "seed", seed)
-    table["run_s"] = time.perf_counter() - t0
-    return table
+        results = run_once(
+            cfg, world, Path(tmp) / "data", pushback_weeks=tuple(SCENARIOS[n].pushback_weeks for n in names)
+        )
+    seconds = (time.perf_counter() - t0) / len(names)
+    tables = []
+    for name, (gate, metrics, replay) in zip(names, results, strict=True):
+        metrics_file, replay_file = _raw_paths(Path(out), name, seed)
+        metrics_file.parent.mkdir(parents=True, exist_ok=True)
+        metrics.to_parquet(metrics_file)
+        if replay is not None:
+            replay.to_parquet(replay_file)
+        # what is stored judges exactly as the run did (so `--rejudge` reproduces this table)
+        again = judge(
+            pd.read_parquet(metrics_file),
+            params=gate_only(section(cfg, "fairness", FairnessParams)),
+            replay=pd.read_parquet(replay_file) if replay is not None else None,
+        )
+        pd.testing.assert_frame_equal(again.table, gate.table)
+        table = _label(gate.table, gate.passed, name, seed)
+        table["run_s"] = seconds  # the world's time, shared by the scenarios judged on it
+        metrics_file.with_name(metrics_file.name.replace(".metrics.parquet", ".seconds")).write_text(f"{seconds:.1f}")
+        tables.append(table)
+    return tables
+
+
+def worlds(names: list[str]) -> list[tuple[str, ...]]:
+    """The scenarios grouped by the world they need (same generator effects): one world, several replays."""
+    groups: dict[tuple[float, float], list[str]] = {}
+    for name in names:
+        spec = SCENARIOS[name]
+        groups.setdefault((spec.failure_logodds, spec.meeting_weeks), []).append(name)
+    return [tuple(g) for g in groups.values()]
+
+
+def rejudge(out: Path) -> pd.DataFrame:
+    """The stored runs of `out/gate_raw` judged again with today's params `fairness.gate` (no new worlds)."""
+    from fairness.gate import judge
+    from fairness.params import FairnessParams
+    from features.config import load_params, section
+
+    fairness = gate_only(section(load_params(), "fairness", FairnessParams))
+    tables = []
+    for metrics_file in sorted((out / RAW).glob("*.metrics.parquet")):
+        scenario, seed = metrics_file.name.removesuffix(".metrics.parquet").split("__")
+        if scenario not in SCENARIOS:
+            continue
+        replay_file = metrics_file.with_name(metrics_file.name.replace(".metrics.", ".replay."))
+        replay = pd.read_parquet(replay_file) if replay_file.exists() else None
+        gate = judge(pd.read_parquet(metrics_file), params=fairness, replay=replay)
+        table = _label(gate.table, gate.passed, scenario, int(seed))
+        took = metrics_file.with_name(metrics_file.name.replace(".metrics.parquet", ".seconds"))
+        table["run_s"] = float(took.read_text()) if took.exists() else float("nan")
+        tables.append(table)
+    if not tables:
+        raise SystemExit(f"bench_gate: no stored runs in {out / RAW}")
+    return pd.concat(tables, ignore_index=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -214,12 +421,29 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--years", type=float, default=4.0, help="years of weekly meetings per world (default 4)")
     parser.add_argument("--homes", type=float, default=8.0, help="homes a week (default 8)")
     parser.add_argument(
-        "--scenarios", default="neutral,planted_failure_1.0", help=f"comma-separated, from {', '.join(SCENARIOS)}"
+        "--scenarios", default=",".join(SCENARIOS), help=f"comma-separated, from {', '.join(SCENARIOS)} (default all)"
     )
     parser.add_argument("--workers", type=int, default=1, help="runs in parallel processes (default 1)")
     parser.add_argument("--max-minutes", type=float, default=120.0, help="start no new run after this (default 120)")
     parser.add_argument("--out", type=Path, default=OUT, help="folder for gate.csv and gate_runs.csv")
+    parser.add_argument(
+        "--skip-stored", action="store_true", help="skip the worlds whose runs are already in OUT/gate_raw"
+    )
+    parser.add_argument(
+        "--rejudge",
+        action="store_true",
+        help="judge the runs stored in OUT/gate_raw again with today's params fairness.gate (no new worlds)",
+    )
     args = parser.parse_args(argv)
+    if args.rejudge:
+        from pipelines.bench import machine
+
+        runs = rejudge(args.out).sort_values(["scenario", "seed"], kind="stable")
+        runs.to_csv(args.out / RUNS_FILE, index=False)
+        summary = summarise(runs)
+        summary.to_csv(args.out / SUMMARY_FILE, index=False, float_format="%.4f")
+        print(markdown(summary, machine() + " (judged again from stored runs)", 0.0, args.years, args.homes))
+        return
 
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
@@ -231,8 +455,14 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"bench_gate: unknown scenario(s) {', '.join(unknown)}; known: {', '.join(SCENARIOS)}")
     args.out.mkdir(parents=True, exist_ok=True)
     # seeds outer, scenarios inner: a time-bounded run stays balanced between scenarios
-    jobs = [(name, SEED_BASE + i, args.years, args.homes) for i in range(args.seeds) for name in names]
-    total = len(jobs)
+    jobs = [
+        (group, SEED_BASE + i, args.years, args.homes, str(args.out))
+        for i in range(args.seeds)
+        for group in worlds(names)
+    ]
+    if args.skip_stored:
+        jobs = [j for j in jobs if not all(_raw_paths(args.out, name, j[1])[0].exists() for name in j[0])]
+    total, finished = len(jobs), 0
     started = time.perf_counter()
     tables: list[pd.DataFrame] = []
     with ProcessPoolExecutor(max_workers=max(1, args.workers)) as pool:
@@ -251,16 +481,18 @@ def main(argv: list[str] | None = None) -> None:
                 break
             done, running = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
-                table = future.result()
-                tables.append(table)
-                failed = int((~table["passed"].astype(bool)).sum())
-                print(
-                    f"bench_gate: {len(tables)}/{total} {table['scenario'].iloc[0]} seed {table['seed'].iloc[0]}: gate "
-                    f"{'passed' if table['gate_passed'].iloc[0] else 'FAILED'} ({failed} of {len(table)} checks failed) "
-                    f"in {table['run_s'].iloc[0]:.0f} s; {(time.perf_counter() - started) / 60:.1f} min so far",
-                    file=sys.stderr,
-                    flush=True,
-                )
+                finished += 1
+                for table in future.result():
+                    tables.append(table)
+                    failed = int((~table["passed"].astype(bool)).sum())
+                    print(
+                        f"bench_gate: world {finished}/{total} {table['scenario'].iloc[0]} seed {table['seed'].iloc[0]}: "
+                        f"gate {'passed' if table['gate_passed'].iloc[0] else 'FAILED'} ({failed} of {len(table)} "
+                        f"checks failed); {table['run_s'].iloc[0]:.0f} s per scenario; "
+                        f"{(time.perf_counter() - started) / 60:.1f} min so far",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                 # after every run: an interrupted bench keeps what it measured
                 pd.concat(tables, ignore_index=True).to_csv(args.out / RUNS_FILE, index=False)
     if not tables:

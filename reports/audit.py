@@ -219,8 +219,10 @@ def signoff_context(
     false_alarm = None
     if gate_rates is not None:
         whole = gate_rates[gate_rates["check"] == GATE_ANY]
-        rates = _table(whole[list(GATE_RATE_COLUMNS)], digits=2)
-        neutral = whole[whole["failure_logodds"] == 0]
+        planted = [c for c in ("meeting_weeks", "pushback_weeks") if c in whole.columns]  # files after 2026-12-01
+        cols = [*GATE_RATE_COLUMNS[:2], *planted, *GATE_RATE_COLUMNS[2:]]
+        rates = _table(whole[cols], digits=2)
+        neutral = whole[whole["scenario"] == "neutral"]
         if len(neutral):
             r = neutral.iloc[0]
             false_alarm = (

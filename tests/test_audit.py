@@ -470,14 +470,17 @@ def test_sign_off_page_shows_owner_date_frontier_and_measured_error_rates(audite
     rates = tmp_path / "gate.csv"
     pd.DataFrame(
         {
-            "scenario": ["neutral", "planted_failure_1.0", "neutral"],
-            "failure_logodds": [0.0, 1.0, 0.0],
-            "check": ["gate (any check)", "gate (any check)", "max_difference calibration_error by gender"],
-            "runs": [20, 20, 20],
-            "failed": [1, 17, 1],
-            "failure_rate": [0.05, 0.85, 0.05],
-            "ci95_low": [0.0013, 0.6211, 0.0013],
-            "ci95_high": [0.2487, 0.9679, 0.2487],
+            # a biased-history world also plants no failure effect: the fair-world rate is the neutral one
+            "scenario": ["biased_history_8w", "neutral", "planted_failure_1.0", "neutral"],
+            "failure_logodds": [0.0, 0.0, 1.0, 0.0],
+            "meeting_weeks": [-8.0, 0.0, 0.0, 0.0],
+            "pushback_weeks": [0.0, 0.0, 0.0, 0.0],
+            "check": ["gate (any check)"] * 3 + ["max_difference calibration_error by gender"],
+            "runs": [20, 20, 20, 20],
+            "failed": [3, 1, 17, 1],
+            "failure_rate": [0.15, 0.05, 0.85, 0.05],
+            "ci95_low": [0.032, 0.0013, 0.6211, 0.0013],
+            "ci95_high": [0.3789, 0.2487, 0.9679, 0.2487],
         }
     ).to_csv(rates, index=False)
     out = tmp_path / "out"
@@ -491,6 +494,7 @@ def test_sign_off_page_shows_owner_date_frontier_and_measured_error_rates(audite
     assert page.count("_" * 32) == 1  # only the signature line is left blank
     assert "matchwijs policies --data" not in page and "<td>everyone</td>" in page and "0.72" in page
     assert "5% of 20 fair worlds (95% interval 0%-25%)" in page and "planted_failure_1.0" in page
+    assert "biased_history_8w" in page and "-8.00" in page
     assert "0.85" in page and "calibration_error by gender" not in page  # the gate as a whole, not per check
 
 

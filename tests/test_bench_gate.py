@@ -122,6 +122,9 @@ def test_summarise_counts_failures_per_check_and_for_the_gate_as_a_whole():
     assert s.loc["max_difference calibration_error by gender", ["runs", "failed"]].tolist() == [4, 2]
     assert s.loc["max_replay_ratio_drop placement_rate by gender", "failure_rate"] == 0.25
     assert s.loc["max_difference calibration_error by gender", "threshold"] == 0.10
+    # per family of checks: a run counts once when any of its checks failed
+    assert s.loc["model checks (any)", ["runs", "failed"]].tolist() == [4, 2]
+    assert s.loc["replay checks (any)", ["runs", "failed"]].tolist() == [4, 1]
 
 
 def test_gate_reads_candidates_only_when_a_check_judges_the_plan_or_the_meeting():
@@ -145,3 +148,91 @@ def test_gate_only_keeps_exactly_the_gated_attributes():
     assert lean.gate == fairness.gate
     available = ("gender", "age_band", "migration_background", "household_type", "care_provider", "district")
     assert set(lean.all_attributes(available)) == set(fairness.gate.attributes)
+
+
+def test_pushed_back_ranks_only_the_group_as_if_it_had_waited_less():
+    from pipelines.bench_gate import pushed_back
+
+    seen = []
+
+    def plan(pairs, waiting, params, *, benefit):
+        seen.append((waiting.to_dict(), benefit))
+        return pairs
+
+    pairs = pd.DataFrame({"client_id": ["a", "b", "c"]}, index=[5, 6, 7])
+    pushed_back(plan, ["b"], 4.0)(pairs, pd.Series([10.0, 10.0, 3.0], index=[5, 6, 7]), None, benefit="p")
+    assert seen == [({5: 10.0, 6: 6.0, 7: 3.0}, "p")]
+
+
+def test_a_client_pushed_back_in_the_replay_is_housed_later_and_their_wait_is_the_real_one():
+    """The replay of tests/test_replay.py: a is housed first at W1 (ties by id); pushed back half a week, a is
+    passed over at W1 (b, d waited 0) and W2 (d waited 1) and housed at W3 ahead of c (1.5 vs 1 week),
+    with the 2 weeks really waited (not the pushed-back priority)."""
+    from unittest import mock
+
+    import planning.replay
+    from pipelines.bench_gate import pushed_back
+    from planning.assignment import AssignmentParams
+    from tests.test_replay import W1, W2, W3, _history, _score
+
+    fit = {"a": 0.5, "b": 0.9, "c": 0.99, "d": 0.6}
+    run = planning.replay.replay
+    fair = run(_history(), [W1, W2, W3], {"exact": AssignmentParams()}, _score(fit))["exact"].placements
+    assert fair["client_id"].tolist() == ["a", "d", "c"]
+    with mock.patch.object(planning.replay, "plan_policy", pushed_back(planning.replay.plan_policy, ["a"], 0.5)):
+        pushed = run(_history(), [W1, W2, W3], {"exact": AssignmentParams()}, _score(fit))["exact"].placements
+    assert pushed["client_id"].tolist() == ["b", "d", "a"]
+    assert pushed.set_index("client_id").loc["a", "waiting_weeks"] == 2.0
+
+
+def test_every_scenario_plants_on_the_stated_group_only_and_neutral_plants_nothing():
+    from pipelines.bench_gate import SCENARIOS, Scenario
+
+    assert SCENARIOS["neutral"] == Scenario()
+    assert SCENARIOS["pushed_back_8w"] == Scenario(pushback_weeks=8.0)
+    biased = world_params(BASE, seed=7, years=4, homes=12, failure_logodds=0.0, meeting_weeks=-8.0)
+    assert biased.group_effects == (GroupEffect(PLANTED_ATTRIBUTE, PLANTED_GROUP, meeting_weeks=-8.0),)
+
+
+def test_the_bench_judges_the_policy_exactly_as_fairness_gate_and_pushed_back_in_the_same_replay(small_synthetic):
+    """Lean (gated attributes and metrics only, no plan-vs-meeting) and with the pushed-back policies replayed
+    alongside: the policy's gate table equals `fairness_gate`'s; the pushed-back ones share its group table."""
+    from fairness.audit import fairness_gate
+    from fairness.params import FairnessParams
+    from pipelines.bench_gate import judge_world
+    from tests.test_audit import train_small
+
+    data = small_synthetic[0]
+    ds, bundle = load_dataset(data), train_small(data)
+    full = fairness_gate(ds, bundle, params=section(PARAMS, "fairness", FairnessParams), config=PARAMS)
+    (gate, metrics, replay), (pushed, pushed_metrics, pushed_replay) = judge_world(
+        ds, bundle, PARAMS, pushback_weeks=(0.0, 8.0)
+    )
+    pd.testing.assert_frame_equal(gate.table, full.table)
+    assert gate.failures == full.failures
+    assert pushed_metrics is metrics and list(pushed_replay.columns) == list(replay.columns)
+    assert set(pushed_replay["policy"]) == set(replay["policy"])
+    assert list(pushed.table["check"]) == list(gate.table["check"])
+
+
+def test_stored_runs_are_judged_again_with_todays_gate_under_their_own_names(tmp_path):
+    """--rejudge: a run stored before a check was added is judged with it; dotted scenario names stay apart."""
+    from fairness.metrics import LONG_COLUMNS
+    from pipelines.bench_gate import _raw_paths, rejudge
+    from tests.test_gate_wait import _replay
+
+    empty = pd.DataFrame(columns=LONG_COLUMNS).astype({"judgeable": bool, "n": int})
+    a, b = _raw_paths(tmp_path, "planted_failure_0.5", 1000)[0], _raw_paths(tmp_path, "planted_failure_0.5", 1001)[0]
+    assert a != b and a.name == "planted_failure_0.5__1000.metrics.parquet"
+    for scenario, seed, female in (("neutral", 1000, 10), ("planted_failure_0.5", 1001, 16)):
+        metrics_file, replay_file = _raw_paths(tmp_path, scenario, seed)
+        metrics_file.parent.mkdir(parents=True, exist_ok=True)
+        empty.to_parquet(metrics_file)
+        _replay({"female": (female, 80), "male": (10, 90)}, {"female": (10, 70), "male": (10, 95)}).to_parquet(
+            replay_file
+        )
+    runs = rejudge(tmp_path)
+    wait = runs[(runs["check"] == "max_replay_wait_widening") & (runs["attribute"] == "gender")]
+    assert wait.set_index("scenario")["value"].to_dict() == {"neutral": 0.0, "planted_failure_0.5": 6.0}
+    assert wait.set_index("scenario")["passed"].to_dict() == {"neutral": True, "planted_failure_0.5": False}
+    assert set(runs["seed"]) == {1000, 1001} and runs["run_s"].isna().all()

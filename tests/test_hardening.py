@@ -180,6 +180,7 @@ def test_a_train_that_fails_at_the_end_leaves_registry_and_outputs_as_they_were(
                 "max_difference": {},
                 "max_ratio_drop": {},
                 "max_replay_ratio_drop": {},
+                "max_replay_wait_widening": {},
             }
         },
     )
@@ -222,6 +223,7 @@ def test_two_train_runs_at_once_leave_a_consistent_registry(small_synthetic, tmp
         "max_difference": {},
         "max_ratio_drop": {},
         "max_replay_ratio_drop": {},
+        "max_replay_wait_widening": {},
         "fail_when_unjudgeable": False,
     }
     params = params_file(
@@ -267,7 +269,13 @@ def test_a_failure_moving_the_default_leaves_outputs_and_registry_as_they_were(s
     from tests.conftest import params_file
 
     monkeypatch.setenv("MATCHWIJS_MLFLOW_DIR", str(tmp_path / "store"))
-    open_gate = {**PARAMS["fairness"]["gate"], "max_difference": {}, "max_ratio_drop": {}, "max_replay_ratio_drop": {}}
+    open_gate = {
+        **PARAMS["fairness"]["gate"],
+        "max_difference": {},
+        "max_ratio_drop": {},
+        "max_replay_ratio_drop": {},
+        "max_replay_wait_widening": {},
+    }
     params = params_file(
         tmp_path,
         train={"test_weeks": 26, "calibration_weeks": 12, "bootstrap_resamples": 0},

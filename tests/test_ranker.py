@@ -217,6 +217,7 @@ def test_train_tracks_and_promotes_only_when_not_worse(small_synthetic, tmp_path
         "max_difference": {},
         "max_ratio_drop": {},
         "max_replay_ratio_drop": {},
+        "max_replay_wait_widening": {},
         "fail_when_unjudgeable": False,
     }
     good = params_file(tmp_path, train=SHORT_SPLIT, fairness={"gate": open_gate})
@@ -269,6 +270,7 @@ def test_promotion_says_when_the_champion_learned_from_the_new_test_weeks(small_
         "max_difference": {},
         "max_ratio_drop": {},
         "max_replay_ratio_drop": {},
+        "max_replay_wait_widening": {},
         "fail_when_unjudgeable": False,
     }
     runner = CliRunner()

@@ -19,6 +19,7 @@ OPEN_GATE = {
     "max_difference": dict.fromkeys(PARAMS["fairness"]["gate"]["max_difference"], 1.0),
     "max_ratio_drop": {},
     "max_replay_ratio_drop": {},
+    "max_replay_wait_widening": {},
     "fail_when_unjudgeable": False,
 }
 
