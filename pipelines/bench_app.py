@@ -175,8 +175,12 @@ def main() -> None:
         children = [int(p) for p in Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()]
         rss = {"master": _rss_mb(server.pid), "workers": [_rss_mb(p) for p in children]}
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        server.terminate()  # gunicorn waits up to its graceful timeout (30 s) for open keep-alive connections
+        try:
+            server.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
     times.sort()
     q = lambda f: times[min(int(f * len(times)), len(times) - 1)] if times else float("nan")  # noqa: E731
     result = {
