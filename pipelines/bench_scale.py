@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -57,23 +56,6 @@ COLUMNS = [
     "goal_gb",
     "detail",
 ]
-
-
-def machine() -> str:
-    """The machine the numbers were measured on (CPU model, cores, memory, Python)."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-        mem_kb = next(
-            int(x.split()[1]) for x in Path("/proc/meminfo").read_text().splitlines() if x.startswith("MemTotal")
-        )
-        mem = f"{mem_kb / 2**20:.0f} GiB"
-    except (OSError, StopIteration):
-        mem = "?"
-    return f"{os.cpu_count()} cores {cpu}, {mem}, Python {platform.python_version()}"
 
 
 def measure(cmd: list[str], *, cwd: Path, env: dict, limit_gb: float, log: Path) -> tuple[int, float, float, float]:
@@ -208,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
         if case not in ("regions", "meeting"):
             parser.error(f"unknown case {case!r}: expected regions or meeting")
     args.out.mkdir(parents=True, exist_ok=True)
+    from pipelines.bench import machine
+
     host = machine()
 
     def save(rows: list[dict]) -> None:

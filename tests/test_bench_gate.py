@@ -19,9 +19,10 @@ from synthetic.generate import (
     group_shifts,
     load_truth_coefs,
 )
-from synthetic.truth import true_p_sustained, truth_pair_inputs
+from synthetic.truth import true_p_sustained
 from tests.conftest import small_generate_params
 from tests.helpers import PARAMS
+from tests.test_synthetic import _truth_inputs
 
 BASE = section(PARAMS, "generate", GenerateParams)
 
@@ -59,15 +60,7 @@ def test_a_planted_failure_effect_shifts_only_that_groups_true_chances_by_exactl
     ds = load_dataset(tmp_path / "data")
     coefs = load_truth_coefs(tmp_path / "truth")
     pairs = pd.read_parquet(tmp_path / "truth" / TRUTH_PAIRS_FILE)
-    inputs = truth_pair_inputs(
-        pairs,
-        clients=ds.clients,
-        dwellings=ds.dwellings,
-        neighbourhoods=ds.neighbourhoods,
-        care_providers=ds.care_providers,
-        placements=ds.placements,
-        scales=coefs.scales,
-    )
+    inputs = _truth_inputs(ds, pairs, coefs)
     female = pairs["client_id"].map(ds.client_protected.set_index("client_id")["gender"]).eq("female").to_numpy()
     assert female.any() and (~female).any()
     formula = true_p_sustained(inputs, coefs)

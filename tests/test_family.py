@@ -11,7 +11,7 @@ import pytest
 from models.oracle import client_variance_share, within_group_spearman
 from synthetic.truth import failure_terms, true_failure_logit, truth_input_columns
 from tests.conftest import small_generate_params
-from tests.test_synthetic import TOY_PAIR, _toy_coefs
+from tests.test_synthetic import TOY_PAIR, _toy_coefs, _truth_inputs
 
 PAIR = {**TOY_PAIR, "zrm_social_network": [1], "latent_severity": [1.5]}
 # The toy pair of test_synthetic: intercept -2, client term 1.0, match terms summing to 4.2.
@@ -88,7 +88,7 @@ def latent_world(tmp_path_factory):
 def test_latent_severity_stays_out_of_the_data_and_drives_the_truth(latent_world):
     from features.load import load_dataset
     from synthetic.generate import TRUTH_LATENT_FILE, TRUTH_PAIRS_FILE, load_truth_coefs
-    from synthetic.truth import true_p_sustained, truth_pair_inputs
+    from synthetic.truth import true_p_sustained
 
     root = latent_world
     # the clients (drawn before any outcome) are the same as in the world without the knobs
@@ -98,15 +98,7 @@ def test_latent_severity_stays_out_of_the_data_and_drives_the_truth(latent_world
     assert latent["latent_severity"].std() == pytest.approx(1.0, abs=0.15)
     ds, coefs = load_dataset(root / "data"), load_truth_coefs(root / "truth")
     pairs = pd.read_parquet(root / "truth" / TRUTH_PAIRS_FILE).head(3000)
-    inputs = truth_pair_inputs(
-        pairs,
-        clients=ds.clients,
-        dwellings=ds.dwellings,
-        neighbourhoods=ds.neighbourhoods,
-        care_providers=ds.care_providers,
-        placements=ds.placements,
-        scales=coefs.scales,
-    ).merge(latent, on="client_id", how="left")
+    inputs = _truth_inputs(ds, pairs, coefs).merge(latent, on="client_id", how="left")
     np.testing.assert_allclose(true_p_sustained(inputs, coefs), pairs["p_sustained"], rtol=1e-12)
     without = dataclasses.replace(coefs, failure=dataclasses.replace(coefs.failure, latent_severity_sd=0.0))
     assert np.abs(true_p_sustained(inputs, without) - pairs["p_sustained"]).max() > 0.05
