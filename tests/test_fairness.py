@@ -26,7 +26,7 @@ from features.pairs import FEATURE_NAMES
 from models.bundle import SUPPORT_FEATURES, ModelBundle, standardise, support_scale_of
 from models.calibration import PlattCalibration
 from tests.conftest import tiny_tables, write_dataset
-from tests.helpers import PARAMS
+from tests.helpers import PARAMS, replay_table
 
 FAIRNESS = section(PARAMS, "fairness", FairnessParams)
 
@@ -441,23 +441,10 @@ def test_recorded_decisions_replace_the_unused_success_call_in_params():
 
 
 def _replay_groups(policy_rates: dict, history_rates: dict, *, small: tuple = ()) -> pd.DataFrame:
-    from fairness.frontier import HISTORY
+    def groups(rates: dict) -> dict:
+        return {g: {"placement_rate": r, "judgeable": g not in small} for g, r in rates.items()}
 
-    rows = []
-    for policy, rates in (("exact_longest_waiting", policy_rates), (HISTORY, history_rates)):
-        for group, rate in rates.items():
-            judgeable = group not in small
-            rows.append(
-                dict(
-                    policy=policy,
-                    attribute="gender",
-                    group=group,
-                    clients=100,
-                    judgeable=judgeable,
-                    placement_rate=rate,
-                )
-            )
-    return pd.DataFrame(rows)
+    return replay_table(groups(policy_rates), groups(history_rates), clients=100)
 
 
 def test_the_over_time_check_compares_the_policy_as_a_queue_with_the_meeting():

@@ -7,13 +7,12 @@ import dataclasses
 import pandas as pd
 import pytest
 
-from fairness.frontier import HISTORY
 from fairness.gate import judge
 from fairness.metrics import LONG_COLUMNS
 from fairness.params import FairnessParams
 from features.config import section
 from features.errors import UserError
-from tests.helpers import PARAMS
+from tests.helpers import PARAMS, replay_table
 
 BASE = section(PARAMS, "fairness", FairnessParams)
 EMPTY = pd.DataFrame(columns=LONG_COLUMNS).astype({"judgeable": bool, "n": int})
@@ -30,22 +29,14 @@ def _params() -> FairnessParams:
 
 def _replay(policy: dict, history: dict) -> pd.DataFrame:
     """group -> (median weeks waited by those placed, number placed), for the policy and for the meeting."""
-    rows = []
-    for name, groups in (("exact_longest_waiting", policy), (HISTORY, history)):
-        for group, (weeks, placed) in groups.items():
-            rows.append(
-                dict(
-                    policy=name,
-                    attribute="gender",
-                    group=group,
-                    clients=200,
-                    judgeable=True,
-                    placement_rate=0.5,
-                    placed=placed,
-                    placed_waiting_median_weeks=weeks,
-                )
-            )
-    return pd.DataFrame(rows)
+
+    def groups(waits: dict) -> dict:
+        return {
+            g: {"placement_rate": 0.5, "placed": placed, "placed_waiting_median_weeks": weeks}
+            for g, (weeks, placed) in waits.items()
+        }
+
+    return replay_table(groups(policy), groups(history), clients=200)
 
 
 def test_the_threshold_is_fixed_in_params_with_its_recorded_decision():
