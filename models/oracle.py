@@ -40,7 +40,7 @@ from models.evaluate import bootstrap_differences
 from models.scoring import ProbabilityScorer, Scorer
 from planning.assignment import AssignmentParams
 from planning.eligibility import EligibilityParams, apply_eligibility
-from planning.priority import plan_meeting
+from planning.priority import plan_meeting, policy_clients
 
 TRUTH_FILE = "truth.parquet"
 KEYS = ["meeting_date", "dwelling_id", "client_id"]
@@ -306,6 +306,28 @@ def _scored_truth(
     return pairs.merge(ds.dwellings[["dwelling_id", "complex_id"]], on="dwelling_id", how="left")
 
 
+class _MeetingPlans:
+    """Plans of one meeting for many benefits (model, oracle, baselines, random draws), each as `plan_meeting` makes it.
+
+    The policy's clients depend on the benefit only through which pairs are plannable, so they
+    are found once per such set; plans read a narrow frame, which keeps each plan's pandas steps cheap.
+    """
+
+    def __init__(self, ds: Dataset, m: pd.DataFrame, assignment: AssignmentParams, wait: pd.Series) -> None:
+        self.ds, self.assignment, self.wait = ds, assignment, wait
+        self.slim = m[["dwelling_id", "client_id", "complex_id", "true_p"]]
+        self.pools: dict[bytes, set] = {}
+
+    def plan(self, benefit: np.ndarray) -> pd.DataFrame:
+        frame = self.slim.assign(_benefit=benefit)
+        key = (benefit > self.assignment.min_benefit).tobytes()
+        if key not in self.pools:
+            self.pools[key] = policy_clients(frame, self.wait, self.assignment, benefit="_benefit")
+        return plan_meeting(
+            self.ds, frame, self.assignment, benefit="_benefit", waiting=self.wait, allowed=self.pools[key]
+        )
+
+
 def _meeting_rows(
     ds: Dataset,
     pairs: pd.DataFrame,
@@ -331,14 +353,15 @@ def _meeting_rows(
         top_hist = hist["true_p"].mean() if len(hist) else np.nan
         # Plans choose within the priority pool (longest waiting); the historical meeting chose freely.
         wait = ((m["meeting_date"] - m["client_id"].map(first_seen)).dt.days / 7.0).fillna(0.0)  # waiting_weeks
+        plan = _MeetingPlans(ds, m, assignment, wait).plan
         plans = {
-            "model": plan_meeting(ds, m, assignment, benefit="model_p", waiting=wait),
-            "oracle": plan_meeting(ds, m, assignment, benefit="true_p", waiting=wait),
-            **{name: plan_meeting(ds, m, assignment, benefit=f"{name}_score", waiting=wait) for name in baselines},
+            "model": plan(m["model_p"].to_numpy(dtype=float)),
+            "oracle": plan(m["true_p"].to_numpy(dtype=float)),
+            **{name: plan(m[f"{name}_score"].to_numpy(dtype=float)) for name in baselines},
         }
         random_totals = []
         for _ in range(oracle.random_draws):
-            draw = plan_meeting(ds, m.assign(benefit=rng.random(len(m))), assignment, benefit="benefit", waiting=wait)
+            draw = plan(rng.random(len(m)))
             random_totals.append((draw["true_p"].sum(), len(draw)))
         rows.append(
             {
