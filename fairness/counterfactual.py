@@ -220,6 +220,10 @@ def candidate_decisions(
     done = 0
     for batch in date_batches(ds, meetings, max_dates=chunk, max_pairs=max_pairs):
         scored = _scored_pairs(ds, bundle, batch, pipeline=pipeline, plan_params=plan_params)
+        # what the decisions read (the plan, P, eligibility, support of planned pairs): a narrow frame
+        # keeps the per-meeting pandas steps cheap, which matters with a thousand regional meetings
+        needed = ["meeting_date", "dwelling_id", "client_id", REGION, "probability", "eligible", *bundle.support_scale]
+        scored = scored[[c for c in dict.fromkeys(needed) if c in scored.columns]]
         by_meeting = dict(tuple(scored.groupby(["meeting_date", REGION], sort=False))) if len(scored) else {}
         for meeting in batch:
             day = pd.Timestamp(meeting)
