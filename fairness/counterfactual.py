@@ -40,7 +40,7 @@ from features.pairs import all_meeting_pairs, build_pair_features
 from features.rules import PassendToewijzen
 from models.bundle import ModelBundle
 from planning.assignment import AssignmentParams
-from planning.eligibility import EligibilityParams, apply_eligibility
+from planning.eligibility import EligibilityParams, rule_checks
 from planning.priority import plan_meeting
 
 DECISION_COLUMNS = [
@@ -83,8 +83,8 @@ class PlanParams:
 
 
 def _eligible_mask(ds: Dataset, pairs: pd.DataFrame, plan: PlanParams, rules: PassendToewijzen) -> np.ndarray:
-    eligible, _ = apply_eligibility(ds, pairs, plan.eligibility, rules)
-    return pairs.index.isin(eligible.index)
+    # the pairs apply_eligibility keeps, without writing out why the others are excluded
+    return rule_checks(ds, pairs, plan.eligibility, rules).all(axis=1).to_numpy(dtype=bool)
 
 
 def _plan(
@@ -118,7 +118,7 @@ def score_pairs(
     ds: Dataset, bundle: ModelBundle, pairs: pd.DataFrame, *, pipeline: PipelineParams, plan_params: PlanParams
 ) -> pd.DataFrame:
     """The eligible ones of `pairs` with what a plan needs: `p_sustained` (the model's, as of each meeting) and `complex_id`."""
-    eligible, _ = apply_eligibility(ds, pairs, plan_params.eligibility, pipeline.rules)
+    eligible = pairs.loc[rule_checks(ds, pairs, plan_params.eligibility, pipeline.rules).all(axis=1).to_numpy(bool)]
     keys = ["meeting_date", "dwelling_id", "client_id"]
     if eligible.empty:
         return eligible[keys].assign(p_sustained=pd.Series(dtype=float), complex_id=pd.Series(dtype=object))

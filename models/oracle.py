@@ -39,7 +39,7 @@ from models.bundle import ModelBundle
 from models.evaluate import bootstrap_differences
 from models.scoring import ProbabilityScorer, Scorer
 from planning.assignment import AssignmentParams
-from planning.eligibility import EligibilityParams, apply_eligibility
+from planning.eligibility import EligibilityParams, rule_checks
 from planning.priority import plan_meeting, policy_clients
 
 TRUTH_FILE = "truth.parquet"
@@ -289,7 +289,9 @@ def _scored_truth(
     elig: EligibilityParams,
 ) -> pd.DataFrame:
     """The eligible pairs of some whole regional meetings of the truth, with true_p, model_p and baseline scores."""
-    eligible, _ = apply_eligibility(ds, truth[KEYS], elig, rules)
+    keys = truth[KEYS]
+    # the pairs apply_eligibility keeps, without writing out why the others are excluded
+    eligible = keys.loc[rule_checks(ds, keys, elig, rules).all(axis=1).to_numpy(dtype=bool)]
     pairs = (
         eligible[KEYS]
         .merge(truth[[*KEYS, REGION, "p_sustained", "placed"]], on=KEYS, how="left")

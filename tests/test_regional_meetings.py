@@ -240,3 +240,13 @@ def test_bench_scale_measures_a_step_and_writes_its_table(tmp_path):
         ]
     ).reindex(columns=COLUMNS)
     assert markdown(table).splitlines()[-1] == "| regions | 20× | train | ok | 290 | 500 | 3.21 | ≤ 300 s ≤ 4 GB |"
+
+
+def test_bench_scale_recommends_with_the_model_train_wrote(tmp_path):
+    """`--bundle-out` holds the deployed model itself: recommend must read that folder."""
+    from pipelines.bench_scale import steps
+
+    named = dict(steps("meeting", 5, tmp_path))
+    train, recommend = named["train"], named["recommend"]
+    assert recommend[recommend.index("--model") + 1] == train[train.index("--bundle-out") + 1]
+    assert "--weekly-vacancies" in named["generate"] and "recommend" not in dict(steps("regions", 2, tmp_path))
