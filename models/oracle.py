@@ -144,7 +144,9 @@ def oracle_comparison(
     )
     rows: list[dict] = []
     kept: list[pd.DataFrame] = []  # what match_ranking needs, nothing more
-    for batch in batches:
+    for i, batch in enumerate(batches, start=1):
+        if len(batches) > 1:
+            progress(f"oracle: batch {i}/{len(batches)}")
         part = _truth_frame(table.take(pa.array(held[batch]))).assign(**{REGION: regions[batch]})
         pairs = _scored_truth(ds, bundle, part, baselines, fp=fp, rules=rules, elig=elig)
         rows += _meeting_rows(ds, pairs, baselines, assignment, oracle, rng, regional=regional)
