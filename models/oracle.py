@@ -270,7 +270,12 @@ def match_ranking(pairs: pd.DataFrame, score_col: str) -> dict:
       across the homes each client was an eligible candidate for (clients with 3+ homes): 1 = it
       orders every client's options as the truth does, 0 = no better than chance.
     """
-    client = pairs["meeting_date"].astype(str) + "|" + pairs["client_id"].astype(str)
+    # one number per (meeting, client), numbered in (date, client) order: the order the text key
+    # "date|client" sorted in, without a string per pair (3 million pairs at 5x one meeting)
+    client = pd.Series(
+        pairs.groupby(["meeting_date", pairs["client_id"].astype(str)], sort=True).ngroup().to_numpy(),
+        index=pairs.index,
+    )
     p = np.clip(pairs[score_col].to_numpy(dtype=float), 1e-6, 1 - 1e-6)
     t = np.clip(pairs["true_p"].to_numpy(dtype=float), 1e-6, 1 - 1e-6)
     return {

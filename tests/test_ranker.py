@@ -527,3 +527,30 @@ def test_support_count_equals_sklearns_radius_count_also_on_the_radius():
     assert count_within(ref, q, 3.0, chunk=16).tolist() == expected
     assert count_within(ref, q[:0], 3.0).tolist() == [] and count_within(ref[:0], q, 3.0).tolist() == [0] * 150
     assert count_within(np.zeros((1, 2)), np.array([[3.0, 0.0], [3.0, 1e-6]]), 3.0).tolist() == [1, 0]
+
+
+def test_match_ranking_numbers_clients_as_the_text_key_did():
+    """(meeting, client) as numbers in (date, client) order: the same results as the text key "date|client"."""
+    from models.oracle import client_variance_share, match_ranking, within_group_spearman
+
+    rng = np.random.default_rng(9)
+    n = 3000
+    pairs = pd.DataFrame(
+        {
+            "meeting_date": pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 5, n) * 7, unit="D"),
+            "client_id": np.array(
+                [f"R{r:02d}-C{c}" for r, c in zip(rng.integers(1, 3, n), rng.integers(0, 60, n), strict=True)],
+                dtype=object,
+            ),
+            "true_p": rng.random(n).round(2),
+            "model_p": rng.random(n).round(2),
+        }
+    )
+    text = pairs["meeting_date"].astype(str) + "|" + pairs["client_id"].astype(str)
+    p, t = pairs["model_p"].clip(1e-6, 1 - 1e-6), pairs["true_p"].clip(1e-6, 1 - 1e-6)
+    expected = {
+        "client_variance_share": client_variance_share(np.log(p / (1 - p)).to_numpy(), text),
+        "client_variance_share_truth": client_variance_share(np.log(t / (1 - t)).to_numpy(), text),
+        "within_client_spearman": within_group_spearman(pairs["model_p"].to_numpy(), t.to_numpy(), text),
+    }
+    assert match_ranking(pairs, "model_p") == expected  # exactly
