@@ -40,7 +40,7 @@ from features.pairs import all_meeting_pairs, build_pair_features
 from features.rules import PassendToewijzen
 from models.bundle import ModelBundle
 from planning.assignment import AssignmentParams
-from planning.eligibility import EligibilityParams, apply_eligibility
+from planning.eligibility import EligibilityParams, rule_checks
 from planning.priority import plan_meeting
 
 DECISION_COLUMNS = [
@@ -83,13 +83,14 @@ class PlanParams:
 
 
 def _eligible_mask(ds: Dataset, pairs: pd.DataFrame, plan: PlanParams, rules: PassendToewijzen) -> np.ndarray:
-    eligible, _ = apply_eligibility(ds, pairs, plan.eligibility, rules)
-    return pairs.index.isin(eligible.index)
+    # the pairs apply_eligibility keeps, without writing out why the others are excluded
+    return rule_checks(ds, pairs, plan.eligibility, rules).all(axis=1).to_numpy(dtype=bool)
 
 
-def _plan(ds: Dataset, options: pd.DataFrame, plan: PlanParams, first_seen: pd.Series) -> pd.DataFrame:
+def _plan(
+    ds: Dataset, options: pd.DataFrame, plan: PlanParams, first_seen: pd.Series, complexes: pd.Series
+) -> pd.DataFrame:
     a = plan.assignment
-    complexes = ds.dwellings.set_index("dwelling_id")["complex_id"]
     with_complex = options.assign(
         p_sustained=options["probability"], complex_id=options["dwelling_id"].map(complexes).to_numpy()
     )
@@ -117,7 +118,7 @@ def score_pairs(
     ds: Dataset, bundle: ModelBundle, pairs: pd.DataFrame, *, pipeline: PipelineParams, plan_params: PlanParams
 ) -> pd.DataFrame:
     """The eligible ones of `pairs` with what a plan needs: `p_sustained` (the model's, as of each meeting) and `complex_id`."""
-    eligible, _ = apply_eligibility(ds, pairs, plan_params.eligibility, pipeline.rules)
+    eligible = pairs.loc[rule_checks(ds, pairs, plan_params.eligibility, pipeline.rules).all(axis=1).to_numpy(bool)]
     keys = ["meeting_date", "dwelling_id", "client_id"]
     if eligible.empty:
         return eligible[keys].assign(p_sustained=pd.Series(dtype=float), complex_id=pd.Series(dtype=object))
@@ -140,16 +141,20 @@ def _meeting_decisions(
     plan_params: PlanParams,
     tol: float,
     first_seen: pd.Series,
+    complexes: pd.Series,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Decisions at one regional meeting (`meeting`, `region`; its candidates `cand`), from its scored pairs `X`."""
+    """Decisions at one regional meeting (`meeting`, `region`; its candidates `cand`), from its scored pairs `X`.
+
+    `placements` are the label rows of the placements made at the date `meeting`.
+    """
     out = cand.sort_values("client_id", kind="stable").reset_index(drop=True)
     out["client_id"] = out["client_id"].astype(str)
     options = X[X["eligible"].astype(bool)]
-    planned = _plan(ds, options, plan_params, first_seen) if len(options) else options.iloc[:0]
+    planned = _plan(ds, options, plan_params, first_seen, complexes) if len(options) else options.iloc[:0]
     X = X.assign(dwelling_id=X["dwelling_id"].astype(str), client_id=X["client_id"].astype(str))
     keyed = X.set_index(["dwelling_id", "client_id"])
 
-    actual = placements[placements["meeting_date"] == meeting].set_index("client_id")
+    actual = placements.set_index("client_id")  # the placements made at this date
     out["placed"] = out["client_id"].isin(actual.index).astype(int)
     out["actual_dwelling_id"] = out["client_id"].map(actual["dwelling_id"])
     idx = pd.MultiIndex.from_arrays([out["actual_dwelling_id"].fillna(""), out["client_id"]])
@@ -208,6 +213,7 @@ def candidate_decisions(
     """
     labels = build_labels(ds, pipeline.labels)
     placements = labels.assign(client_id=labels["client_id"].astype(str), dwelling_id=labels["dwelling_id"].astype(str))
+    by_date = dict(tuple(placements.groupby("meeting_date", sort=False)))  # once, not a scan per regional meeting
     candidates = pd.DataFrame(
         {"meeting_date": ds.candidates["meeting_date"], "client_id": ds.candidates["client_id"]}
     ).assign(**{REGION: region_of(ds.candidates).astype(str).to_numpy()})
@@ -216,10 +222,15 @@ def candidate_decisions(
     by_candidates = dict(tuple(held.groupby(["meeting_date", REGION], sort=True)))  # once, not per meeting
     regions = held[["meeting_date", REGION]].drop_duplicates()
     first_seen = ds.candidates.groupby("client_id")["meeting_date"].min()  # waiting weeks: looked up once
+    complexes = ds.dwellings.set_index("dwelling_id")["complex_id"]  # once, not once per regional meeting
     decisions, plans = [], []
     done = 0
     for batch in date_batches(ds, meetings, max_dates=chunk, max_pairs=max_pairs):
         scored = _scored_pairs(ds, bundle, batch, pipeline=pipeline, plan_params=plan_params)
+        # what the decisions read (the plan, P, eligibility, support of planned pairs): a narrow frame
+        # keeps the per-meeting pandas steps cheap, which matters with a thousand regional meetings
+        needed = ["meeting_date", "dwelling_id", "client_id", REGION, "probability", "eligible", *bundle.support_scale]
+        scored = scored[[c for c in dict.fromkeys(needed) if c in scored.columns]]
         by_meeting = dict(tuple(scored.groupby(["meeting_date", REGION], sort=False))) if len(scored) else {}
         for meeting in batch:
             day = pd.Timestamp(meeting)
@@ -234,10 +245,11 @@ def candidate_decisions(
                     region,
                     cand,
                     X,
-                    placements,
+                    by_date.get(day, placements.iloc[:0]),
                     plan_params=plan_params,
                     tol=tol,
                     first_seen=first_seen,
+                    complexes=complexes,
                 )
                 decisions.append(d)
                 plans.append(p)

@@ -53,14 +53,19 @@ def metric_by_group(frame: pd.DataFrame, attribute: str, metric: Metric, *, min_
     return metrics_by_group(frame, attribute, [metric], min_group_size=min_group_size)[0]
 
 
-def _on_rows(frame: pd.DataFrame, metric: Metric):
-    """`metric.func` as a function of row positions of `frame` (its own columns and subset): many metrics, one MetricFrame."""
+def _on_groups(frame: pd.DataFrame, metric: Metric, codes: np.ndarray):
+    """`metric.func` as a function of group numbers: the rows of `frame` in those groups (row order, own subset).
+
+    MetricFrame gets one row per group and hands each function the group numbers it slices:
+    fairlearn copies every value it passes element by element (np.stack), so passing the
+    row positions themselves cost time in proportion to rows × metrics × groupings.
+    """
     y_true = frame[metric.y_true].to_numpy(dtype=float)
     y_pred = frame[metric.y_pred].to_numpy(dtype=float)
     keep = None if metric.subset is None else (frame[metric.subset] == 1).to_numpy()
 
-    def func(positions, _same) -> float:
-        rows = np.asarray(positions, dtype=np.int64)
+    def func(group_numbers, _same) -> float:
+        rows = np.flatnonzero(np.isin(codes, np.asarray(group_numbers, dtype=np.int64)))
         if keep is not None:
             rows = rows[keep[rows]]
         return metric.func(y_true[rows], y_pred[rows]) if len(rows) else np.nan
@@ -74,19 +79,21 @@ def metrics_by_group(
     """`metric_by_group` for several metrics of one population, built once for the attribute.
 
     One fairlearn MetricFrame holds every metric by group (each metric reads its own
-    columns and rows through the row positions it is given), and one more per distinct
-    set of judgeable groups gives the between-group statistics: the same values as one
-    MetricFrame per metric, computed on the same rows in the same order.
+    columns and rows through the group numbers it is given, `_on_groups`), and one more per
+    distinct set of judgeable groups gives the between-group statistics: the same values as
+    one MetricFrame per metric over the rows, computed on the same rows in the same order.
     """
     keys = frame[attribute].astype(str)
     groups = pd.Index(sorted(keys.unique()), name="group")
     n = frame.groupby(keys).size().reindex(groups, fill_value=0)
     keyed = frame.assign(**{attribute: keys})
-    positions = np.arange(len(frame), dtype=float)
-    funcs = {str(i): _on_rows(frame, m) for i, m in enumerate(metrics)}
+    codes = groups.get_indexer(keys)  # each row's group number
+    numbers = np.arange(len(groups), dtype=float)  # MetricFrame's rows: one per group
+    names = groups.to_numpy(dtype=object)
+    funcs = {str(i): _on_groups(frame, m, codes) for i, m in enumerate(metrics)}
     by_group = (
         MetricFrame(
-            metrics=funcs, y_true=positions, y_pred=positions, sensitive_features=keys.rename(attribute)
+            metrics=funcs, y_true=numbers, y_pred=numbers, sensitive_features=pd.Series(names, name=attribute)
         ).by_group
         if len(frame)
         else None
@@ -117,12 +124,12 @@ def metrics_by_group(
         if len(judged) >= 2:
             judged_sets.setdefault(judged, []).append(i)
     for judged, members in judged_sets.items():
-        inside = keys.isin(judged).to_numpy()
+        inside = groups.isin(judged)
         mf = MetricFrame(
             metrics={str(i): funcs[str(i)] for i in members},
-            y_true=positions[inside],
-            y_pred=positions[inside],
-            sensitive_features=keys.to_numpy()[inside],
+            y_true=numbers[inside],
+            y_pred=numbers[inside],
+            sensitive_features=names[inside],
         )
         difference, ratio = mf.difference(method="between_groups"), mf.ratio(method="between_groups")
         for i in members:

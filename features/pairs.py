@@ -234,6 +234,39 @@ def _history_events(ds: Dataset) -> dict[str, pd.DataFrame]:
     return {"placements": pl, "failures": failures, "reports": reports}
 
 
+_JOINED: list[tuple[tuple, tuple]] = []  # the last dataset's joined tables (see _joined_tables)
+
+
+def _joined_tables(ds: Dataset) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, pd.DataFrame]]:
+    """Homes with their neighbourhood, clients with their care provider, and the history events of `ds`.
+
+    The same for every batch of pairs of one dataset, so made once: at country scale (300,000
+    homes) these joins cost more than the features of a batch. Kept for the last dataset only,
+    recognised by its very table objects (a dataset's tables are validated once and never
+    changed in place; a new or replaced table is joined afresh).
+    """
+    tables = (
+        ds.dwellings,
+        ds.neighbourhoods,
+        ds.clients,
+        ds.care_providers,
+        ds.placements,
+        ds.tenancy_ends,
+        ds.nuisance_reports,
+    )
+    if _JOINED and all(a is b for a, b in zip(_JOINED[0][0], tables, strict=True)):
+        homes, clients, ev = _JOINED[0][1]
+        return homes, clients, ev
+    homes = ds.dwellings.merge(ds.neighbourhoods.drop(columns=["name"]), on="neighbourhood_id", how="left")
+    homes = homes.rename(columns={"lat": "home_lat", "lon": "home_lon"})
+    clients = ds.clients.merge(
+        ds.care_providers.rename(columns={"lat": "care_lat", "lon": "care_lon"}), on="care_provider", how="left"
+    )
+    ev = _history_events(ds)
+    _JOINED[:] = [(tables, (homes, clients, ev))]
+    return homes, clients, ev
+
+
 def build_pair_features(
     ds: Dataset, pairs: pd.DataFrame, *, params: FeatureParams, rules: PassendToewijzen
 ) -> pd.DataFrame:
@@ -243,11 +276,7 @@ def build_pair_features(
     followed by `FEATURE_NAMES` as float columns.
     """
     p = pairs[PAIR_KEYS].copy()
-    homes = ds.dwellings.merge(ds.neighbourhoods.drop(columns=["name"]), on="neighbourhood_id", how="left")
-    homes = homes.rename(columns={"lat": "home_lat", "lon": "home_lon"})
-    clients = ds.clients.merge(
-        ds.care_providers.rename(columns={"lat": "care_lat", "lon": "care_lon"}), on="care_provider", how="left"
-    )
+    homes, clients, ev = _joined_tables(ds)
     x = p.merge(homes, on="dwelling_id", how="left", validate="many_to_one").merge(
         clients, on="client_id", how="left", validate="many_to_one"
     )
@@ -320,7 +349,6 @@ def build_pair_features(
     out["quiet_need_x_busy_entrance"] = quiet * out["shared_entrance"] * log_units
     out["isolation_x_complex_size"] = (5 - out["zrm_social_network"]) * log_units
 
-    ev = _history_events(ds)
     day = p["meeting_date"]
     pl = ev["placements"]
     out["recent_placements_complex"] = window_count(

@@ -29,7 +29,6 @@ from pathlib import Path
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
-from sklearn.neighbors import NearestNeighbors
 
 from features.errors import UserError
 from models.calibration import PlattCalibration
@@ -165,10 +164,7 @@ class ModelBundle:
         ref = self.support_reference.to_numpy(dtype=float)
         if len(ref) == 0:
             return np.zeros(len(X), dtype=int)
-        q = standardise(X, self.support_scale)
-        nn = NearestNeighbors(radius=self.support_radius).fit(ref)
-        counts = nn.radius_neighbors(q, return_distance=False)
-        return np.fromiter((len(c) for c in counts), dtype=int, count=len(q))
+        return count_within(ref, standardise(X, self.support_scale), self.support_radius)
 
     def save(self, folder: str | Path) -> Path:
         """Write the bundle into `folder` (created), with a checksum of every file."""
@@ -320,6 +316,45 @@ def _check_consistent(bundle: ModelBundle, folder: Path) -> None:
     values = [bundle.threshold, bundle.support_radius]
     if not all(math.isfinite(v) for v in values):
         raise UserError(ERR_DAMAGED.format(folder=folder, detail="threshold or support radius is not a finite number"))
+
+
+def count_within(ref: np.ndarray, q: np.ndarray, radius: float, *, chunk: int = 256) -> np.ndarray:
+    """For each row of `q`, how many rows of `ref` lie within Euclidean distance `radius` (inclusive).
+
+    The count sklearn's KD tree gives (squared distance summed feature by feature, ≤ radius²), at
+    the speed of a matrix product: squared distances come from |q|² + |r|² − 2 q·r, a chunk of
+    queries at a time, and the few pairs within rounding of the radius are summed exactly as the
+    tree sums them. At country scale (40,000 training placements, 20,000 queries, 13 features)
+    the tree took minutes; radius 3 in 13 standardised features reaches too far for it to prune.
+    """
+    ref = np.ascontiguousarray(ref, dtype=float)
+    q = np.ascontiguousarray(q, dtype=float)
+    counts = np.zeros(len(q), dtype=int)
+    if len(ref) == 0 or len(q) == 0:
+        return counts
+    r2 = float(radius) * float(radius)
+    ref_sq = np.einsum("ij,ij->i", ref, ref)
+    minus_2_ref_t = np.ascontiguousarray(-2.0 * ref.T)
+    for start in range(0, len(q), chunk):
+        block = q[start : start + chunk]
+        block_sq = np.einsum("ij,ij->i", block, block)
+        # |r|² − 2 q·r against radius² − |q|², with a band for the product form's rounding
+        # (far below 1e-9 × the largest squared norms involved)
+        tol = 1e-9 * (1.0 + float(block_sq.max()) + float(ref_sq.max()))
+        partial = block @ minus_2_ref_t
+        partial += ref_sq
+        limit = (r2 - block_sq)[:, None]
+        sure = np.count_nonzero(partial <= limit - tol, axis=1)
+        maybe = np.count_nonzero(partial < limit + tol, axis=1)
+        counts[start : start + len(block)] = sure
+        for i in np.flatnonzero(maybe > sure):
+            band = np.flatnonzero((partial[i] > limit[i] - tol) & (partial[i] < limit[i] + tol))
+            for j in band:
+                exact = 0.0
+                for a, b in zip(block[i], ref[j], strict=True):  # the tree's sum, feature by feature
+                    exact += (a - b) * (a - b)
+                counts[start + i] += exact <= r2
+    return counts
 
 
 def support_scale_of(X: pd.DataFrame) -> dict:

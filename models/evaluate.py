@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.stats import mannwhitneyu
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
 from features.meetings import meeting_codes
@@ -104,10 +103,8 @@ def paired_bootstrap(
     which the model is ahead (higher is better for every metric here).
     """
     codes = meeting_codes(frame)  # a meeting is a region on a date
-    order = np.argsort(codes, kind="stable")
-    frame, codes = frame.iloc[order].reset_index(drop=True), codes[order]
-    n_meetings = codes.max() + 1
-    rows_of = [np.flatnonzero(codes == m) for m in range(n_meetings)]
+    n_meetings = int(codes.max()) + 1
+    rows_of = _rows_of(codes, n_meetings)
     y_fail = 1 - frame["sustained"].astype(int).to_numpy()
     cols = {"model": model_col, **baseline_cols}
     scores = {name: frame[col].to_numpy(dtype=float) for name, col in cols.items()}
@@ -117,16 +114,17 @@ def paired_bootstrap(
         for name in cols
         for k in (5, 10)
     }
+    # Each scorer's rows are sorted once; a draw only weighs every row by how often its meeting was drawn.
+    ranked = {name: _WeightedRanking(-scores[name], y_fail, codes) for name in cols}
 
     def values(draw: np.ndarray) -> dict[tuple[str, str], float]:
-        rows = np.concatenate([rows_of[m] for m in draw])
-        y = y_fail[rows]
+        times = np.bincount(draw, minlength=n_meetings).astype(float)  # copies of each meeting in the draw
         out = {}
         for name in cols:
-            s = -scores[name][rows]
-            both = 0 < y.sum() < len(y)
-            out[name, "roc_auc_failure"] = _roc_auc(y, s) if both else np.nan
-            out[name, "pr_auc_failure"] = average_precision_score(y, s) if y.sum() > 0 else np.nan
+            pos, neg = ranked[name].counts(times)
+            n_pos, n_neg = pos.sum(), neg.sum()
+            out[name, "roc_auc_failure"] = _weighted_roc_auc(pos, neg) if n_pos > 0 and n_neg > 0 else np.nan
+            out[name, "pr_auc_failure"] = _weighted_average_precision(pos, neg) if n_pos > 0 else np.nan
             for k in (5, 10):
                 v = ndcg[name, k][draw]
                 out[name, f"ndcg_at_{k}"] = np.nanmean(v) if np.isfinite(v).any() else np.nan
@@ -161,15 +159,58 @@ def bootstrap_differences(
     return pd.DataFrame(table)
 
 
-def _roc_auc(y: np.ndarray, s: np.ndarray) -> float:
-    """ROC-AUC as the Mann-Whitney U statistic over (positives x negatives), ties counted half.
+def _rows_of(codes: np.ndarray, n: int) -> list[np.ndarray]:
+    """Row positions of each meeting code 0..n-1, in row order."""
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(n + 1))
+    return [order[bounds[m] : bounds[m + 1]] for m in range(n)]
 
-    Equal to sklearn's roc_auc_score (tested) and about 4x faster on a thousand rows,
-    which matters for hundreds of bootstrap resamples.
+
+class _WeightedRanking:
+    """Rows sorted once by a score, with ties grouped: positives and negatives per distinct score for weighted rows.
+
+    A bootstrap draw repeats whole meetings; weighing each row by its meeting's copies gives
+    the very counts the repeated rows would give, without concatenating and re-sorting them.
     """
-    pos = y == 1
-    u = mannwhitneyu(s[pos], s[~pos], method="asymptotic", use_continuity=False).statistic
-    return float(u / (pos.sum() * (~pos).sum()))
+
+    def __init__(self, s: np.ndarray, y: np.ndarray, codes: np.ndarray) -> None:
+        order = np.argsort(s, kind="stable")
+        ordered = s[order]
+        self.group = np.cumsum(np.r_[True, ordered[1:] != ordered[:-1]]) - 1  # distinct scores, ascending
+        self.n_groups = int(self.group[-1]) + 1 if len(s) else 0
+        self.codes = codes[order]
+        self.y = y[order].astype(float)
+
+    def counts(self, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Weighted positives and negatives per distinct score (ascending), rows weighted by `times[meeting]`."""
+        w = times[self.codes]
+        pos = np.bincount(self.group, weights=w * self.y, minlength=self.n_groups)
+        return pos, np.bincount(self.group, weights=w, minlength=self.n_groups) - pos
+
+
+def _weighted_roc_auc(pos: np.ndarray, neg: np.ndarray) -> float:
+    """ROC-AUC (positives scored higher; ties half) from counts per distinct score, ascending.
+
+    Whole counts: the same number as the Mann-Whitney U / (positives x negatives) of the repeated rows
+    (U is a sum of halves, exact in floating point).
+    """
+    below = np.cumsum(neg) - neg
+    u = float(np.sum(pos * (below + 0.5 * neg)))
+    return float(u / (pos.sum() * neg.sum()))
+
+
+def _weighted_average_precision(pos: np.ndarray, neg: np.ndarray) -> float:
+    """sklearn's average_precision_score from counts per distinct score (ascending), step for step.
+
+    Thresholds are the distinct scores present (count above 0), highest first; true and false
+    positives are whole numbers, so precision and recall are the very numbers sklearn computes.
+    """
+    present = (pos + neg)[::-1] > 0
+    tps = np.cumsum(pos[::-1])[present]
+    fps = np.cumsum(neg[::-1])[present]
+    precision = np.r_[(tps / (tps + fps))[::-1], 1.0]
+    recall = np.r_[(tps / tps[-1])[::-1], 0.0]
+    return float(max(0.0, -np.sum(np.diff(recall) * precision[:-1])))
 
 
 def difference_row(baseline: str, metric: str, model_value: float, baseline_value: float, diffs: np.ndarray) -> dict:

@@ -34,19 +34,26 @@ TRUTH_PLACEMENTS_FILE = "truth_placements.parquet"
 
 
 def _resample(rows: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
-    """Regional meetings of `rows` drawn with replacement; each copy is its own query (dates moved apart)."""
+    """Regional meetings of `rows` drawn with replacement; each copy is its own query (dates moved apart).
+
+    `rows` are sorted for ranking (`sort_for_ranking`); so is the result: the drawn meetings are
+    taken in (date, region) order and copy k is moved k seconds, so the copies' dates rise.
+    """
     codes = meeting_codes(rows)
     n_meetings = int(codes.max()) + 1 if len(codes) else 0
     if n_meetings == 0:
         return rows
     drawn = np.sort(rng.integers(0, n_meetings, size=n_meetings))
-    by_meeting = dict(list(rows.groupby(codes, sort=True)))
-    parts = []
-    for copy, i in enumerate(drawn):
-        g = by_meeting[i]
-        # query groups are built from (meeting_date, region): a repeated meeting is a separate query
-        parts.append(g.assign(meeting_date=g["meeting_date"] + pd.Timedelta(seconds=copy)))
-    return sort_for_ranking(pd.concat(parts, ignore_index=True))
+    order = np.argsort(codes, kind="stable")  # each meeting's rows in row order
+    starts = np.searchsorted(codes[order], np.arange(n_meetings + 1))
+    sizes = np.diff(starts)[drawn]
+    # row positions of the drawn meetings, copy after copy (one take instead of a frame per copy)
+    first = np.repeat(starts[drawn] - np.r_[0, np.cumsum(sizes)[:-1]], sizes)
+    taken = rows.iloc[order[first + np.arange(sizes.sum())]].reset_index(drop=True)
+    # query groups are built from (meeting_date, region): a repeated meeting is a separate query
+    copy = np.repeat(np.arange(n_meetings), sizes)
+    taken["meeting_date"] = taken["meeting_date"] + pd.to_timedelta(copy, unit="s")
+    return taken
 
 
 def _count(rows: pd.DataFrame) -> int:

@@ -104,7 +104,8 @@ def steps(case: str, scale: int, work: Path) -> list[tuple[str, list[str]]]:
             str(DEMO_CANDIDATES * scale),
         ]
     train = [exe, "train", "--data", str(data), "--truth", str(truth), "--bundle-out", str(model)]
-    recommend = [exe, "recommend", "--data", str(data), "--meeting", "latest", "--model", str(model / "deployed")]
+    # --bundle-out holds the deployed model itself (its evaluated model in evaluated/)
+    recommend = [exe, "recommend", "--data", str(data), "--meeting", "latest", "--model", str(model)]
     recommend += ["--out", str(work / "meeting")]
     return [("generate", generate), ("train", train), *([("recommend", recommend)] if case == "meeting" else [])]
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from features.contract import DEFAULT_REGION, REGION
@@ -85,6 +86,40 @@ def queue_history(candidates: pd.DataFrame, vacancies: pd.DataFrame, placed_clie
     )
 
 
+def _queue_pairs(history: QueueHistory, meeting: pd.Timestamp, homes: list, queue: list) -> pd.DataFrame:
+    """Every (home, queued client) pair of one meeting, homes in order and clients in queue order within each.
+
+    With regions, a home meets only its own region's queue (and the frame has a `region` column).
+    """
+    home_ids = np.array(homes, dtype=object)
+    client_ids = np.array(queue, dtype=object)
+    day = pd.Timestamp(meeting).to_datetime64().astype("datetime64[ns]")
+    if history.home_region is None:
+        return pd.DataFrame(
+            {
+                "meeting_date": np.full(len(home_ids) * len(client_ids), day),
+                "dwelling_id": np.repeat(home_ids, len(client_ids)),
+                "client_id": np.tile(client_ids, len(home_ids)),
+            },
+            columns=PAIR_KEYS,
+        )
+    where = np.array([history.region_of_client(c) for c in queue], dtype=object)
+    by_region = {r: np.flatnonzero(where == r) for r in dict.fromkeys(where.tolist())}
+    region_of_home = [history.region_of_home(meeting, h) for h in homes]
+    picks = [by_region.get(r, np.zeros(0, dtype=np.int64)) for r in region_of_home]
+    sizes = np.array([len(x) for x in picks], dtype=np.int64)
+    clients = np.concatenate(picks) if picks else np.zeros(0, dtype=np.int64)
+    return pd.DataFrame(
+        {
+            "meeting_date": np.full(len(clients), day),
+            "dwelling_id": np.repeat(home_ids, sizes),
+            "client_id": client_ids[clients],
+            REGION: np.repeat(np.array(region_of_home, dtype=object), sizes),
+        },
+        columns=[*PAIR_KEYS, REGION],
+    )
+
+
 def replay(
     history: QueueHistory,
     meetings,
@@ -112,21 +147,9 @@ def replay(
         union = sorted(set().union(*queues.values())) if queues else []
         if not homes or not union:
             continue
-        if history.home_region is None:
-            pairs = pd.DataFrame([(meeting, h, c) for h in homes for c in union], columns=PAIR_KEYS)
-        else:  # regional meetings: a home meets only its own region's queue
-            where = {c: history.region_of_client(c) for c in union}
-            pairs = pd.DataFrame(
-                [
-                    (meeting, h, c, r)
-                    for h in homes
-                    for c in union
-                    if where[c] == (r := history.region_of_home(meeting, h))
-                ],
-                columns=[*PAIR_KEYS, REGION],
-            )
-            if pairs.empty:
-                continue
+        pairs = _queue_pairs(history, meeting, homes, union)
+        if pairs.empty:
+            continue
         scored = score(pairs).reset_index(drop=True)
         if scored.empty:
             continue

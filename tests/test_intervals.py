@@ -208,3 +208,37 @@ def test_recommend_outputs_and_sheet_show_the_interval_only_when_the_model_has_o
     assert "Chance (range)" in out.html and "about 90% of pairs" in out.html
     nl = meeting_outputs(ds, date, sure, cfg, lang="nl")
     assert "Kans (bandbreedte)" in nl.html
+
+
+@pytest.mark.parametrize("regions", [False, True])
+def test_resample_copies_whole_meetings_as_separate_queries_in_ranking_order(regions):
+    """A drawn meeting's rows come whole, one query per copy (dates moved apart), already sorted for ranking."""
+    from features.meetings import meeting_codes
+    from models.interval_fit import _resample
+    from models.ranker import sort_for_ranking
+
+    rng = np.random.default_rng(0)
+    n = 400
+    rows = pd.DataFrame(
+        {
+            "meeting_date": pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 12, n) * 7, unit="D"),
+            "dwelling_id": [f"W{i:03d}" for i in rng.integers(0, 300, n)],
+            "client_id": [f"C{i:03d}" for i in rng.integers(0, 300, n)],
+            "x": rng.normal(size=n),
+        }
+    )
+    if regions:
+        rows["region"] = rng.choice(["R01", "R02"], n)
+    rows = sort_for_ranking(rows)
+    codes = meeting_codes(rows)
+    for seed in range(3):
+        drawn = np.sort(np.random.default_rng([13, seed]).integers(0, codes.max() + 1, codes.max() + 1))
+        by_meeting = dict(list(rows.groupby(codes, sort=True)))
+        copies = [
+            g.assign(meeting_date=g["meeting_date"] + pd.Timedelta(seconds=k))
+            for k, g in enumerate(by_meeting[i] for i in drawn)
+        ]
+        expected = sort_for_ranking(pd.concat(copies, ignore_index=True))
+        got = _resample(rows, np.random.default_rng([13, seed]))
+        pd.testing.assert_frame_equal(got, expected, check_exact=True)
+        assert len(np.unique(meeting_codes(got))) == len(drawn)  # every copy its own query

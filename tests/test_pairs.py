@@ -180,3 +180,21 @@ def test_profile_history_applies_from_its_valid_from_date(tmp_path):
     intake = load_dataset(write_dataset(tmp_path / "i", tiny_tables()))
     eligible, _ = apply_eligibility(intake, pairs, section(PARAMS, "eligibility", EligibilityParams), RULES)
     assert eligible["client_id"].tolist() == ["0003"]
+
+
+def test_joined_tables_are_made_once_per_dataset_and_afresh_for_a_changed_table(tiny_dir):
+    """Batches of one dataset share its joined tables; a dataset with a replaced table gets its own."""
+    import dataclasses
+
+    from features import pairs as pairs_module
+
+    ds = load_dataset(tiny_dir)
+    pairs = meeting_pairs(ds, pd.Timestamp("2023-01-09"))
+    first = build_pair_features(ds, pairs, params=FEATURE_PARAMS, rules=RULES)
+    joined = pairs_module._joined_tables(ds)
+    assert all(a is b for a, b in zip(joined[:2], pairs_module._joined_tables(ds)[:2], strict=True))  # reused
+    pd.testing.assert_frame_equal(build_pair_features(ds, pairs, params=FEATURE_PARAMS, rules=RULES), first)
+    cheaper = dataclasses.replace(ds, dwellings=ds.dwellings.assign(rent_eur=ds.dwellings["rent_eur"] - 100))
+    again = build_pair_features(cheaper, pairs, params=FEATURE_PARAMS, rules=RULES)
+    assert (again["rent_eur"] == first["rent_eur"] - 100).all()
+    pd.testing.assert_frame_equal(build_pair_features(ds, pairs, params=FEATURE_PARAMS, rules=RULES), first)

@@ -215,3 +215,18 @@ def test_no_real_difference_is_one_tolerance_and_not_placed_is_apart_from_worse_
     assert strict == {"a": "worse_off", "b": "worse_off", "c": "not_placed"}
     tolerant = client_outcomes(pairs, plan, tolerance=AssignmentParams().no_real_difference)
     assert tolerant.set_index("client_id")["status"].to_dict() == {"a": "as_good", "b": "worse_off", "c": "not_placed"}
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(meetings(), st.sampled_from(["exact_longest_waiting", "pool_k", "everyone"]), st.integers(0, 1000))
+def test_a_plan_given_the_policys_clients_is_the_plan_that_finds_them(case, policy, seed):
+    """The oracle finds the policy's clients once per meeting and plans many benefits with them: same plans."""
+    pairs, wait = case
+    params = AssignmentParams(policy=policy, pool_factor=1.0 if policy == "pool_k" else None)
+    allowed = policy_clients(pairs, wait, params, benefit="p_sustained")
+    other = pairs.assign(p_sustained=np.random.default_rng(seed).random(len(pairs)))  # same plannable pairs
+    for frame in (pairs, other):
+        expected = plan_policy(frame, wait, params, benefit="p_sustained")
+        pd.testing.assert_frame_equal(
+            plan_policy(frame, wait, params, benefit="p_sustained", allowed=allowed), expected
+        )

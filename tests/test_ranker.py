@@ -151,15 +151,27 @@ def test_paired_bootstrap_literal_cases():
     assert (rev["share_ahead"] == 1.0).all() and (rev["ci_low"] > 0).all()
 
 
-def test_fast_roc_auc_equals_sklearn():
-    from sklearn.metrics import roc_auc_score
+def test_weighted_bootstrap_metrics_equal_sklearn_on_the_repeated_rows():
+    """A draw of meetings weighs rows by copies: the same ROC-AUC and average precision as the repeated rows."""
+    from scipy.stats import mannwhitneyu
+    from sklearn.metrics import average_precision_score, roc_auc_score
 
-    from models.evaluate import _roc_auc
+    from models.evaluate import _weighted_average_precision, _weighted_roc_auc, _WeightedRanking
 
     rng = np.random.default_rng(3)
-    y = (rng.random(500) < 0.2).astype(int)
-    s = np.round(rng.normal(size=500) + y, 1)  # with ties
-    assert _roc_auc(y, s) == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+    codes = np.sort(rng.integers(0, 30, 600))
+    y = (rng.random(600) < 0.2).astype(int)
+    s = np.round(rng.normal(size=600) + y, 1)  # with ties
+    ranking = _WeightedRanking(s, y, codes)
+    for draw in (np.arange(30), *(rng.integers(0, 30, 30) for _ in range(5))):
+        rows = np.concatenate([np.flatnonzero(codes == m) for m in draw])
+        pos, neg = ranking.counts(np.bincount(draw, minlength=30).astype(float))
+        assert (pos.sum(), neg.sum()) == (y[rows].sum(), len(rows) - y[rows].sum())
+        yr, sr = y[rows], s[rows]
+        u = mannwhitneyu(sr[yr == 1], sr[yr == 0], method="asymptotic", use_continuity=False).statistic
+        assert _weighted_roc_auc(pos, neg) == float(u / (yr.sum() * (1 - yr).sum()))  # exactly
+        assert _weighted_roc_auc(pos, neg) == pytest.approx(roc_auc_score(yr, sr), abs=1e-12)
+        assert _weighted_average_precision(pos, neg) == average_precision_score(yr, sr)  # exactly
 
 
 def test_bootstrap_against_by_hand():
@@ -496,3 +508,49 @@ def test_unknown_metric_names_in_params_are_user_errors():
         build(SearchParams, {"metric": "roc_auc_failure", "grid": []}, "train.search")
     with pytest.raises(UserError, match="promotion_metric"):
         build(MlflowParams, {**PARAMS["mlflow"], "promotion_metric": "ndcg@10"}, "mlflow")
+
+
+def test_support_count_equals_sklearns_radius_count_also_on_the_radius():
+    """count_within (matrix form, exact near the radius) counts what sklearn's KD tree counted before."""
+    from sklearn.neighbors import NearestNeighbors
+
+    from models.bundle import count_within
+
+    rng = np.random.default_rng(5)
+    ref = np.round(rng.normal(size=(600, 13)), 1) * 0.7
+    q = np.round(rng.normal(size=(150, 13)), 1) * 0.7
+    q[:5] = ref[:5]  # duplicates of training rows
+    q[5] = ref[7]
+    q[5, 0] += 3.0  # exactly at the radius from ref[7]: counted (distance <= radius)
+    tree = NearestNeighbors(radius=3.0).fit(ref)
+    expected = [len(c) for c in tree.radius_neighbors(q, return_distance=False)]
+    assert count_within(ref, q, 3.0, chunk=16).tolist() == expected
+    assert count_within(ref, q[:0], 3.0).tolist() == [] and count_within(ref[:0], q, 3.0).tolist() == [0] * 150
+    assert count_within(np.zeros((1, 2)), np.array([[3.0, 0.0], [3.0, 1e-6]]), 3.0).tolist() == [1, 0]
+
+
+def test_match_ranking_numbers_clients_as_the_text_key_did():
+    """(meeting, client) as numbers in (date, client) order: the same results as the text key "date|client"."""
+    from models.oracle import client_variance_share, match_ranking, within_group_spearman
+
+    rng = np.random.default_rng(9)
+    n = 3000
+    pairs = pd.DataFrame(
+        {
+            "meeting_date": pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 5, n) * 7, unit="D"),
+            "client_id": np.array(
+                [f"R{r:02d}-C{c}" for r, c in zip(rng.integers(1, 3, n), rng.integers(0, 60, n), strict=True)],
+                dtype=object,
+            ),
+            "true_p": rng.random(n).round(2),
+            "model_p": rng.random(n).round(2),
+        }
+    )
+    text = pairs["meeting_date"].astype(str) + "|" + pairs["client_id"].astype(str)
+    p, t = pairs["model_p"].clip(1e-6, 1 - 1e-6), pairs["true_p"].clip(1e-6, 1 - 1e-6)
+    expected = {
+        "client_variance_share": client_variance_share(np.log(p / (1 - p)).to_numpy(), text),
+        "client_variance_share_truth": client_variance_share(np.log(t / (1 - t)).to_numpy(), text),
+        "within_client_spearman": within_group_spearman(pairs["model_p"].to_numpy(), t.to_numpy(), text),
+    }
+    assert match_ranking(pairs, "model_p") == expected  # exactly

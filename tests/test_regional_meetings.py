@@ -184,6 +184,35 @@ def test_group_metrics_built_once_per_attribute_match_one_metric_at_a_time():
         assert table["between_difference"].notna().all()  # at least f and m are judgeable
 
 
+def test_group_metrics_are_each_groups_own_rows_measured_directly():
+    """MetricFrame sees one row per group; each value is still the metric of that group's rows, in row order."""
+    from fairlearn.metrics import MetricFrame
+
+    from fairness.catalogue import CANDIDATES, METRICS
+    from fairness.metrics import metrics_by_group
+
+    rng = np.random.default_rng(8)
+    n = 500
+    listed = [m for m in METRICS if m.population == CANDIDATES]
+    frame = pd.DataFrame({"client_id": rng.integers(0, 90, n).astype(str), "gender": rng.choice(["f", "m", "x"], n)})
+    for m in listed:
+        frame[m.y_true] = rng.random(n).round(2)
+        frame[m.y_pred] = frame[m.y_pred] if m.y_pred in frame else rng.integers(0, 2, n).astype(float)
+        if m.subset:
+            frame[m.subset] = rng.integers(0, 2, n)
+    for metric, table in zip(listed, metrics_by_group(frame, "gender", listed, min_group_size=5), strict=True):
+        rows = frame if metric.subset is None else frame[frame[metric.subset] == 1]
+        direct = MetricFrame(
+            metrics=metric.func,
+            y_true=rows[metric.y_true].to_numpy(),
+            y_pred=rows[metric.y_pred].to_numpy(),
+            sensitive_features=rows["gender"].to_numpy(),
+        )
+        assert table.set_index("group")["value"].to_dict() == direct.by_group.to_dict()  # exactly
+        judged = table.loc[table["judgeable"], "value"]
+        assert table["between_difference"].iloc[0] == judged.max() - judged.min()
+
+
 def test_bench_scale_measures_a_step_and_writes_its_table(tmp_path):
     from pipelines.bench_scale import COLUMNS, markdown, measure
 
@@ -211,3 +240,13 @@ def test_bench_scale_measures_a_step_and_writes_its_table(tmp_path):
         ]
     ).reindex(columns=COLUMNS)
     assert markdown(table).splitlines()[-1] == "| regions | 20× | train | ok | 290 | 500 | 3.21 | ≤ 300 s ≤ 4 GB |"
+
+
+def test_bench_scale_recommends_with_the_model_train_wrote(tmp_path):
+    """`--bundle-out` holds the deployed model itself: recommend must read that folder."""
+    from pipelines.bench_scale import steps
+
+    named = dict(steps("meeting", 5, tmp_path))
+    train, recommend = named["train"], named["recommend"]
+    assert recommend[recommend.index("--model") + 1] == train[train.index("--bundle-out") + 1]
+    assert "--weekly-vacancies" in named["generate"] and "recommend" not in dict(steps("regions", 2, tmp_path))

@@ -61,3 +61,29 @@ def test_clients_housed_or_gone_before_the_replay_are_not_in_its_queue():
     # from W2 on: b (gone after W1) and d (last seen at W1: placed then) are not in the queue
     out = replay(h, [W2, W3], {"exact": AssignmentParams()}, _score({"a": 0.5, "b": 0.9, "c": 0.99, "d": 0.6}))
     assert out["exact"].placements["client_id"].tolist() == ["a", "c"]
+
+
+def test_queue_pairs_are_every_home_with_its_regions_queue_in_order():
+    """Each home in order with the queued clients of its own region, in queue order (was a loop over all pairs)."""
+    from planning.replay import QueueHistory, _queue_pairs
+
+    none = pd.Series(dtype=object)
+    one = QueueHistory(none, none, none, {})
+    pairs = _queue_pairs(one, W1, ["H1", "H2"], ["a", "b", "c"])
+    assert list(zip(pairs["dwelling_id"], pairs["client_id"], strict=True)) == [
+        ("H1", "a"), ("H1", "b"), ("H1", "c"), ("H2", "a"), ("H2", "b"), ("H2", "c"),
+    ]  # fmt: skip
+    assert (pairs["meeting_date"] == W1).all() and str(pairs["meeting_date"].dtype) == "datetime64[ns]"
+    regional = QueueHistory(
+        none,
+        none,
+        none,
+        {},
+        home_region={(W1, "H1"): "R1", (W1, "H2"): "R2", (W1, "H3"): "R9"},
+        client_region=pd.Series({"a": "R2", "b": "R1", "c": "R2"}),
+    )
+    pairs = _queue_pairs(regional, W1, ["H1", "H2", "H3"], ["a", "b", "c"])
+    assert list(pairs.columns) == ["meeting_date", "dwelling_id", "client_id", "region"]
+    assert list(pairs[["dwelling_id", "client_id", "region"]].itertuples(index=False, name=None)) == [
+        ("H1", "b", "R1"), ("H2", "a", "R2"), ("H2", "c", "R2"),
+    ]  # fmt: skip
