@@ -30,6 +30,9 @@ class FeatureParams:
     failure_window_days: int
     nuisance_window_days: int
     max_rent_to_income: float
+    # Domain thresholds of three match terms (a caseworker's rule of thumb, not learned):
+    busy_complex_units: float = 100.0  # from this many homes a complex counts as fully busy/anonymous (saturates)
+    stairs_from_floor: int = 2  # from this floor up, stairs without a lift are a burden
 
 
 @dataclass(frozen=True)
@@ -166,6 +169,24 @@ FEATURES: tuple[FeatureInfo, ...] = (
         "isolation_x_complex_size",
         "weak social network in a big complex (log homes)",
         "zwak sociaal netwerk in een groot complex (log woningen)",
+        "match",
+    ),
+    _f(
+        "quiet_need_x_crowded_entrance",
+        "busy shared entrance (complex size, saturating) for someone who needs quiet",
+        "drukke gedeelde entree (grootte van het complex, verzadigend) voor iemand die rust nodig heeft",
+        "match",
+    ),
+    _f(
+        "isolation_x_large_complex",
+        "weak social network in a big complex (size, saturating)",
+        "zwak sociaal netwerk in een groot complex (grootte, verzadigend)",
+        "match",
+    ),
+    _f(
+        "upper_floor_stairs_x_physical",
+        "stairs to an upper floor without a lift for someone with weak physical health",
+        "trappen naar een hogere verdieping zonder lift bij zwakke lichamelijke gezondheid",
         "match",
     ),
     _f(
@@ -348,6 +369,13 @@ def build_pair_features(
     log_units = np.log(np.maximum(out["units_in_complex"].to_numpy(dtype=float), 1.0))
     out["quiet_need_x_busy_entrance"] = quiet * out["shared_entrance"] * log_units
     out["isolation_x_complex_size"] = (5 - out["zrm_social_network"]) * log_units
+    # The same with the size saturating at `busy_complex_units` homes (0..1: past that, bigger is not busier), and
+    # stairs as a threshold (from `stairs_from_floor` up without a lift) instead of a count of floors.
+    size = np.minimum(log_units / np.log(max(params.busy_complex_units, 2.0)), 1.0)
+    out["quiet_need_x_crowded_entrance"] = quiet * out["shared_entrance"] * size
+    out["isolation_x_large_complex"] = (5 - out["zrm_social_network"]) * size
+    upper = (out["floor"] >= params.stairs_from_floor).astype(float)
+    out["upper_floor_stairs_x_physical"] = upper * no_lift * (5 - out["zrm_physical_health"])
 
     day = p["meeting_date"]
     pl = ev["placements"]

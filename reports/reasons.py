@@ -456,6 +456,8 @@ def _templates() -> dict[str, Template]:
                 ),
             ),
             "isolation_x_complex_size": _isolation_complex,
+            "isolation_x_large_complex": _isolation_complex,
+            "upper_floor_stairs_x_physical": _stairs_physical,
             "distance_to_care_km": _care,
             "support_x_distance": _support_distance,
             "network_in_district": _network,
@@ -492,6 +494,7 @@ def _templates() -> dict[str, Template]:
         )
     for name, (en, nl) in _ZRM_SPECIAL.items():
         t[name] = _special(en, nl)
+    t["quiet_need_x_crowded_entrance"] = t["quiet_need_x_busy_entrance"]  # the same words; only the scale differs
     return t
 
 

@@ -213,3 +213,38 @@ def test_rule_logistic_prior_folds_the_rule_back_onto_its_features():
     # exact SHAP of the folded prior still sums to its score
     contrib = prior.contributions(rows).sum(axis=1).to_numpy() + prior.base_value()
     np.testing.assert_allclose(contrib, prior.score(rows), rtol=1e-9, atol=1e-9)
+
+
+def test_truth_form_scorer_learns_on_the_truths_own_observable_terms(latent_world):
+    """bench_family --ceiling: one input per observable truth term (never the latent severity), weights learned."""
+    from features.load import load_dataset
+    from models.experiment import placement_rows
+    from pipelines.bench_family import TruthFormScorer
+    from synthetic.generate import load_truth_coefs
+    from tests.helpers import FEATURE_PARAMS, LABEL_PARAMS, RULES
+
+    root = latent_world
+    ds, coefs = load_dataset(root / "data"), load_truth_coefs(root / "truth")
+    rows = placement_rows(ds, features=FEATURE_PARAMS, labels=LABEL_PARAMS, rules=RULES)
+    form = TruthFormScorer.fit(ds, root / "truth", rows, seed=0)
+    X = form.terms(rows)
+    # the world has a latent severity and the hidden interaction: the interaction is an input, the latent is not
+    assert coefs.failure.latent_severity_sd > 0
+    no_latent = dataclasses.replace(coefs, failure=dataclasses.replace(coefs.failure, latent_severity_sd=0.0))
+    inputs = _truth_inputs(ds, rows[["meeting_date", "dwelling_id", "client_id"]].reset_index(drop=True), coefs)
+    observable = list(failure_terms(inputs, no_latent))
+    assert "isolation_big_complex" in observable and "latent_severity" not in observable
+    assert X.shape == (len(rows), len(observable))
+    # the inputs are the truth's own terms: with weight 1 each and the truth's intercept they give its failure
+    # logit without the latent severity, pair by pair
+    np.testing.assert_allclose(
+        coefs.failure.intercept + X.sum(axis=1), true_failure_logit(inputs, no_latent), rtol=1e-12, atol=1e-12
+    )
+    # a chance of a sustained tenancy: the logistic of its score, learned from the placements' outcomes
+    score, proba = form.score(rows), form.proba(rows)
+    np.testing.assert_allclose(proba, 1 / (1 + np.exp(-score)), rtol=1e-9)
+    assert form.model.coef_.shape == (1, len(observable))
+    refit = TruthFormScorer.fit(ds, root / "truth", rows, seed=0)
+    np.testing.assert_array_equal(refit.score(rows), score)
+    # learned from outcomes: more of the truth's failure logit goes with a lower score on average
+    assert np.corrcoef(score, true_failure_logit(inputs, no_latent))[0, 1] < 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -64,6 +66,22 @@ def test_features_of_one_meeting(tiny_dir):
     assert one["isolation_x_complex_size"] == pytest.approx((5 - one["zrm_social_network"]) * np.log(40))
     # Nothing was placed before the first meeting.
     assert (f["recent_placements_complex"] == 0).all()
+
+
+def test_saturating_size_and_stairs_threshold(tiny_dir):
+    """The complex's size saturates at busy_complex_units homes; stairs count from stairs_from_floor up."""
+    ds = load_dataset(tiny_dir)
+    pairs = meeting_pairs(ds, pd.Timestamp("2023-01-02"))
+    f = build_pair_features(ds, pairs, params=FEATURE_PARAMS, rules=RULES).set_index(["dwelling_id", "client_id"])
+    one = f.loc[("D001", "0001")]  # needs quiet; 40 homes in the complex: log 40 / log 100 of the way to saturation
+    assert one["quiet_need_x_crowded_entrance"] == pytest.approx(one["shared_entrance"] * np.log(40) / np.log(100))
+    assert one["isolation_x_large_complex"] == pytest.approx((5 - one["zrm_social_network"]) * np.log(40) / np.log(100))
+    assert f.loc[("D002", "0002"), "upper_floor_stairs_x_physical"] == 5 - 2  # 3rd floor, no lift, physical health 2
+    assert f.loc[("D001", "0002"), "upper_floor_stairs_x_physical"] == 0  # D001 is not above the 2nd floor without lift
+    small = dataclasses.replace(FEATURE_PARAMS, busy_complex_units=20.0, stairs_from_floor=4)
+    g = build_pair_features(ds, pairs, params=small, rules=RULES).set_index(["dwelling_id", "client_id"])
+    assert g.loc[("D001", "0001"), "isolation_x_large_complex"] == pytest.approx(5 - one["zrm_social_network"])
+    assert g.loc[("D002", "0002"), "upper_floor_stairs_x_physical"] == 0  # 3rd floor is below the 4th
 
 
 def test_history_counts_earlier_placements_only(tiny_dir):
