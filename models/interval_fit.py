@@ -13,9 +13,7 @@ from scipy.stats import norm
 
 from features.errors import UserError
 from features.meetings import meeting_codes
-from features.pairs import FEATURE_NAMES
 from models.bundle import ModelBundle
-from models.calibration import PlattCalibration
 from models.intervals import (
     EPS,
     SCALE_NORMAL,
@@ -28,7 +26,7 @@ from models.intervals import (
     logit,
     truth_coverage,
 )
-from models.ranker import Split, TrainParams, fit_booster, fit_prior, sort_for_ranking
+from models.ranker import Split, TrainParams, fit_calibrated, sort_for_ranking
 
 TRUTH_PLACEMENTS_FILE = "truth_placements.parquet"
 
@@ -61,17 +59,8 @@ def _count(rows: pd.DataFrame) -> int:
 
 
 def fit_member(fit_rows: pd.DataFrame, cal_rows: pd.DataFrame, params: TrainParams, objective: str) -> Member:
-    """The training pipeline of `models.ranker.train_bundle` on given fit and calibration rows."""
-    prior = fit_prior(fit_rows, params.prior_weights)
-    booster = fit_booster(fit_rows, params, objective, prior)
-    raw = np.asarray(booster.predict(cal_rows[list(FEATURE_NAMES)].to_numpy(dtype=float), raw_score=True))
-    if prior is not None:
-        raw = raw + prior.score(cal_rows)
-    calibration = PlattCalibration.fit(raw, cal_rows["sustained"].astype(int).to_numpy())
-    if params.refit_on_calibration_weeks:
-        both = sort_for_ranking(pd.concat([fit_rows, cal_rows], ignore_index=True))
-        prior = fit_prior(both, params.prior_weights)
-        booster = fit_booster(both, params, objective, prior)
+    """The training pipeline of `models.ranker.train_bundle` (`fit_calibrated`) on given fit and calibration rows."""
+    prior, booster, calibration = fit_calibrated(fit_rows, cal_rows, params, objective)
     return Member(booster, None if prior is None else prior.to_json(), calibration)
 
 

@@ -375,6 +375,28 @@ def fit_booster(
     return lgb.train(_lgb_params(params, objective), data, num_boost_round=params.lgbm.num_boost_round)
 
 
+def fit_calibrated(
+    fit_rows: pd.DataFrame, cal_rows: pd.DataFrame, params: TrainParams, objective: str
+) -> tuple[LinearPrior | None, lgb.Booster, PlattCalibration]:
+    """The training pipeline: prior and trees on the fit rows, Platt scaling on the calibration rows, then the refit.
+
+    With `params.refit_on_calibration_weeks` the prior and trees are fitted again on both
+    (sorted by meeting) and keep the calibration of the trees that never saw the calibration rows.
+    `train_bundle` and the intervals' bootstrap copies (models/interval_fit.py) both fit through here.
+    """
+    prior = prior_for(fit_rows, params)
+    booster = fit_booster(fit_rows, params, objective, prior)
+    cal_scores = np.asarray(booster.predict(cal_rows[list(FEATURE_NAMES)].to_numpy(dtype=float), raw_score=True))
+    if prior is not None:
+        cal_scores = cal_scores + prior.score(cal_rows)
+    calibration = PlattCalibration.fit(cal_scores, cal_rows["sustained"].astype(int).to_numpy())
+    if params.refit_on_calibration_weeks:
+        both = sort_for_ranking(pd.concat([fit_rows, cal_rows], ignore_index=True))
+        prior = prior_for(both, params)
+        booster = fit_booster(both, params, objective, prior)
+    return prior, booster, calibration
+
+
 def train_bundle(
     rows: pd.DataFrame, split: Split, params: TrainParams, objective: str | None = None, metadata: dict | None = None
 ) -> ModelBundle:
@@ -384,15 +406,7 @@ def train_bundle(
     part = split.part(rows)
     fit_rows, cal_rows = rows[part == "fit"], rows[part == "calibration"]
     train_rows = rows[part.isin(["fit", "calibration"])]
-    prior = prior_for(fit_rows, params)
-    booster = fit_booster(fit_rows, params, objective, prior)
-    cal_scores = np.asarray(booster.predict(cal_rows[list(FEATURE_NAMES)].to_numpy(dtype=float), raw_score=True))
-    if prior is not None:
-        cal_scores = cal_scores + prior.score(cal_rows)
-    calibration = PlattCalibration.fit(cal_scores, cal_rows["sustained"].astype(int).to_numpy())
-    if params.refit_on_calibration_weeks:
-        prior = prior_for(train_rows, params)
-        booster = fit_booster(train_rows, params, objective, prior)
+    prior, booster, calibration = fit_calibrated(fit_rows, cal_rows, params, objective)
     scale = support_scale_of(train_rows)
     reference = pd.DataFrame(standardise(train_rows, scale), columns=list(SUPPORT_FEATURES))
     meta = {

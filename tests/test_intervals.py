@@ -121,6 +121,19 @@ def test_fit_is_deterministic_calibrated_on_truth_and_measured(small_fit):
     assert other is not None and not np.array_equal(other.interval(test, p)[0], la)
 
 
+def test_a_copy_fitted_on_the_models_own_weeks_is_the_model(small_fit):
+    """The bootstrap copies run the model's own pipeline: its prior kind (the learned prior), trees and Platt."""
+    from models.interval_fit import fit_member
+
+    rows, split, tp, bundle, _ = small_fit
+    assert tp.prior_kind == "logistic" and bundle.prior is not None
+    part = split.part(rows)
+    member = fit_member(rows[part == "fit"], rows[part == "calibration"], tp, bundle.objective)
+    assert member.prior == bundle.prior.to_json()
+    test = rows[part == "test"]
+    np.testing.assert_allclose(1 / (1 + np.exp(-member.logit(test))), bundle.proba(test), rtol=1e-9, atol=1e-12)
+
+
 def test_without_truth_the_normal_quantile_or_the_params_scale(small_fit):
     rows, split, tp, bundle, _ = small_fit
     plain = fit_intervals(rows, split, bundle, train=tp, params=IntervalParams(coverage=0.9, resamples=3))
