@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 
 import numpy as np
@@ -440,14 +441,11 @@ def test_oracle_comparison_is_bounded_by_the_oracle(small_synthetic, small_rows)
     ds = load_dataset(small_synthetic[0])
     tp = dataclasses.replace(section(PARAMS, "train", TrainParams), **SHORT_SPLIT)
     bundle = train_bundle(small_rows, temporal_split(small_rows, tp), tp)
-    result = oracle_comparison(
-        ds,
-        bundle,
-        small_synthetic[1],
-        params=PARAMS,
-        oracle=OracleParams(random_draws=2, seed=1),
-        baselines={"zrm": LinearPrior(coef={"zrm_mean": 1.0}, intercept=0.0, mean={"zrm_mean": 0.0})},
+    zrm = {"zrm": LinearPrior(coef={"zrm_mean": 1.0}, intercept=0.0, mean={"zrm_mean": 0.0})}
+    compare = functools.partial(
+        oracle_comparison, ds, bundle, small_synthetic[1], params=PARAMS, oracle=OracleParams(random_draws=2, seed=1)
     )
+    result = compare(baselines=zrm)
     per = result.per_meeting
     assert len(per) > 0
     for policy in ("model", "random", "zrm"):
@@ -462,15 +460,7 @@ def test_oracle_comparison_is_bounded_by_the_oracle(small_synthetic, small_rows)
     # a client-only score orders no client's homes: its within-client correlation is undefined (constant), not 1
     assert np.isnan(s["within_client_spearman_zrm"])
     # streamed in batches of whole meetings (one meeting a batch here): the very same comparison
-    small = oracle_comparison(
-        ds,
-        bundle,
-        small_synthetic[1],
-        params=PARAMS,
-        oracle=OracleParams(random_draws=2, seed=1),
-        baselines={"zrm": LinearPrior(coef={"zrm_mean": 1.0}, intercept=0.0, mean={"zrm_mean": 0.0})},
-        batch_rows=1,
-    )
+    small = compare(baselines=zrm, batch_rows=1)
     pd.testing.assert_frame_equal(small.per_meeting, per)
     assert small.summary == pytest.approx(s, nan_ok=True)
 
