@@ -163,19 +163,27 @@ def test_date_batches_count_pairs_within_regional_meetings(tmp_path):
     assert date_batches(ds, days, max_dates=1, max_pairs=100) == [days[:1], days[1:]]
 
 
-def test_group_metrics_built_once_per_attribute_match_one_metric_at_a_time():
+def _candidate_metric_frame(*, seed: int, n: int, clients: int, graded: bool) -> tuple[list, pd.DataFrame]:
+    """Random rows with every column the candidate-population metrics read (gender f / m / x); y_true 0/1 or 0..1."""
     from fairness.catalogue import CANDIDATES, METRICS
-    from fairness.metrics import metrics_by_group
 
-    rng = np.random.default_rng(5)
-    n = 300
+    rng = np.random.default_rng(seed)
     listed = [m for m in METRICS if m.population == CANDIDATES]
-    frame = pd.DataFrame({"client_id": rng.integers(0, 80, n).astype(str), "gender": rng.choice(["f", "m", "x"], n)})
+    frame = pd.DataFrame(
+        {"client_id": rng.integers(0, clients, n).astype(str), "gender": rng.choice(["f", "m", "x"], n)}
+    )
     for m in listed:
-        frame[m.y_true] = rng.integers(0, 2, n).astype(float)
+        frame[m.y_true] = rng.random(n).round(2) if graded else rng.integers(0, 2, n).astype(float)
         frame[m.y_pred] = frame[m.y_pred] if m.y_pred in frame else rng.integers(0, 2, n).astype(float)
         if m.subset:
             frame[m.subset] = rng.integers(0, 2, n)
+    return listed, frame
+
+
+def test_group_metrics_built_once_per_attribute_match_one_metric_at_a_time():
+    from fairness.metrics import metrics_by_group
+
+    listed, frame = _candidate_metric_frame(seed=5, n=300, clients=80, graded=False)
     frame.loc[frame["gender"] == "x", sorted({m.subset for m in listed if m.subset})] = 0  # no denominator for x
     together = metrics_by_group(frame, "gender", listed, min_group_size=5)
     for metric, table in zip(listed, together, strict=True):
@@ -188,18 +196,9 @@ def test_group_metrics_are_each_groups_own_rows_measured_directly():
     """MetricFrame sees one row per group; each value is still the metric of that group's rows, in row order."""
     from fairlearn.metrics import MetricFrame
 
-    from fairness.catalogue import CANDIDATES, METRICS
     from fairness.metrics import metrics_by_group
 
-    rng = np.random.default_rng(8)
-    n = 500
-    listed = [m for m in METRICS if m.population == CANDIDATES]
-    frame = pd.DataFrame({"client_id": rng.integers(0, 90, n).astype(str), "gender": rng.choice(["f", "m", "x"], n)})
-    for m in listed:
-        frame[m.y_true] = rng.random(n).round(2)
-        frame[m.y_pred] = frame[m.y_pred] if m.y_pred in frame else rng.integers(0, 2, n).astype(float)
-        if m.subset:
-            frame[m.subset] = rng.integers(0, 2, n)
+    listed, frame = _candidate_metric_frame(seed=8, n=500, clients=90, graded=True)
     for metric, table in zip(listed, metrics_by_group(frame, "gender", listed, min_group_size=5), strict=True):
         rows = frame if metric.subset is None else frame[frame[metric.subset] == 1]
         direct = MetricFrame(
