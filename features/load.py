@@ -35,6 +35,7 @@ from features.contract import (
     STR,
     TABLES,
     TableSpec,
+    on_distinct,
     schema_for,
 )
 from features.errors import UserError
@@ -266,23 +267,36 @@ def _read_raw(folder: Path, spec: TableSpec, problems: list[Problem]) -> pd.Data
         return None
 
 
-def _coerce_column(raw: pd.Series, kind: str) -> pd.Series:
-    """Coerce one raw column to its contract type; unparseable values become NA."""
+def _parse_numbers(raw: pd.Series) -> pd.Series:
+    """Numbers as floats (NaN where a value is not a number; infinities kept so they can be named)."""
+    return on_distinct(raw, lambda u: pd.to_numeric(u, errors="coerce").astype(float))
+
+
+def _coerce_column(raw: pd.Series, kind: str, numbers: pd.Series | None = None) -> pd.Series:
+    """Coerce one raw column to its contract type; unparseable values become NA.
+
+    `numbers`: `_parse_numbers(raw)` when the caller has it already (INT, FLOAT).
+    """
     if kind == STR:
         if pd.api.types.is_float_dtype(raw):  # parquet ids stored as numbers
             raw = raw.map(lambda v: v if pd.isna(v) else (str(int(v)) if float(v).is_integer() else str(v)))
         out = raw.astype("string")
-        return out.where(out.str.len() > 0)
+        empty = out.to_numpy(dtype=object, na_value=None) == ""
+        return out.where(~np.asarray(empty, dtype=bool))
     if kind == BOOL:
         if pd.api.types.is_bool_dtype(raw):
             return raw.astype("boolean")
-        text = raw.astype("string").str.strip().str.lower()
-        out = pd.Series(pd.NA, index=raw.index, dtype="boolean")
-        out[text.isin(_TRUE).fillna(False).to_numpy(bool)] = True
-        out[text.isin(_FALSE).fillna(False).to_numpy(bool)] = False
-        return out
+
+        def as_bool(u: pd.Series) -> pd.Series:
+            text = u.astype("string").str.strip().str.lower()
+            out = pd.Series(pd.NA, index=u.index, dtype="boolean")
+            out[text.isin(_TRUE).fillna(False).to_numpy(bool)] = True
+            out[text.isin(_FALSE).fillna(False).to_numpy(bool)] = False
+            return out
+
+        return on_distinct(raw, as_bool).astype("boolean")
     if kind in (INT, FLOAT):
-        num = pd.to_numeric(raw, errors="coerce").astype("Float64")
+        num = (_parse_numbers(raw) if numbers is None else numbers).astype("Float64")
         if kind == FLOAT:
             return num
         whole = (num.round() == num) & ~num.isin([np.inf, -np.inf])
@@ -290,17 +304,25 @@ def _coerce_column(raw: pd.Series, kind: str) -> pd.Series:
     if kind == DATE:
         if pd.api.types.is_datetime64_any_dtype(raw):
             return pd.to_datetime(raw).dt.tz_localize(None).astype("datetime64[ns]")
-        text = raw.astype("string").str.strip()
-        return pd.to_datetime(text, format="%Y-%m-%d", errors="coerce").astype("datetime64[ns]")
+        return on_distinct(
+            raw,
+            lambda u: pd.to_datetime(u.astype("string").str.strip(), format="%Y-%m-%d", errors="coerce").astype(
+                "datetime64[ns]"
+            ),
+        ).astype("datetime64[ns]")
     if kind == DATETIME:
         if pd.api.types.is_datetime64_any_dtype(raw):
             stamps = pd.to_datetime(raw)
             if stamps.dt.tz is None:  # a time without a zone is not a point in time
                 return pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns, UTC]")
             return stamps.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
-        text = raw.astype("string").str.strip()
-        text = text.where(text.str.match(_ISO_DATETIME_TZ).fillna(False).astype(bool))
-        return pd.to_datetime(text, utc=True, format="ISO8601", errors="coerce").astype("datetime64[ns, UTC]")
+
+        def as_stamp(u: pd.Series) -> pd.Series:
+            text = u.astype("string").str.strip()
+            text = text.where(text.str.match(_ISO_DATETIME_TZ).fillna(False).astype(bool))
+            return pd.to_datetime(text, utc=True, format="ISO8601", errors="coerce").astype("datetime64[ns, UTC]")
+
+        return on_distinct(raw, as_stamp).astype("datetime64[ns, UTC]")
     raise ValueError(f"unknown column kind {kind}")
 
 
@@ -318,12 +340,12 @@ def _typed_table(raw: pd.DataFrame, spec: TableSpec, problems: list[Problem]) ->
     typed = pd.DataFrame(index=raw.index)
     unparsed: dict[str, pd.Series] = {}
     for col in present:
-        series = _coerce_column(raw[col.name], col.kind)
+        numbers = _parse_numbers(raw[col.name]) if col.kind in (INT, FLOAT) else None
+        series = _coerce_column(raw[col.name], col.kind, numbers)
         bad = series.isna() & raw[col.name].notna() if col.kind != STR else pd.Series(False, index=raw.index)
         infinite = pd.Series(False, index=raw.index)
-        if col.kind in (INT, FLOAT):
-            numeric = pd.to_numeric(raw[col.name], errors="coerce")
-            infinite = pd.Series(np.isinf(numeric.to_numpy(dtype=float, na_value=np.nan)), index=raw.index)
+        if numbers is not None:
+            infinite = pd.Series(np.isinf(numbers.to_numpy(dtype=float, na_value=np.nan)), index=raw.index)
             bad &= ~infinite
             series = series.where(~infinite)
         if bad.any():
@@ -429,11 +451,10 @@ def _flag(problems: list[Problem], table: str, column: str, mask: pd.Series, mes
     mask = mask.fillna(False).astype(bool)
     if mask.any():
         rows, count = _row_numbers(mask)
-        problems.append(Problem(table, column, message, rows, count, _sample_values(values[mask])))
-
-
-def _ymd(values: pd.Series) -> pd.Series:
-    return values.dt.strftime("%Y-%m-%d")
+        shown = values[mask]
+        if pd.api.types.is_datetime64_dtype(shown):  # a date (no zone): shown as the file writes it
+            shown = shown.dt.strftime("%Y-%m-%d")
+        problems.append(Problem(table, column, message, rows, count, _sample_values(shown)))
 
 
 def _lookup(frame: pd.DataFrame, key: str, value: str) -> pd.Series:
@@ -450,7 +471,7 @@ def _check_dates(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp | None, pr
             "tenancy_start",
             pl["tenancy_start"] < pl["meeting_date"],
             "tenancy_start is before meeting_date, expected tenancy_start ≥ meeting_date",
-            _ymd(pl["tenancy_start"]),
+            pl["tenancy_start"],
         )
     if _has(tables, "placements", "meeting_date") and as_of is not None:
         pl = tables["placements"]
@@ -460,7 +481,7 @@ def _check_dates(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp | None, pr
             "meeting_date",
             pl["meeting_date"] > as_of,
             f"meeting_date is after as_of {as_of:%Y-%m-%d}, expected nothing after the extract date",
-            _ymd(pl["meeting_date"]),
+            pl["meeting_date"],
         )
     for other, key, what in (("vacancies", "dwelling_id", "vacancy"), ("candidates", "client_id", "candidate")):
         if _has(tables, "placements", "meeting_date", key) and _has(tables, other, "meeting_date", key):
@@ -497,7 +518,7 @@ def _check_dates(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp | None, pr
             "end_date",
             te["end_date"] < te["placement_id"].map(starts),
             "end_date is before the placement's tenancy_start, expected end_date ≥ tenancy_start",
-            _ymd(te["end_date"]),
+            te["end_date"],
         )
         if as_of is not None:
             _flag(
@@ -506,7 +527,7 @@ def _check_dates(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp | None, pr
                 "end_date",
                 te["end_date"] > as_of,
                 f"end_date is after as_of {as_of:%Y-%m-%d}, expected end_date ≤ as_of",
-                _ymd(te["end_date"]),
+                te["end_date"],
             )
         ends = _lookup(te, "placement_id", "end_date")
     if _has(tables, "nuisance_reports", "placement_id", "report_date"):
@@ -519,7 +540,7 @@ def _check_dates(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp | None, pr
             "report_date",
             outside,
             "report_date is outside the tenancy, expected tenancy_start ≤ report_date ≤ end_date",
-            _ymd(nr["report_date"]),
+            nr["report_date"],
         )
         if as_of is not None:
             _flag(
@@ -528,7 +549,7 @@ def _check_dates(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp | None, pr
                 "report_date",
                 nr["report_date"] > as_of,
                 f"report_date is after as_of {as_of:%Y-%m-%d}, expected report_date ≤ as_of",
-                _ymd(nr["report_date"]),
+                nr["report_date"],
             )
 
 
@@ -541,7 +562,7 @@ def _check_profile_dates(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp | 
             "valid_from",
             cp["valid_from"] > as_of,
             f"valid_from is after as_of {as_of:%Y-%m-%d}, expected nothing after the extract date",
-            _ymd(cp["valid_from"]),
+            cp["valid_from"],
         )
 
 

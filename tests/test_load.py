@@ -312,3 +312,26 @@ def test_client_profiles_are_optional_and_validated(tmp_path):
         ("client_profiles", "valid_from"),
     }, [str(p) for p in problems]
     assert any("after as_of 2024-06-30" in p.message for p in problems)
+
+
+_CELLS = st.one_of(
+    st.none(),
+    st.sampled_from(["", " ", "1", " 2 ", "1.5", "1e3", "inf", "-inf", "nan", "true", " FALSE", "0.0", "abc"]),
+    st.sampled_from(["2024-01-01", " 2024-02-29 ", "2023-02-29", "2024-01-01T10:00:00Z", "2024-01-01 10:00+01:00"]),
+    st.text(max_size=4),
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(_CELLS, max_size=12), st.sampled_from(["str", INT, "float", "bool", "date", "datetime"]))
+def test_a_column_is_coerced_as_its_values_one_by_one(cells, kind):
+    """The loader parses each distinct value once (a million rows hold few distinct dates and ids):
+    the column it returns must equal the values coerced one at a time, repeats and blanks included."""
+    from features.load import _coerce_column
+
+    raw = pd.Series(cells + cells[:3], dtype=object)  # repeats on purpose
+    whole = _coerce_column(raw, kind)
+    alone = [_coerce_column(pd.Series([v], dtype=object), kind).iloc[0] for v in raw]
+    assert len(whole) == len(raw) and whole.index.equals(raw.index)
+    for got, want in zip(whole.tolist(), alone, strict=True):
+        assert (pd.isna(got) and pd.isna(want)) or got == want
