@@ -3,13 +3,15 @@
 Each world is the project's generator with a few knobs turned (params.yaml
 `generate.truth.failure`: `match_scale`, `latent_severity_sd`,
 `isolation_big_complex`; and the size). Per world and scorer: NDCG@5 of the
-held-out placements, the share of the random → oracle gain of the top-1
+held-out placements (in the CSV also its two parts: `ndcg_at_5_sustained`, gains 0/1/1/1, and
+`ndcg_at_5_among_sustained`, the sustained placements only), the share of the random → oracle gain of the top-1
 suggestion and of the meeting-wide plan within the default priority policy
 (models/oracle.py), and the expected calibration error. Scorers:
 
 - `project`: exactly what `matchwijs train` fits (the prior chosen from
   `train.prior_choice` and, when `train.search.by_default`, the search over
-  `train.search.grid`, both on the calibration weeks);
+  `train.search.grid`, both on the calibration weeks; ranked with its nuisance
+  head, planned on its chances);
 - `peer`: a plain LightGBM classifier on the raw joined columns (models/peer.py),
   planned by linear assignment on its own chances within the same policy;
 - `logistic`: the project's logistic-regression baseline, planned the same way.
@@ -162,6 +164,9 @@ def compare_on(
         held_out[CEILING] = placement_metrics(test, "score_form", tp.label_gain, "p_form")
         others[CEILING] = form
         scorers = (*SCORERS, CEILING)
+    score_cols = {"project": f"score_{tp.objective}", "peer": "score_peer", "logistic": "score_classifier"}
+    score_cols[CEILING] = "score_form"
+    split_ndcg = {name: ndcg_parts(test, col, tp.label_gain) for name, col in score_cols.items() if col in test}
     oracle = oracle_comparison(
         ds,
         result.bundles[tp.objective],
@@ -182,6 +187,7 @@ def compare_on(
                 "top1_gain": float(s[f"top1_captured_gain{suffix}"]),
                 "plan_gain": float(s[f"plan_captured_gain{suffix}"]),
                 "ece": float(held_out[scorer]["ece"]),
+                **split_ndcg[scorer],
                 "within_client_spearman": float(s[f"within_client_spearman{suffix}"]),
                 "client_variance_share": float(s["client_variance_share"]) if scorer == "project" else float("nan"),
                 "placements": int(len(rows)),
@@ -196,6 +202,21 @@ def compare_on(
             }
         )
     return out
+
+
+def ndcg_parts(test: pd.DataFrame, score_col: str, label_gain: tuple[float, ...]) -> dict[str, float]:
+    """NDCG@5 split in two: who sustains (gains 0 / 1 / 1 / 1) and, among the sustained only, clean before nuisance.
+
+    The first is what a model of P(sustained) is trained for; the second is what the graded
+    labels add (serious / minor nuisance / clean), which only a ranking that counts nuisance sees.
+    """
+    from models.evaluate import mean_ndcg
+
+    sustained_only = test[test["sustained"].astype(int) == 1]
+    return {
+        "ndcg_at_5_sustained": mean_ndcg(test, score_col, 5, (0.0,) + (1.0,) * (len(label_gain) - 1))[0],
+        "ndcg_at_5_among_sustained": mean_ndcg(sustained_only, score_col, 5, label_gain)[0],
+    }
 
 
 def family_table(
