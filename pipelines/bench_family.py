@@ -46,6 +46,23 @@ SCORERS = ("project", "peer", "logistic")
 CEILING = "truth_form"  # --ceiling: a logistic regression on exactly the truth's own (observable) terms
 
 
+SHEET = "project_sheet"  # the project's ranking score: the order of the meeting sheet
+
+
+class SheetOrder:
+    """The project's ranking score alone, without a chance: the oracle's top-1 of it is the sheet's #1 per home.
+
+    With a nuisance head the sheet is ordered by the expected label gain, not by the chance the
+    plan and the project's own top-1 column use; this measures what the first suggestion on the sheet is worth.
+    """
+
+    def __init__(self, bundle) -> None:
+        self.bundle = bundle
+
+    def score(self, X: pd.DataFrame):
+        return self.bundle.score(X)
+
+
 class TruthFormScorer:
     """The ceiling a model could reach from these placements: a logistic regression on the truth's own terms.
 
@@ -156,7 +173,13 @@ def compare_on(
         "peer": placement_metrics(test, "score_peer", tp.label_gain, "p_peer"),
         "logistic": result.metrics.loc["baseline_classifier"].to_dict(),
     }
-    others: dict = {"peer": peer, "logistic": result.baselines["classifier"]}
+    # the sheet's order (the ranking score, nuisance head included) has no chance of its own: the oracle judges
+    # its top-1 by the score's rank, i.e. the sheet's #1 per home (`top1_gain_sheet`)
+    others: dict = {
+        "peer": peer,
+        "logistic": result.baselines["classifier"],
+        SHEET: SheetOrder(result.bundles[tp.objective]),
+    }
     scorers = SCORERS
     if ceiling:
         form = TruthFormScorer.fit(ds, truth, fit_rows, seed=tp.seed)
@@ -188,6 +211,7 @@ def compare_on(
                 "plan_gain": float(s[f"plan_captured_gain{suffix}"]),
                 "ece": float(held_out[scorer]["ece"]),
                 **split_ndcg[scorer],
+                "top1_gain_sheet": float(s[f"top1_captured_gain_{SHEET}"]) if scorer == "project" else float("nan"),
                 "within_client_spearman": float(s[f"within_client_spearman{suffix}"]),
                 "client_variance_share": float(s["client_variance_share"]) if scorer == "project" else float("nan"),
                 "placements": int(len(rows)),

@@ -140,6 +140,7 @@ def test_family_table_is_reproducible_from_a_seed(tmp_path, monkeypatch):
     assert first["ndcg_at_5"].between(0, 1).all() and (first["ece"] >= 0).all()
     parts = first[["ndcg_at_5_sustained", "ndcg_at_5_among_sustained"]]
     assert parts.notna().all().all() and ((parts >= 0) & (parts <= 1)).all().all()
+    assert np.isfinite(first.set_index("scorer").loc["project", "top1_gain_sheet"])  # the sheet's #1, judged too
     assert first["plan_gain"].nunique() == 3  # three different scorers, three different plans
     assert "| weak_match_latent |" in markdown(first)
 
