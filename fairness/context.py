@@ -122,7 +122,7 @@ def audit_predictions(
     rows = rows.sort_values(["meeting_date", "placement_id"], kind="stable").reset_index(drop=True)
     X = build_pair_features(ds, rows, params=pipeline.features, rules=pipeline.rules)
     scores = bundle.score(X)
-    proba = bundle.proba(scores=scores)
+    proba = bundle.proba(X)
     pred = pd.DataFrame(
         {
             "placement_id": rows["placement_id"].astype(str),

@@ -5,7 +5,7 @@ and `audit` load. It holds no protected attribute.
 
 Folder layout:
     booster.txt        LightGBM's native text model
-    bundle.json        feature names, objective, calibration, threshold, prior, metadata
+    bundle.json        feature names, objective, calibration, threshold, prior, nuisance head, metadata
     support.parquet    standardised key features of the training placements
     intervals.json     optional: bootstrap copies and width of the chance intervals (models/intervals.py);
                        folders without it load and simply have no intervals
@@ -119,6 +119,9 @@ class ModelBundle:
     metadata: dict = field(default_factory=dict)
     prior: LinearPrior | None = None  # the trees' starting point (params train.prior_weights); None = trees only
     intervals: ChanceIntervals | None = None  # how sure each chance is (params `intervals`); None = no intervals
+    # log E[label gain | sustained] (params train.nuisance_terms, models/ranker.py fit_nuisance_head): with it the
+    # candidates are ranked by the expected label gain P(sustained) x E[gain | sustained]; None = by the chance alone
+    nuisance: LinearPrior | None = None
 
     def chance_intervals(self, X: pd.DataFrame, p: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """chance_low, chance_high around the calibrated chances `p` of pairs X (None for a model without intervals)."""
@@ -130,25 +133,66 @@ class ModelBundle:
             raise UserError(f"model expects features that were not built: {', '.join(missing)}")
         return X[list(self.feature_names)].to_numpy(dtype=float)
 
-    def score(self, X: pd.DataFrame) -> np.ndarray:
-        """The model's raw score per pair (higher = better expected outcome; comparable within a meeting)."""
+    def logodds(self, X: pd.DataFrame) -> np.ndarray:
+        """Log-odds of a sustained tenancy before calibration: trees plus prior (what `proba` calibrates)."""
         raw = np.asarray(self.booster.predict(self._matrix(X), raw_score=True), dtype=float)
         return raw if self.prior is None else raw + self.prior.score(X)
 
-    def proba(self, X: pd.DataFrame | None = None, *, scores: np.ndarray | None = None) -> np.ndarray:
-        """Calibrated chance of a sustained tenancy, from features or from already computed scores."""
-        s = self.score(X) if scores is None else np.asarray(scores, dtype=float)
-        return self.calibration(s)
+    def score(self, X: pd.DataFrame, *, logodds: np.ndarray | None = None) -> np.ndarray:
+        """The score candidates are ranked by (higher = better expected outcome; comparable within a meeting).
+
+        Without a nuisance head: the log-odds of a sustained tenancy. With one: the log of the expected
+        label gain, log P(sustained) + log E[gain | sustained], so a clean tenancy counts for more than
+        one with nuisance reports, as the graded labels (and NDCG) count it. `logodds`: already computed.
+        """
+        z = self.logodds(X) if logodds is None else np.asarray(logodds, dtype=float)
+        if self.nuisance is None:
+            return z
+        return self.log_chance(z) + self.nuisance.score(X)
+
+    def log_chance(self, logodds: np.ndarray) -> np.ndarray:
+        """log P(sustained) of log-odds, through the calibration (numerically stable)."""
+        c = self.calibration
+        return np.asarray(-np.logaddexp(0.0, -(c.a * np.asarray(logodds, dtype=float) + c.b)), dtype=float)
+
+    def proba(self, X: pd.DataFrame | None = None, *, logodds: np.ndarray | None = None) -> np.ndarray:
+        """Calibrated chance of a sustained tenancy, from features or from already computed `logodds`."""
+        if logodds is None:
+            if X is None:
+                raise TypeError("proba needs X or logodds")
+            logodds = self.logodds(X)
+        return self.calibration(logodds)
 
     def contributions(self, X: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
-        """TreeSHAP contributions per feature (units of `score`) and the base value per row.
+        """Contributions per feature (units of `score`) and the base value per row: base + sum == score.
 
-        For every row, base_value + contributions.sum() == score (LightGBM pred_contrib,
-        plus the prior's exact linear SHAP values).
+        The log-odds part is LightGBM's TreeSHAP (pred_contrib) plus the prior's exact linear SHAP
+        values. With a nuisance head the score is log P(sustained) + head: the log-odds contributions
+        are rescaled by (log P(z) - log P(base)) / (z - base) per row (the rescale rule: each keeps its
+        share of the change, and they still add up exactly), and the head's exact linear SHAP values
+        are added to the same features.
         """
         contrib = np.asarray(self.booster.predict(self._matrix(X), pred_contrib=True), dtype=float)
         frame = pd.DataFrame(contrib[:, :-1], columns=list(self.feature_names), index=X.index)
-        return self.with_prior(frame, contrib[:, -1], X)
+        trees, base = self.with_prior(frame, contrib[:, -1], X)
+        return self.with_nuisance(trees, base, X)
+
+    def with_nuisance(
+        self, contrib: pd.DataFrame, base: np.ndarray, X: pd.DataFrame
+    ) -> tuple[pd.DataFrame, np.ndarray]:
+        """Log-odds contributions and base turned into contributions to `score` (unchanged without a head)."""
+        if self.nuisance is None:
+            return contrib, base
+        base = np.asarray(base, dtype=float)
+        z = base + contrib.to_numpy(dtype=float).sum(axis=1)
+        step = z - base
+        close = np.abs(step) < 1e-9
+        slope = self.calibration.a * (1.0 - self.calibration(z))  # d log P / dz where z is (almost) the base
+        ratio = np.where(close, slope, (self.log_chance(z) - self.log_chance(base)) / np.where(close, 1.0, step))
+        out = contrib * ratio[:, None]
+        head = self.nuisance.contributions(X)
+        out[list(head.columns)] = out[list(head.columns)].to_numpy() + head.to_numpy()
+        return out, self.log_chance(base) + self.nuisance.base_value()
 
     def with_prior(self, trees: pd.DataFrame, base: np.ndarray, X: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
         """The trees' contributions and base value plus the prior's (new objects; the arguments are not changed)."""
@@ -180,6 +224,7 @@ class ModelBundle:
             "support_scale": {k: list(v) for k, v in self.support_scale.items()},
             "support_radius": self.support_radius,
             "prior": None if self.prior is None else self.prior.to_json(),
+            "nuisance": None if self.nuisance is None else self.nuisance.to_json(),
             "metadata": self.metadata,
         }
         (folder / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True, default=str), encoding="utf-8")
@@ -224,6 +269,7 @@ class ModelBundle:
                 support_radius=float(meta["support_radius"]),
                 metadata=meta.get("metadata", {}),
                 prior=LinearPrior.from_json(meta.get("prior")),
+                nuisance=LinearPrior.from_json(meta.get("nuisance")),  # older folders: none, ranked by the chance
                 intervals=(
                     ChanceIntervals.from_json(json.loads(blobs[INTERVALS_FILE].decode("utf-8")))
                     if INTERVALS_FILE in blobs

@@ -82,11 +82,10 @@ def run_experiment(
         )
         bundle = train_bundle(rows, split, train, objective)
         bundles[objective] = bundle
-        test[f"score_{objective}"] = bundle.score(test)
-        test[f"p_{objective}"] = bundle.proba(scores=test[f"score_{objective}"].to_numpy())
-        metrics[f"ranker_{objective}"] = placement_metrics(
-            test, f"score_{objective}", train.label_gain, f"p_{objective}"
-        )
+        logodds = bundle.logodds(test)
+        test[f"score_{objective}"] = bundle.score(test, logodds=logodds)
+        test[f"p_{objective}"] = bundle.proba(logodds=logodds)
+        metrics[f"ranker_{objective}"] = ranker_metrics(test, f"score_{objective}", f"p_{objective}", train.label_gain)
         reliability[f"ranker_{objective}"] = reliability_curve(
             test[f"p_{objective}"].to_numpy(), test["sustained"].astype(int).to_numpy()
         )
@@ -113,27 +112,59 @@ def run_experiment(
         progress(
             f"bootstrapping the held-out meetings ({train.bootstrap_resamples} resamples): {train.objective} against each baseline"
         )
-        versus = versus_baselines(test, train)
+        versus = versus_baselines(test, train, by_chance=bundles[train.objective].nuisance is not None)
     return ExperimentResult(split, bundles, test, table, reliability, scorers, versus)
 
 
-def versus_baselines(test: pd.DataFrame, train: TrainParams) -> pd.DataFrame:
-    """The default objective minus each baseline on the scored held-out rows, bootstrapped over meetings."""
-    return paired_bootstrap(
+FAILURE_METRICS = ("roc_auc_failure", "pr_auc_failure")  # judged on a ranker's chance, not on its ranking score
+
+
+def ranker_metrics(test: pd.DataFrame, score_col: str, proba_col: str, label_gain: tuple[float, ...]) -> dict:
+    """Held-out metrics of a ranker: NDCG of the score that ranks, ROC-AUC and PR-AUC for failure of its chance.
+
+    With a nuisance head (models/bundle.py) the ranking score also counts nuisance, so failure is
+    judged on the chance of a sustained tenancy; without one the two orders are the same.
+    """
+    out = placement_metrics(test, score_col, label_gain, proba_col)
+    by_chance = placement_metrics(test, proba_col, label_gain)
+    return {**out, **{m: by_chance[m] for m in FAILURE_METRICS}}
+
+
+def versus_baselines(test: pd.DataFrame, train: TrainParams, *, by_chance: bool = False) -> pd.DataFrame:
+    """The default objective minus each baseline on the scored held-out rows, bootstrapped over meetings.
+
+    With `by_chance` (a model with a nuisance head) the failure metrics' rows compare chances (a
+    baseline without one: its score), from the same draws of meetings; NDCG compares the scores.
+    """
+    baselines = ("profile_fit", "classifier", "random")
+    table = paired_bootstrap(
         test,
         f"score_{train.objective}",
-        {b: f"score_{b}" for b in ("profile_fit", "classifier", "random")},
+        {b: f"score_{b}" for b in baselines},
         train.label_gain,
         train.bootstrap_resamples,
         train.seed,
     )
+    if not by_chance:
+        return table
+    failure = paired_bootstrap(
+        test,
+        f"p_{train.objective}",
+        {b: f"p_{b}" if f"p_{b}" in test.columns else f"score_{b}" for b in baselines},
+        train.label_gain,
+        train.bootstrap_resamples,
+        train.seed,
+    )
+    rows = table["metric"].isin(FAILURE_METRICS).to_numpy()
+    table.loc[rows] = failure.loc[rows].to_numpy()
+    return table
 
 
 def score_with(bundle: ModelBundle, test: pd.DataFrame, label_gain: tuple[float, ...]) -> dict:
     """Held-out metrics of another bundle (e.g. the current champion) on the same rows."""
-    scored = test.assign(_s=bundle.score(test))
-    scored["_p"] = bundle.proba(scores=scored["_s"].to_numpy())
-    return placement_metrics(scored, "_s", label_gain, "_p")
+    logodds = bundle.logodds(test)
+    scored = test.assign(_s=bundle.score(test, logodds=logodds), _p=bundle.proba(logodds=logodds))
+    return ranker_metrics(scored, "_s", "_p", label_gain)
 
 
 def grid_search(
@@ -194,7 +225,7 @@ def prior_table(rows: pd.DataFrame, train: TrainParams, progress=lambda msg: Non
     for i, candidate in enumerate(train.prior_choice):
         variant = dataclasses.replace(train.with_choice(candidate), refit_on_calibration_weeks=False)
         bundle = train_bundle(rows, split, variant)
-        loss = log_loss_of_scores(bundle.score(validation), y)
+        loss = log_loss_of_scores(bundle.logodds(validation), y)
         progress(f"prior {i + 1}/{len(train.prior_choice)}: {candidate} -> calibration-week log-loss {loss:.4f}")
         out.append(
             {

@@ -29,7 +29,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from pydantic import Field
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, PoissonRegressor
 from sklearn.preprocessing import StandardScaler
 
 from features.contract import REGION, ZRM_DOMAINS
@@ -108,6 +108,10 @@ class TrainParams:
     bootstrap_resamples: Annotated[int, Field(ge=0)] = (
         0  # resamples of held-out meetings for the model-vs-baseline intervals (0 = none)
     )
+    # The nuisance head (fit_nuisance_head): a log-linear model of the label gain of the sustained placements on these
+    # features; candidates are then ranked by the expected label gain. () = ranked by the chance alone (no head).
+    nuisance_terms: tuple[str, ...] = ()
+    nuisance_alpha: Annotated[float, Field(ge=0)] = 0.01  # its L2 penalty (sklearn PoissonRegressor alpha)
 
     def __post_init__(self) -> None:
         for obj in (self.objective, *self.compare_objectives):
@@ -136,6 +140,14 @@ class TrainParams:
         unknown_terms = sorted(set(self.prior_terms) - set(FEATURE_NAMES))
         if unknown_terms:
             raise UserError(f"params: train.prior_terms names unknown features: {', '.join(unknown_terms)}")
+        unknown_nuisance = sorted(set(self.nuisance_terms) - set(FEATURE_NAMES))
+        if unknown_nuisance:
+            raise UserError(f"params: train.nuisance_terms names unknown features: {', '.join(unknown_nuisance)}")
+        if self.nuisance_terms and (len(self.label_gain) < 2 or min(self.label_gain[1:]) <= 0):
+            raise UserError(
+                "params: train.nuisance_terms needs a positive train.label_gain for every grade of a sustained "
+                f"tenancy (grades 1 and up); got {list(self.label_gain)}"
+            )
         groups = {f.group for f in FEATURES}
         if not set(self.prior_groups) <= groups:
             raise UserError(
@@ -348,6 +360,39 @@ def prior_for(rows: pd.DataFrame, params: TrainParams) -> LinearPrior | None:
     return fit_prior(rows, params.prior_weights)
 
 
+def fit_nuisance_head(rows: pd.DataFrame, params: TrainParams) -> LinearPrior | None:
+    """log E[label gain | sustained] as a linear function of `params.nuisance_terms`, or None without terms.
+
+    Fitted on the sustained placements of `rows` only (a failed tenancy has gain 0 whatever its
+    reports): a Poisson GLM (log link, L2 `nuisance_alpha` on standardised terms) of the gain of the
+    placement's grade (`label_gain`: serious nuisance < minor nuisance < clean). Its exponent is the
+    expected gain given that the tenancy is sustained, so P(sustained) x exp(head) is the expected
+    gain NDCG counts, and the head's SHAP values are exact (coef x (x - mean)). Nuisance reports
+    depend on neighbours reporting (features/labels.py): the head learns that bias too.
+    """
+    terms = [f for f in FEATURE_NAMES if f in params.nuisance_terms]
+    if not terms:
+        return None
+    rows = sort_for_ranking(rows)
+    kept = rows[rows["sustained"].astype(int) == 1]
+    if len(kept) < 2:
+        raise UserError(
+            f"the nuisance head (train.nuisance_terms) needs sustained placements to learn from; found {len(kept)}"
+        )
+    gain = np.asarray(params.label_gain, dtype=float)[kept["grade"].astype(int).to_numpy()]
+    X = kept[terms].to_numpy(dtype=float)
+    mean = X.mean(axis=0)
+    std = X.std(axis=0)
+    std[std == 0] = 1.0
+    glm = PoissonRegressor(alpha=params.nuisance_alpha, max_iter=1000).fit((X - mean) / std, gain)
+    coef = glm.coef_ / std
+    return LinearPrior(
+        coef={f: float(c) for f, c in zip(terms, coef, strict=True)},
+        intercept=float(glm.intercept_ - np.dot(coef, mean)),
+        mean={f: float(m) for f, m in zip(terms, mean, strict=True)},
+    )
+
+
 def fit_booster(
     rows: pd.DataFrame, params: TrainParams, objective: str, prior: LinearPrior | None = None
 ) -> lgb.Booster:
@@ -407,6 +452,7 @@ def train_bundle(
     fit_rows, cal_rows = rows[part == "fit"], rows[part == "calibration"]
     train_rows = rows[part.isin(["fit", "calibration"])]
     prior, booster, calibration = fit_calibrated(fit_rows, cal_rows, params, objective)
+    nuisance = fit_nuisance_head(train_rows if params.refit_on_calibration_weeks else fit_rows, params)
     scale = support_scale_of(train_rows)
     reference = pd.DataFrame(standardise(train_rows, scale), columns=list(SUPPORT_FEATURES))
     meta = {
@@ -421,6 +467,11 @@ def train_bundle(
         "n_trees_fitted_on": int(len(train_rows) if params.refit_on_calibration_weeks else len(fit_rows)),
         "refit_on_calibration_weeks": bool(params.refit_on_calibration_weeks),
         "prior": _describe_prior(params),
+        "ranking": (
+            f"expected label gain: chance x nuisance head on {len(nuisance.coef)} terms"
+            if nuisance is not None
+            else "chance of a sustained tenancy"
+        ),
         **(metadata or {}),
     }
     return ModelBundle(
@@ -434,6 +485,7 @@ def train_bundle(
         support_radius=params.support_radius,
         metadata=meta,
         prior=prior,
+        nuisance=nuisance,
     )
 
 

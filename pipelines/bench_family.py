@@ -3,13 +3,15 @@
 Each world is the project's generator with a few knobs turned (params.yaml
 `generate.truth.failure`: `match_scale`, `latent_severity_sd`,
 `isolation_big_complex`; and the size). Per world and scorer: NDCG@5 of the
-held-out placements, the share of the random → oracle gain of the top-1
+held-out placements (in the CSV also its two parts: `ndcg_at_5_sustained`, gains 0/1/1/1, and
+`ndcg_at_5_among_sustained`, the sustained placements only), the share of the random → oracle gain of the top-1
 suggestion and of the meeting-wide plan within the default priority policy
 (models/oracle.py), and the expected calibration error. Scorers:
 
 - `project`: exactly what `matchwijs train` fits (the prior chosen from
   `train.prior_choice` and, when `train.search.by_default`, the search over
-  `train.search.grid`, both on the calibration weeks);
+  `train.search.grid`, both on the calibration weeks; ranked with its nuisance
+  head, planned on its chances);
 - `peer`: a plain LightGBM classifier on the raw joined columns (models/peer.py),
   planned by linear assignment on its own chances within the same policy;
 - `logistic`: the project's logistic-regression baseline, planned the same way.
@@ -42,6 +44,23 @@ OUT = ROOT / "bench" / "family.csv"
 COLUMNS = ("ndcg_at_5", "top1_gain", "plan_gain", "ece")
 SCORERS = ("project", "peer", "logistic")
 CEILING = "truth_form"  # --ceiling: a logistic regression on exactly the truth's own (observable) terms
+
+
+SHEET = "project_sheet"  # the project's ranking score: the order of the meeting sheet
+
+
+class SheetOrder:
+    """The project's ranking score alone, without a chance: the oracle's top-1 of it is the sheet's #1 per home.
+
+    With a nuisance head the sheet is ordered by the expected label gain, not by the chance the
+    plan and the project's own top-1 column use; this measures what the first suggestion on the sheet is worth.
+    """
+
+    def __init__(self, bundle) -> None:
+        self.bundle = bundle
+
+    def score(self, X: pd.DataFrame):
+        return self.bundle.score(X)
 
 
 class TruthFormScorer:
@@ -154,7 +173,13 @@ def compare_on(
         "peer": placement_metrics(test, "score_peer", tp.label_gain, "p_peer"),
         "logistic": result.metrics.loc["baseline_classifier"].to_dict(),
     }
-    others: dict = {"peer": peer, "logistic": result.baselines["classifier"]}
+    # the sheet's order (the ranking score, nuisance head included) has no chance of its own: the oracle judges
+    # its top-1 by the score's rank, i.e. the sheet's #1 per home (`top1_gain_sheet`)
+    others: dict = {
+        "peer": peer,
+        "logistic": result.baselines["classifier"],
+        SHEET: SheetOrder(result.bundles[tp.objective]),
+    }
     scorers = SCORERS
     if ceiling:
         form = TruthFormScorer.fit(ds, truth, fit_rows, seed=tp.seed)
@@ -162,6 +187,9 @@ def compare_on(
         held_out[CEILING] = placement_metrics(test, "score_form", tp.label_gain, "p_form")
         others[CEILING] = form
         scorers = (*SCORERS, CEILING)
+    score_cols = {"project": f"score_{tp.objective}", "peer": "score_peer", "logistic": "score_classifier"}
+    score_cols[CEILING] = "score_form"
+    split_ndcg = {name: ndcg_parts(test, col, tp.label_gain) for name, col in score_cols.items() if col in test}
     oracle = oracle_comparison(
         ds,
         result.bundles[tp.objective],
@@ -182,6 +210,8 @@ def compare_on(
                 "top1_gain": float(s[f"top1_captured_gain{suffix}"]),
                 "plan_gain": float(s[f"plan_captured_gain{suffix}"]),
                 "ece": float(held_out[scorer]["ece"]),
+                **split_ndcg[scorer],
+                "top1_gain_sheet": float(s[f"top1_captured_gain_{SHEET}"]) if scorer == "project" else float("nan"),
                 "within_client_spearman": float(s[f"within_client_spearman{suffix}"]),
                 "client_variance_share": float(s["client_variance_share"]) if scorer == "project" else float("nan"),
                 "placements": int(len(rows)),
@@ -196,6 +226,21 @@ def compare_on(
             }
         )
     return out
+
+
+def ndcg_parts(test: pd.DataFrame, score_col: str, label_gain: tuple[float, ...]) -> dict[str, float]:
+    """NDCG@5 split in two: who sustains (gains 0 / 1 / 1 / 1) and, among the sustained only, clean before nuisance.
+
+    The first is what a model of P(sustained) is trained for; the second is what the graded
+    labels add (serious / minor nuisance / clean), which only a ranking that counts nuisance sees.
+    """
+    from models.evaluate import mean_ndcg
+
+    sustained_only = test[test["sustained"].astype(int) == 1]
+    return {
+        "ndcg_at_5_sustained": mean_ndcg(test, score_col, 5, (0.0,) + (1.0,) * (len(label_gain) - 1))[0],
+        "ndcg_at_5_among_sustained": mean_ndcg(sustained_only, score_col, 5, label_gain)[0],
+    }
 
 
 def family_table(

@@ -223,13 +223,14 @@ def meeting_outputs(
     X = build_pair_features(ds, eligible, params=cfg.features, rules=cfg.amounts)
     lap("features")
     if len(X):
-        score = bundle.score(X)
+        logodds = bundle.logodds(X)
+        score = bundle.score(X, logodds=logodds)  # what ranks the candidates (models/bundle.py)
         contrib, base = bundle.contributions(X)
         support = bundle.support_counts(X)
     else:
-        score, base, support = np.zeros(0), np.zeros(0), np.zeros(0, dtype=int)
+        logodds, score, base, support = np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0, dtype=int)
         contrib = pd.DataFrame(columns=list(bundle.feature_names), dtype=float)
-    p = bundle.proba(scores=score)
+    p = bundle.proba(logodds=logodds)
     bounds = bundle.chance_intervals(X, p) if len(X) else None
     lap("score_shap_support")
 

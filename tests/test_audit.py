@@ -177,6 +177,9 @@ def test_model_card_covers_what_auditors_ask_for(audited):
         assert heading in card
     assert "Never automatic allocation" in card and "Not a blacklist" in card
     assert "neighbours reporting" in card and "Selection bias" in card
+    # the default ranks by the expected grade (nuisance head): the card says so, and what that label's bias does
+    assert "candidates ordered by expected label gain: chance x nuisance head on 10 terms" in card
+    assert "a neighbourhood that reports more is ranked lower for everyone" in card
     # The point-in-time assumption, and that this dataset has no dated client profiles.
     assert "Profiles are not dated" in card and "This dataset has none" in card
     assert "| profile_fit | roc_auc_failure | 0.76 | 0.75 | 0.01 | -0.01 … 0.03 | 0.8 |" in card

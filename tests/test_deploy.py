@@ -61,6 +61,10 @@ def test_refit_keeps_the_evaluated_models_settings(small, tp):
     # The prior keeps its kind, strength and inputs (only its weights are refitted on the new rows) ...
     assert deployed.metadata["prior"] == evaluated.metadata["prior"]
     assert set(deployed.prior.coef) <= set(tuned.prior_terms)
+    # The nuisance head keeps its inputs and the ranking it describes (its weights are refitted too)
+    assert set(deployed.nuisance.coef) == set(evaluated.nuisance.coef) == set(tuned.nuisance_terms)
+    assert deployed.metadata["ranking"] == evaluated.metadata["ranking"]
+    assert deployed.nuisance != evaluated.nuisance
     # ... and a rule prior keeps the rule's relative weights (only its scale is refitted).
     by_rule, _ = train_deployed(rows, as_of=ds.as_of, params=dataclasses.replace(tuned, prior_kind="rule"))
     ratios = {f: by_rule.prior.coef[f] / w for f, w in tuned.prior_weights.items()}

@@ -79,6 +79,39 @@ def test_prior_is_explained_exactly_and_survives_saving(tiny_bundle, tiny_featur
     np.testing.assert_allclose(loaded.score(X), with_prior.score(X), atol=1e-12)
 
 
+def test_nuisance_head_ranks_by_expected_gain_and_is_explained_exactly(tiny_bundle, tiny_features, tmp_path):
+    """With a nuisance head: score = log P(sustained) + head, the chance is unchanged, contributions add up."""
+    import dataclasses
+
+    from models.bundle import LinearPrior
+
+    X = tiny_features
+    head = LinearPrior(coef={"needs_quiet_surroundings": -0.4, "zrm_addiction": 0.1}, intercept=1.2, mean={})
+    head = dataclasses.replace(head, mean={f: float(X[f].mean()) for f in head.coef})
+    ranked = dataclasses.replace(tiny_bundle, nuisance=head)
+    p = tiny_bundle.proba(X)
+    np.testing.assert_allclose(ranked.proba(X), p, atol=0)  # the chance (and so the plan) does not move
+    expected_gain = p * np.exp(1.2 - 0.4 * X["needs_quiet_surroundings"] + 0.1 * X["zrm_addiction"])
+    np.testing.assert_allclose(ranked.score(X), np.log(expected_gain), atol=1e-9)
+    np.testing.assert_allclose(
+        ranked.score(X, logodds=tiny_bundle.logodds(X)), ranked.score(X), atol=0
+    )  # the shortcut gives the same
+    contrib, base = ranked.contributions(X)
+    np.testing.assert_allclose(base + contrib.sum(axis=1).to_numpy(), ranked.score(X), atol=1e-9)
+    # a feature only the trees use keeps its sign and its share of the log-odds change
+    trees, trees_base = tiny_bundle.contributions(X)
+    z = tiny_bundle.logodds(X)
+    ratio = (ranked.log_chance(z) - ranked.log_chance(trees_base)) / (z - trees_base)
+    np.testing.assert_allclose(contrib["floors_without_lift"], trees["floors_without_lift"] * ratio, atol=1e-12)
+    loaded = ModelBundle.load(ranked.save(tmp_path / "m"))
+    assert loaded.nuisance == head
+    np.testing.assert_allclose(loaded.score(X), ranked.score(X), atol=1e-12)
+    # a folder written before the head existed has no `nuisance`: it loads and ranks by the chance
+    old = ModelBundle.load(tiny_bundle.save(tmp_path / "old"))
+    assert old.nuisance is None
+    np.testing.assert_allclose(old.score(X), tiny_bundle.logodds(X), atol=1e-12)
+
+
 def _one_pair(**values) -> pd.DataFrame:
     X = pd.DataFrame([dict.fromkeys(FEATURE_NAMES, 0.0)])
     for k, v in values.items():

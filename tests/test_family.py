@@ -138,6 +138,9 @@ def test_family_table_is_reproducible_from_a_seed(tmp_path, monkeypatch):
     assert list(first["scorer"]) == list(SCORERS)
     assert first[["ndcg_at_5", "top1_gain", "plan_gain", "ece"]].notna().all().all()
     assert first["ndcg_at_5"].between(0, 1).all() and (first["ece"] >= 0).all()
+    parts = first[["ndcg_at_5_sustained", "ndcg_at_5_among_sustained"]]
+    assert parts.notna().all().all() and ((parts >= 0) & (parts <= 1)).all().all()
+    assert np.isfinite(first.set_index("scorer").loc["project", "top1_gain_sheet"])  # the sheet's #1, judged too
     assert first["plan_gain"].nunique() == 3  # three different scorers, three different plans
     assert "| weak_match_latent |" in markdown(first)
 
@@ -248,3 +251,21 @@ def test_truth_form_scorer_learns_on_the_truths_own_observable_terms(latent_worl
     np.testing.assert_array_equal(refit.score(rows), score)
     # learned from outcomes: more of the truth's failure logit goes with a lower score on average
     assert np.corrcoef(score, true_failure_logit(inputs, no_latent))[0, 1] < 0
+
+
+def test_ndcg_parts_by_hand():
+    """NDCG@5's two parts on one meeting: ranked grades 0, 3, 1 (failed first, then clean, then serious nuisance)."""
+    from pipelines.bench_family import ndcg_parts
+
+    test = pd.DataFrame(
+        {
+            "meeting_date": pd.to_datetime(["2024-01-01"] * 3),
+            "score": [3.0, 2.0, 1.0],
+            "grade": [0, 3, 1],
+            "sustained": [0, 1, 1],
+        }
+    )
+    parts = ndcg_parts(test, "score", (0, 1, 3, 7))
+    # who sustains: gains 0, 1, 1 in that order; ideal 1, 1, 0
+    assert parts["ndcg_at_5_sustained"] == pytest.approx((1 / np.log2(3) + 1 / 2) / (1 + 1 / np.log2(3)))
+    assert parts["ndcg_at_5_among_sustained"] == pytest.approx(1.0)  # clean before serious nuisance: ideal

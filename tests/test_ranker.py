@@ -54,7 +54,7 @@ def test_same_seed_same_model_and_seed_matters(small_rows):
     a = train_bundle(small_rows, split, tp)
     b = train_bundle(shuffled, split, tp)
     assert a.booster.model_to_string() == b.booster.model_to_string()
-    assert a.calibration == b.calibration
+    assert a.calibration == b.calibration and a.nuisance == b.nuisance
     c = train_bundle(small_rows, split, dataclasses.replace(tp, seed=tp.seed + 1))
     assert c.booster.model_to_string() != a.booster.model_to_string()
 
@@ -80,7 +80,7 @@ def test_prior_and_refit(small_rows):
     assert plain.proba(cal).mean() == pytest.approx(cal["sustained"].mean(), abs=1e-4)
     test = small_rows[split.part(small_rows) == "test"]
     trees = refit.booster.predict(test[list(refit.feature_names)].to_numpy(dtype=float), raw_score=True)
-    np.testing.assert_allclose(refit.score(test), trees + refit.prior.score(test))
+    np.testing.assert_allclose(refit.logodds(test), trees + refit.prior.score(test))
     from features.errors import UserError
 
     with pytest.raises(
@@ -92,7 +92,7 @@ def test_prior_and_refit(small_rows):
     bare = train_bundle(small_rows, split, dataclasses.replace(tp, prior_weights={}))
     assert bare.prior is None and bare.metadata["prior"] == "none"
     np.testing.assert_allclose(
-        bare.score(test), bare.booster.predict(test[list(bare.feature_names)].to_numpy(dtype=float), raw_score=True)
+        bare.logodds(test), bare.booster.predict(test[list(bare.feature_names)].to_numpy(dtype=float), raw_score=True)
     )
 
 
@@ -103,6 +103,11 @@ def test_learned_prior_on_named_terms(small_rows):
     bundle = train_bundle(small_rows, temporal_split(small_rows, tp), tp)
     assert bundle.prior is not None and set(bundle.prior.coef) <= set(tp.prior_terms)
     assert "named terms" in bundle.metadata["prior"]
+    # the default also has a nuisance head on exactly `nuisance_terms`: candidates ranked by the expected gain
+    assert tp.nuisance_terms and bundle.nuisance is not None and set(bundle.nuisance.coef) == set(tp.nuisance_terms)
+    assert "nuisance head" in bundle.metadata["ranking"]
+    test = small_rows[temporal_split(small_rows, tp).part(small_rows) == "test"]
+    np.testing.assert_allclose(bundle.score(test), np.log(bundle.proba(test)) + bundle.nuisance.score(test), atol=1e-9)
 
 
 def test_test_week_outcomes_never_reach_the_model(small_rows):
@@ -114,7 +119,7 @@ def test_test_week_outcomes_never_reach_the_model(small_rows):
     flipped.loc[held_out, "grade"] = 3 - flipped.loc[held_out, "grade"]
     a, b = train_bundle(small_rows, split, tp), train_bundle(flipped, split, tp)
     assert a.booster.model_to_string() == b.booster.model_to_string()
-    assert a.calibration == b.calibration and a.prior == b.prior
+    assert a.calibration == b.calibration and a.prior == b.prior and a.nuisance == b.nuisance
 
 
 def test_unknown_prior_feature_is_a_user_error():
@@ -402,7 +407,7 @@ def test_prior_choice_judges_on_calibration_weeks_by_log_loss(small_rows):
         small_rows, split, dataclasses.replace(tp.with_choice(candidates[0]), refit_on_calibration_weeks=False)
     )
     cal = small_rows[split.part(small_rows) == "calibration"]
-    loss = log_loss_of_scores(rule.score(cal), cal["sustained"].astype(int).to_numpy())
+    loss = log_loss_of_scores(rule.logodds(cal), cal["sustained"].astype(int).to_numpy())
     assert table.set_index("candidate").loc[0, "validation_log_loss"] == pytest.approx(loss)
     # the test weeks' outcomes never change the choice
     flipped = small_rows.copy()
@@ -544,3 +549,39 @@ def test_match_ranking_numbers_clients_as_the_text_key_did():
         "within_client_spearman": within_group_spearman(pairs["model_p"].to_numpy(), t.to_numpy(), text),
     }
     assert match_ranking(pairs, "model_p") == expected  # exactly
+
+
+def test_nuisance_head_is_the_mean_gain_of_the_sustained_placements_per_group():
+    """A literal case: with one 0/1 term and no penalty the Poisson head is the mean gain of each group.
+
+    Sustained placements: quiet 0 -> grades 3, 3, 2 (gains 7, 7, 3: mean 17/3); quiet 1 -> grades 1, 3
+    (gains 1, 7: mean 4). The failed placements (grade 0) are not learned from.
+    """
+    import dataclasses
+
+    from features.errors import UserError
+    from models.ranker import fit_nuisance_head
+
+    quiet = [0, 0, 0, 1, 1, 1, 0]
+    grade = [3, 3, 2, 1, 3, 0, 0]
+    rows = pd.DataFrame(
+        {
+            "meeting_date": pd.to_datetime(["2024-01-01"] * 7),
+            "dwelling_id": [f"D{i}" for i in range(7)],
+            "client_id": [f"C{i}" for i in range(7)],
+            "needs_quiet_surroundings": quiet,
+            "grade": grade,
+            "sustained": [int(g > 0) for g in grade],
+        }
+    )
+    tp = dataclasses.replace(
+        section(PARAMS, "train", TrainParams), nuisance_terms=("needs_quiet_surroundings",), nuisance_alpha=0.0
+    )
+    head = fit_nuisance_head(rows, tp)
+    assert head is not None and set(head.coef) == {"needs_quiet_surroundings"}
+    np.testing.assert_allclose(
+        head.score(pd.DataFrame({"needs_quiet_surroundings": [0.0, 1.0]})), np.log([17 / 3, 4.0]), atol=1e-5
+    )
+    assert fit_nuisance_head(rows, dataclasses.replace(tp, nuisance_terms=())) is None
+    with pytest.raises(UserError, match="nuisance_terms names unknown features: gender"):
+        dataclasses.replace(tp, nuisance_terms=("gender",))
