@@ -38,9 +38,9 @@ from features.rules import PassendToewijzen
 from models.bundle import ModelBundle
 from models.evaluate import bootstrap_differences
 from models.scoring import ProbabilityScorer, Scorer
-from planning.assignment import AssignmentParams
+from planning.assignment import AssignmentParams, best_matching
 from planning.eligibility import EligibilityParams, rule_checks
-from planning.priority import plan_meeting, policy_clients
+from planning.priority import EXACT, plan_meeting, policy_clients
 
 TRUTH_FILE = "truth.parquet"
 KEYS = ["meeting_date", "dwelling_id", "client_id"]
@@ -319,22 +319,66 @@ class _MeetingPlans:
     """Plans of one meeting for many benefits (model, oracle, baselines, random draws), each as `plan_meeting` makes it.
 
     The policy's clients depend on the benefit only through which pairs are plannable, so they
-    are found once per such set; plans read a narrow frame, which keeps each plan's pandas steps cheap.
+    are found once per such set. Without a complex cap a plan is one `linear_sum_assignment` on
+    the meeting's prepared numbers: the homes and clients are numbered once (in name order, as
+    `plan_assignment` numbers them), and each benefit only fills the matrix of the pairs the policy
+    plans. It builds the same matrix `plan_meeting` builds, so it finds the same plan; a complex
+    cap, a missing benefit or a duplicate pair go through `plan_meeting` itself.
     """
 
     def __init__(self, ds: Dataset, m: pd.DataFrame, assignment: AssignmentParams, wait: pd.Series) -> None:
         self.ds, self.assignment, self.wait = ds, assignment, wait
         self.slim = m[["dwelling_id", "client_id", "complex_id", "true_p"]]
         self.pools: dict[bytes, set] = {}
+        self.allowed_rows: dict[bytes, np.ndarray] = {}
+        self.home = pd.factorize(self.slim["dwelling_id"], sort=True)[0]
+        self.client, self.client_names = pd.factorize(self.slim["client_id"], sort=True)
+        self.true_p = self.slim["true_p"].to_numpy(dtype=float)
+        self.fast = (
+            assignment.complex_cap is None
+            and not pd.Series(self.home * (self.client.max() + 1) + self.client).duplicated().any()
+        )
 
-    def plan(self, benefit: np.ndarray) -> pd.DataFrame:
-        frame = self.slim.assign(_benefit=benefit)
+    def _allowed(self, benefit: np.ndarray) -> tuple[set, np.ndarray]:
         key = (benefit > self.assignment.min_benefit).tobytes()
         if key not in self.pools:
-            self.pools[key] = policy_clients(frame, self.wait, self.assignment, benefit="_benefit")
-        return plan_meeting(
-            self.ds, frame, self.assignment, benefit="_benefit", waiting=self.wait, allowed=self.pools[key]
-        )
+            frame = self.slim.assign(_benefit=benefit)
+            self.pools[key] = allowed = policy_clients(frame, self.wait, self.assignment, benefit="_benefit")
+            self.allowed_rows[key] = (
+                np.isin(self.client_names, list(allowed))[self.client]
+                if allowed
+                else np.zeros(len(benefit), dtype=bool)
+            )
+        return self.pools[key], self.allowed_rows[key]
+
+    def plan(self, benefit: np.ndarray) -> pd.DataFrame:
+        """The plan's rows of the meeting (dwelling_id, client_id, complex_id, true_p), as `plan_meeting` returns them."""
+        allowed, _ = self._allowed(benefit)
+        frame = self.slim.assign(_benefit=benefit)
+        return plan_meeting(self.ds, frame, self.assignment, benefit="_benefit", waiting=self.wait, allowed=allowed)
+
+    def outcome(self, benefit: np.ndarray) -> tuple[float, int]:
+        """(sum of the true chances, placements) of the plan for `benefit`: the numbers `plan` gives, in its order."""
+        if not self.fast or np.isnan(benefit).any():
+            plan = self.plan(benefit)
+            return plan["true_p"].sum(), len(plan)
+        allowed, rows = self._allowed(benefit)
+        floor = self.assignment.min_benefit
+        keep = rows & (benefit > floor)  # plan_policy's pooled pairs, then plan_assignment's candidates
+        if not keep.any():
+            return self.true_p[:0].sum(), 0
+        idx = np.flatnonzero(keep)
+        w = benefit[idx]
+        if self.assignment.policy == EXACT:  # every allowed client placed: the bonus of plan_policy
+            w = w + (1.0 + 2.0 * len(allowed) * float(np.abs(w).max()))
+            idx, w = idx[w > 0.0], w[w > 0.0]
+            if len(idx) == 0:
+                return self.true_p[:0].sum(), 0
+        d_code = np.unique(self.home[idx], return_inverse=True)[1]
+        c_code = np.unique(self.client[idx], return_inverse=True)[1]
+        chosen = idx[best_matching(d_code, c_code, w)]
+        chosen = chosen[np.lexsort((self.client[chosen], self.home[chosen]))]  # the plan's (dwelling, client) order
+        return self.true_p[chosen].sum(), len(chosen)
 
 
 def _meeting_rows(
@@ -362,16 +406,13 @@ def _meeting_rows(
         top_hist = hist["true_p"].mean() if len(hist) else np.nan
         # Plans choose within the priority pool (longest waiting); the historical meeting chose freely.
         wait = ((m["meeting_date"] - m["client_id"].map(first_seen)).dt.days / 7.0).fillna(0.0)  # waiting_weeks
-        plan = _MeetingPlans(ds, m, assignment, wait).plan
+        outcome = _MeetingPlans(ds, m, assignment, wait).outcome
         plans = {
-            "model": plan(m["model_p"].to_numpy(dtype=float)),
-            "oracle": plan(m["true_p"].to_numpy(dtype=float)),
-            **{name: plan(m[f"{name}_score"].to_numpy(dtype=float)) for name in baselines},
+            "model": outcome(m["model_p"].to_numpy(dtype=float)),
+            "oracle": outcome(m["true_p"].to_numpy(dtype=float)),
+            **{name: outcome(m[f"{name}_score"].to_numpy(dtype=float)) for name in baselines},
         }
-        random_totals = []
-        for _ in range(oracle.random_draws):
-            draw = plan(rng.random(len(m)))
-            random_totals.append((draw["true_p"].sum(), len(draw)))
+        random_totals = [outcome(rng.random(len(m))) for _ in range(oracle.random_draws)]
         rows.append(
             {
                 "meeting_date": m["meeting_date"].iloc[0],
@@ -383,8 +424,8 @@ def _meeting_rows(
                 "top1_random": top_random,
                 "top1_historical": top_hist,
                 **top_baselines,
-                **{f"plan_{name}_total": plan["true_p"].sum() for name, plan in plans.items()},
-                **{f"plan_{name}_n": len(plan) for name, plan in plans.items()},
+                **{f"plan_{name}_total": total for name, (total, _) in plans.items()},
+                **{f"plan_{name}_n": n for name, (_, n) in plans.items()},
                 "plan_random_total": float(np.mean([t for t, _ in random_totals])),
                 "plan_random_n": float(np.mean([n for _, n in random_totals])),
                 "plan_historical_total": hist["true_p"].sum(),
