@@ -46,7 +46,7 @@ from fairness.context import (
     held_out_period,
     pipeline_params,
 )
-from fairness.counterfactual import PlanParams, candidate_decisions, score_pairs
+from fairness.counterfactual import KnownScores, PlanParams, candidate_decisions, score_pairs
 from fairness.decisions import MeetingDecisions, meeting_and_plan
 from fairness.frontier import policy_frontier
 from fairness.gate import GATE_COLUMNS, GateResult, judge
@@ -116,6 +116,8 @@ def run_fairness(
     predictions, features = audit_predictions(ds, bundle, params=params, pipeline=pipeline, period=period)
     meetings = held_out_meetings(ds, period)
     plan_params = PlanParams.from_config(config)
+    replays = bool(params.gate.max_replay_ratio_drop or params.gate.max_replay_wait_widening) and len(meetings) > 0
+    known = KnownScores(ds) if replays else None  # the replay reads the pairs the plan vs meeting scored
     if plan_vs_meeting or gate_reads_candidates(params):
         say(f"plan vs meeting at {len(meetings)} held-out meetings")
         decisions, planned = candidate_decisions(
@@ -126,6 +128,7 @@ def run_fairness(
             plan_params=plan_params,
             tol=plan_params.assignment.no_real_difference,
             progress=say,
+            keep=known,
         )
     else:
         decisions, planned = pd.DataFrame(), pd.DataFrame()
@@ -137,14 +140,14 @@ def run_fairness(
         frames[CANDIDATES] = decisions
     metrics = group_metrics(frames, params=params)
     replay_groups = None
-    if (params.gate.max_replay_ratio_drop or params.gate.max_replay_wait_widening) and len(meetings):
+    if replays:
         policy = plan_params.assignment.policy
         say(f"the {policy} policy replayed as a queue over the {len(meetings)} held-out weeks")
         _, replay_groups, _ = policy_frontier(
             ds,
             meetings,
             {policy: plan_params.assignment},
-            lambda pairs: score_pairs(ds, bundle, pairs, pipeline=pipeline, plan_params=plan_params),
+            lambda pairs: score_pairs(ds, bundle, pairs, pipeline=pipeline, plan_params=plan_params, known=known),
             fairness=params,
             tolerance=plan_params.assignment.no_real_difference,
         )
