@@ -79,6 +79,9 @@ class FairnessAudit:
     replay: pd.DataFrame | None = None  # policy_replay.csv: the policy in force as a queue, per group, against history
 
 
+REPLAY_BATCH_WEEKS = 4  # the replay scores 4 weeks' pairs a call: a call costs mostly the same whatever its pairs
+
+
 def run_fairness(
     ds: Dataset,
     bundle: ModelBundle,
@@ -150,6 +153,7 @@ def run_fairness(
             lambda pairs: score_pairs(ds, bundle, pairs, pipeline=pipeline, plan_params=plan_params, known=known),
             fairness=params,
             tolerance=plan_params.assignment.no_real_difference,
+            batch_weeks=REPLAY_BATCH_WEEKS,
         )
     gate = judge(metrics, params=params, replay=replay_groups)
     gate.warnings = warnings + gate.warnings
