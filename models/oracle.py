@@ -80,7 +80,12 @@ def _truth_table(truth_dir: str | Path) -> pa.Table:
     """The columns of the truth the oracle comparison reads, as an Arrow table."""
     file = _truth_file(truth_dir)
     names = set(pq.read_schema(file).names)
-    return pq.read_table(file, columns=[c for c in (*KEYS, REGION, "p_sustained", "placed") if c in names])
+    # ids dictionary-encoded: a number per pair and each id once (millions of pairs at country scale)
+    return pq.read_table(
+        file,
+        columns=[c for c in (*KEYS, REGION, "p_sustained", "placed") if c in names],
+        read_dictionary=[c for c in ("dwelling_id", "client_id", REGION) if c in names],
+    )
 
 
 def _truth_frame(table: pa.Table) -> pd.DataFrame:
@@ -143,14 +148,25 @@ def oracle_comparison(
         f"in {len(batches)} batches of whole meetings"
     )
     rows: list[dict] = []
-    kept: list[pd.DataFrame] = []  # what match_ranking needs, nothing more
+    kept: list[pd.DataFrame] = []  # what match_ranking needs, nothing more: clients as numbers in id order
+    client_ids = pd.Index(np.sort(ds.clients["client_id"].astype(str).unique()))
+    lookup = _Lookups(ds)
     for i, batch in enumerate(batches, start=1):
         if len(batches) > 1:
             progress(f"oracle: batch {i}/{len(batches)}")
         part = _truth_frame(table.take(pa.array(held[batch]))).assign(**{REGION: regions[batch]})
-        pairs = _scored_truth(ds, bundle, part, baselines, fp=fp, rules=rules, elig=elig)
-        rows += _meeting_rows(ds, pairs, baselines, assignment, oracle, rng, regional=regional)
-        kept.append(pairs[["meeting_date", "client_id", "true_p", "model_p", *(f"{n}_score" for n in baselines)]])
+        pairs = _scored_truth(ds, bundle, part, baselines, fp=fp, rules=rules, elig=elig, lookup=lookup)
+        rows += _meeting_rows(ds, pairs, baselines, assignment, oracle, rng, regional=regional, lookup=lookup)
+        client = client_ids.get_indexer(pairs["client_id"].astype(str))
+        if (client < 0).any():
+            unknown = pairs["client_id"].to_numpy()[client < 0][0]
+            raise UserError(f"the truth in {truth_dir} names client {unknown!r}, who is not in the dataset's clients")
+        kept.append(
+            pairs[["meeting_date", "true_p", "model_p", *(f"{n}_score" for n in baselines)]].assign(
+                client_id=client.astype(np.int32)
+            )
+        )
+        del pairs
     del table
     pairs = pd.concat(kept, ignore_index=True)
     del kept
@@ -271,11 +287,11 @@ def match_ranking(pairs: pd.DataFrame, score_col: str) -> dict:
       orders every client's options as the truth does, 0 = no better than chance.
     """
     # one number per (meeting, client), numbered in (date, client) order: the order the text key
-    # "date|client" sorted in, without a string per pair (3 million pairs at 5x one meeting)
-    client = pd.Series(
-        pairs.groupby(["meeting_date", pairs["client_id"].astype(str)], sort=True).ngroup().to_numpy(),
-        index=pairs.index,
-    )
+    # "date|client" sorted in, without a string per pair (3 million pairs at 5x one meeting).
+    # `client_id` holds the ids, or whole numbers that order the clients as their ids do.
+    ids = pairs["client_id"]
+    key = ids if pd.api.types.is_integer_dtype(ids) else ids.astype(str)
+    client = pd.Series(pairs.groupby(["meeting_date", key], sort=True).ngroup().to_numpy(), index=pairs.index)
     p = np.clip(pairs[score_col].to_numpy(dtype=float), 1e-6, 1 - 1e-6)
     t = np.clip(pairs["true_p"].to_numpy(dtype=float), 1e-6, 1 - 1e-6)
     return {
@@ -283,6 +299,32 @@ def match_ranking(pairs: pd.DataFrame, score_col: str) -> dict:
         "client_variance_share_truth": client_variance_share(np.log(t / (1 - t)), client),
         "within_client_spearman": within_group_spearman(pairs[score_col].to_numpy(), t, client),
     }
+
+
+class _Lookups:
+    """Each home's complex and each client's first meeting, indexed once for every batch (not a join per batch).
+
+    A join or a map against every home and client costs in proportion to the tables (299,000
+    homes at 20 regions), whatever the size of the batch; an index built once does not.
+    """
+
+    def __init__(self, ds: Dataset) -> None:
+        self.homes = pd.Index(ds.dwellings["dwelling_id"])
+        self.complex_of = ds.dwellings["complex_id"].to_numpy(dtype=object)
+        first = ds.candidates.groupby("client_id")["meeting_date"].min()
+        self.clients = pd.Index(first.index)
+        self.first_seen = first.to_numpy()
+
+    def complexes(self, dwellings: pd.Series) -> np.ndarray:
+        """The complex of each home (NaN for a home not in the dataset, as a left join gives)."""
+        at = self.homes.get_indexer(dwellings)
+        return np.where(at >= 0, self.complex_of[np.maximum(at, 0)], np.nan)
+
+    def waiting_weeks(self, pairs: pd.DataFrame) -> pd.Series:
+        """`planning.priority.waiting_weeks` of each pair: weeks since the client's first meeting (0 if never seen)."""
+        at = self.clients.get_indexer(pairs["client_id"])
+        since = pd.Series(self.first_seen[np.maximum(at, 0)], index=pairs.index).where(at >= 0)
+        return ((pairs["meeting_date"] - since).dt.days / 7.0).fillna(0.0)
 
 
 def _scored_truth(
@@ -294,14 +336,16 @@ def _scored_truth(
     fp: FeatureParams,
     rules: PassendToewijzen,
     elig: EligibilityParams,
+    lookup: _Lookups,
 ) -> pd.DataFrame:
     """The eligible pairs of some whole regional meetings of the truth, with true_p, model_p and baseline scores."""
     keys = truth[KEYS]
     # the pairs apply_eligibility keeps, without writing out why the others are excluded
     eligible = keys.loc[rule_checks(ds, keys, elig, rules).all(axis=1).to_numpy(dtype=bool)]
+    # the truth's own rows of the eligible pairs (its keys are unique): what a merge on the keys gives
     pairs = (
-        eligible[KEYS]
-        .merge(truth[[*KEYS, REGION, "p_sustained", "placed"]], on=KEYS, how="left")
+        truth.loc[eligible.index, [*KEYS, REGION, "p_sustained", "placed"]]
+        .reset_index(drop=True)
         .rename(columns={"p_sustained": "true_p"})
     )
     meeting = meeting_codes(pairs)
@@ -312,7 +356,7 @@ def _scored_truth(
             pairs[f"{name}_score"] = np.asarray(scorer.proba(feats), dtype=float)
         else:  # ranks within the meeting, in (0, 1]: positive benefits on a common scale for the planner
             pairs[f"{name}_score"] = pd.Series(scorer.score(feats), index=pairs.index).groupby(meeting).rank(pct=True)
-    return pairs.merge(ds.dwellings[["dwelling_id", "complex_id"]], on="dwelling_id", how="left")
+    return pairs.assign(complex_id=lookup.complexes(pairs["dwelling_id"]))
 
 
 class _MeetingPlans:
@@ -390,9 +434,10 @@ def _meeting_rows(
     rng: np.random.Generator,
     *,
     regional: bool,
+    lookup: _Lookups,
 ) -> list[dict]:
     """One row per regional meeting of `pairs`: each policy's top-1 and plan, judged by the true chance."""
-    first_seen = ds.candidates.groupby("client_id")["meeting_date"].min()  # once, not once per meeting
+    waits = lookup.waiting_weeks(pairs)  # the batch's pairs at once, not a lookup per meeting
     rows = []
     for _, m in pairs.groupby(meeting_codes(pairs), sort=True):
         by_home = m.groupby("dwelling_id")
@@ -405,7 +450,7 @@ def _meeting_rows(
         hist = m[m["placed"].astype(bool)]
         top_hist = hist["true_p"].mean() if len(hist) else np.nan
         # Plans choose within the priority pool (longest waiting); the historical meeting chose freely.
-        wait = ((m["meeting_date"] - m["client_id"].map(first_seen)).dt.days / 7.0).fillna(0.0)  # waiting_weeks
+        wait = waits.loc[m.index]
         outcome = _MeetingPlans(ds, m, assignment, wait).outcome
         plans = {
             "model": outcome(m["model_p"].to_numpy(dtype=float)),

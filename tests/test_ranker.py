@@ -544,3 +544,6 @@ def test_match_ranking_numbers_clients_as_the_text_key_did():
         "within_client_spearman": within_group_spearman(pairs["model_p"].to_numpy(), t.to_numpy(), text),
     }
     assert match_ranking(pairs, "model_p") == expected  # exactly
+    # clients as whole numbers in id order (what the oracle comparison keeps): the same, exactly
+    numbers = pd.Index(np.sort(pairs["client_id"].unique())).get_indexer(pairs["client_id"]).astype(np.int32)
+    assert match_ranking(pairs.assign(client_id=numbers), "model_p") == expected
