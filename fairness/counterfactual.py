@@ -96,7 +96,10 @@ def _plan(
     )
     # planning.priority.waiting_weeks, with each client's first meeting looked up once for all meetings
     since = with_complex["client_id"].map(first_seen)
-    waiting = ((pd.to_datetime(with_complex["meeting_date"]) - since).dt.days / 7.0).fillna(0.0)
+    dates = with_complex["meeting_date"]
+    if not pd.api.types.is_datetime64_any_dtype(dates):  # to_datetime inspects already-converted dates slowly
+        dates = pd.to_datetime(dates)
+    waiting = ((dates - since).dt.days / 7.0).fillna(0.0)
     return plan_meeting(ds, with_complex, a, benefit="p_sustained", waiting=waiting)
 
 
