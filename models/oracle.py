@@ -148,8 +148,12 @@ def oracle_comparison(
         f"in {len(batches)} batches of whole meetings"
     )
     rows: list[dict] = []
-    kept: list[pd.DataFrame] = []  # what match_ranking needs, nothing more: clients as numbers in id order
+    # the match ranking: per batch the within-client correlations, and for the variance shares the
+    # model's and true chances with clients as numbers in id order (no string per pair)
+    kept: list[pd.DataFrame] = []
+    spearman: dict[str, list[pd.Series]] = {}
     client_ids = pd.Index(np.sort(ds.clients["client_id"].astype(str).unique()))
+    scores = ["model_p", *(f"{n}_score" for n in baselines)]
     lookup = _Lookups(ds)
     for i, batch in enumerate(batches, start=1):
         if len(batches) > 1:
@@ -161,11 +165,9 @@ def oracle_comparison(
         if (client < 0).any():
             unknown = pairs["client_id"].to_numpy()[client < 0][0]
             raise UserError(f"the truth in {truth_dir} names client {unknown!r}, who is not in the dataset's clients")
-        kept.append(
-            pairs[["meeting_date", "true_p", "model_p", *(f"{n}_score" for n in baselines)]].assign(
-                client_id=client.astype(np.int32)
-            )
-        )
+        for col, rho in _batch_spearman(pairs, scores, client, len(client_ids) + 1).items():
+            spearman.setdefault(col, []).append(rho)
+        kept.append(pairs[["meeting_date", "true_p", "model_p"]].assign(client_id=client.astype(np.int32)))
         del pairs
     del table
     pairs = pd.concat(kept, ignore_index=True)
@@ -205,9 +207,11 @@ def oracle_comparison(
             if span > 0
             else float("nan")
         )
-    summary.update(match_ranking(pairs, "model_p"))
-    for name in baselines:
-        summary[f"within_client_spearman_{name}"] = match_ranking(pairs, f"{name}_score")["within_client_spearman"]
+    summary.update(_variance_shares(pairs, "model_p", _client_numbers(pairs)))
+    for col in scores:
+        rho = pd.concat(spearman[col]).sort_index() if spearman.get(col) else pd.Series(dtype=float)
+        name = "within_client_spearman" + ("" if col == "model_p" else f"_{col.removesuffix('_score')}")
+        summary[name] = float(rho.mean()) if len(rho) else float("nan")
     hist_span = table.loc["oracle", "plan_true_p_sustained"] - table.loc["historical", "plan_true_p_sustained"]
     summary["plan_beats_historical"] = float(
         table.loc["model", "plan_true_p_sustained"] > table.loc["historical", "plan_true_p_sustained"]
@@ -261,20 +265,29 @@ def within_group_spearman(a: np.ndarray, b: np.ndarray, groups: pd.Series, *, mi
 
     Groups in which either column is constant have no correlation and are left out.
     """
+    rho = group_spearman(a, b, groups, min_size=min_size)
+    return float(rho.mean()) if len(rho) else float("nan")
+
+
+def group_spearman(a: np.ndarray, b: np.ndarray, groups: pd.Series, *, min_size: int = 3) -> pd.Series:
+    """The Spearman correlation of `a` and `b` in each group of `within_group_spearman`, by group (sorted).
+
+    Each group's value reads only its own rows, so groups computed apart (batches of whole
+    meetings) give the same values; their mean in group order is `within_group_spearman`.
+    """
     frame = pd.DataFrame({"a": np.asarray(a, dtype=float), "b": np.asarray(b, dtype=float), "g": groups.to_numpy()})
     by = frame.groupby("g", sort=False)
     frame["ra"], frame["rb"] = by["a"].rank(), by["b"].rank()
     frame["n"] = by["a"].transform("size")
     frame = frame[frame["n"] >= min_size]
     if frame.empty:
-        return float("nan")
+        return pd.Series(dtype=float)
     by = frame.groupby("g", sort=False)
     da = frame["ra"] - by["ra"].transform("mean")
     db = frame["rb"] - by["rb"].transform("mean")
     stats = pd.DataFrame({"ab": da * db, "aa": da * da, "bb": db * db, "g": frame["g"]}).groupby("g").sum()
     ok = (stats["aa"] > 0) & (stats["bb"] > 0)
-    rho = stats.loc[ok, "ab"] / np.sqrt(stats.loc[ok, "aa"] * stats.loc[ok, "bb"])
-    return float(rho.mean()) if len(rho) else float("nan")
+    return stats.loc[ok, "ab"] / np.sqrt(stats.loc[ok, "aa"] * stats.loc[ok, "bb"])
 
 
 def match_ranking(pairs: pd.DataFrame, score_col: str) -> dict:
@@ -289,16 +302,42 @@ def match_ranking(pairs: pd.DataFrame, score_col: str) -> dict:
     # one number per (meeting, client), numbered in (date, client) order: the order the text key
     # "date|client" sorted in, without a string per pair (3 million pairs at 5x one meeting).
     # `client_id` holds the ids, or whole numbers that order the clients as their ids do.
+    client = _client_numbers(pairs)
+    t = np.clip(pairs["true_p"].to_numpy(dtype=float), 1e-6, 1 - 1e-6)
+    return {
+        **_variance_shares(pairs, score_col, client),
+        "within_client_spearman": within_group_spearman(pairs[score_col].to_numpy(), t, client),
+    }
+
+
+def _client_numbers(pairs: pd.DataFrame) -> pd.Series:
+    """One number per (meeting, client) of `pairs`, in (date, client) order (`client_id`: ids, or numbers in id order)."""
     ids = pairs["client_id"]
     key = ids if pd.api.types.is_integer_dtype(ids) else ids.astype(str)
-    client = pd.Series(pairs.groupby(["meeting_date", key], sort=True).ngroup().to_numpy(), index=pairs.index)
+    return pd.Series(pairs.groupby(["meeting_date", key], sort=True).ngroup().to_numpy(), index=pairs.index)
+
+
+def _variance_shares(pairs: pd.DataFrame, score_col: str, client: pd.Series) -> dict:
+    """`client_variance_share` and `client_variance_share_truth` of `match_ranking`."""
     p = np.clip(pairs[score_col].to_numpy(dtype=float), 1e-6, 1 - 1e-6)
     t = np.clip(pairs["true_p"].to_numpy(dtype=float), 1e-6, 1 - 1e-6)
     return {
         "client_variance_share": client_variance_share(np.log(p / (1 - p)), client),
         "client_variance_share_truth": client_variance_share(np.log(t / (1 - t)), client),
-        "within_client_spearman": within_group_spearman(pairs[score_col].to_numpy(), t, client),
     }
+
+
+def _batch_spearman(pairs: pd.DataFrame, columns: list[str], client: np.ndarray, stride: int) -> dict[str, pd.Series]:
+    """`group_spearman` of each score column against the true chance on one batch, by (day, client) number.
+
+    A (meeting date, client) lies in one batch (batches hold whole meetings; a client is in
+    one region at a date), so the groups of all batches, put in (date, client) order, are the
+    groups `match_ranking` makes of all pairs at once.
+    """
+    day = pairs["meeting_date"].to_numpy(dtype="datetime64[D]").astype(np.int64)
+    groups = pd.Series(day * stride + client, index=pairs.index)  # stride: more than the client numbers
+    t = np.clip(pairs["true_p"].to_numpy(dtype=float), 1e-6, 1 - 1e-6)
+    return {c: group_spearman(pairs[c].to_numpy(), t, groups) for c in columns}
 
 
 class _Lookups:

@@ -71,3 +71,33 @@ def test_a_complex_cap_goes_through_the_planner():
     assert plans.outcome(benefit) == (plan["true_p"].sum(), len(plan))
     assert plan["complex_id"].value_counts().max() == 1
     assert len(plan) == 3  # three complexes, one placement each
+
+
+def test_within_client_correlations_per_batch_of_meetings_are_those_of_all_pairs():
+    """Regional meetings split over batches (a date's regions in two batches): the same mean, bit for bit."""
+    from models.oracle import _batch_spearman, match_ranking
+
+    rng = np.random.default_rng(4)
+    n = 4000
+    region = rng.choice(["A", "B", "C"], n)
+    pairs = pd.DataFrame(
+        {
+            "meeting_date": pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 3, n) * 7, unit="D"),
+            "region": region,
+            "client_id": [f"{c:03d}-{r}" for r, c in zip(region, rng.integers(0, 40, n), strict=True)],  # not by region
+            "true_p": rng.random(n).round(2),
+            "model_p": rng.random(n).round(2),
+        }
+    ).drop_duplicates(["meeting_date", "client_id", "true_p"])
+    pairs = pairs.sort_values(["meeting_date", "region"], kind="stable").reset_index(drop=True)
+    ids = pd.Index(np.sort(pairs["client_id"].unique()))
+    meeting = pairs.groupby(["meeting_date", "region"], sort=True).ngroup().to_numpy()
+    parts = []
+    for cut in ([0, 2, 5, 9], [0, 9]):  # batches of whole meetings; the first splits dates between regions
+        rho = [
+            _batch_spearman(b, ["model_p"], ids.get_indexer(b["client_id"]), len(ids) + 1)["model_p"]
+            for b in (pairs[(meeting >= lo) & (meeting < hi)] for lo, hi in zip(cut[:-1], cut[1:], strict=True))
+        ]
+        parts.append(float(pd.concat(rho).sort_index().mean()))
+    expected = match_ranking(pairs, "model_p")["within_client_spearman"]
+    assert parts == [expected, expected]
