@@ -46,7 +46,7 @@ from fairness.context import (
     held_out_period,
     pipeline_params,
 )
-from fairness.counterfactual import PlanParams, candidate_decisions, score_pairs
+from fairness.counterfactual import KnownScores, PlanParams, candidate_decisions, score_pairs
 from fairness.decisions import MeetingDecisions, meeting_and_plan
 from fairness.frontier import policy_frontier
 from fairness.gate import GATE_COLUMNS, GateResult, judge
@@ -77,6 +77,9 @@ class FairnessAudit:
     pipeline: PipelineParams
     warnings: list[str]
     replay: pd.DataFrame | None = None  # policy_replay.csv: the policy in force as a queue, per group, against history
+
+
+REPLAY_BATCH_WEEKS = 4  # the replay scores 4 weeks' pairs a call: a call costs mostly the same whatever its pairs
 
 
 def run_fairness(
@@ -116,6 +119,8 @@ def run_fairness(
     predictions, features = audit_predictions(ds, bundle, params=params, pipeline=pipeline, period=period)
     meetings = held_out_meetings(ds, period)
     plan_params = PlanParams.from_config(config)
+    replays = bool(params.gate.max_replay_ratio_drop or params.gate.max_replay_wait_widening) and len(meetings) > 0
+    known = KnownScores(ds) if replays else None  # the replay reads the pairs the plan vs meeting scored
     if plan_vs_meeting or gate_reads_candidates(params):
         say(f"plan vs meeting at {len(meetings)} held-out meetings")
         decisions, planned = candidate_decisions(
@@ -126,6 +131,7 @@ def run_fairness(
             plan_params=plan_params,
             tol=plan_params.assignment.no_real_difference,
             progress=say,
+            keep=known,
         )
     else:
         decisions, planned = pd.DataFrame(), pd.DataFrame()
@@ -137,16 +143,17 @@ def run_fairness(
         frames[CANDIDATES] = decisions
     metrics = group_metrics(frames, params=params)
     replay_groups = None
-    if (params.gate.max_replay_ratio_drop or params.gate.max_replay_wait_widening) and len(meetings):
+    if replays:
         policy = plan_params.assignment.policy
         say(f"the {policy} policy replayed as a queue over the {len(meetings)} held-out weeks")
         _, replay_groups, _ = policy_frontier(
             ds,
             meetings,
             {policy: plan_params.assignment},
-            lambda pairs: score_pairs(ds, bundle, pairs, pipeline=pipeline, plan_params=plan_params),
+            lambda pairs: score_pairs(ds, bundle, pairs, pipeline=pipeline, plan_params=plan_params, known=known),
             fairness=params,
             tolerance=plan_params.assignment.no_real_difference,
+            batch_weeks=REPLAY_BATCH_WEEKS,
         )
     gate = judge(metrics, params=params, replay=replay_groups)
     gate.warnings = warnings + gate.warnings

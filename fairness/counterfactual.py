@@ -96,7 +96,10 @@ def _plan(
     )
     # planning.priority.waiting_weeks, with each client's first meeting looked up once for all meetings
     since = with_complex["client_id"].map(first_seen)
-    waiting = ((pd.to_datetime(with_complex["meeting_date"]) - since).dt.days / 7.0).fillna(0.0)
+    dates = with_complex["meeting_date"]
+    if not pd.api.types.is_datetime64_any_dtype(dates):  # to_datetime inspects already-converted dates slowly
+        dates = pd.to_datetime(dates)
+    waiting = ((dates - since).dt.days / 7.0).fillna(0.0)
     return plan_meeting(ds, with_complex, a, benefit="p_sustained", waiting=waiting)
 
 
@@ -114,19 +117,95 @@ def _scored_pairs(
     return X
 
 
+class KnownScores:
+    """Pairs already scored as of their meeting (P and eligibility), kept per date in a compact form.
+
+    The plan against the meeting scores every (vacancy, candidate) pair of the held-out
+    meetings; the queue replay offers the same weeks' homes to a queue that is mostly the
+    same clients. A pair's eligibility and P depend only on the pair and its date, so the
+    replay reads the pairs scored before and scores only the others (`score_pairs`).
+    Kept per date as sorted numbers (home × client) with P and eligibility: 17 bytes a pair.
+    """
+
+    def __init__(self, ds: Dataset) -> None:
+        self.homes = pd.Index(ds.dwellings["dwelling_id"].astype(str).unique())
+        self.clients = pd.Index(ds.clients["client_id"].astype(str).unique())
+        self.by_date: dict[pd.Timestamp, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+    def _keys(self, pairs: pd.DataFrame) -> np.ndarray:
+        home = self.homes.get_indexer(pairs["dwelling_id"].astype(str))
+        client = self.clients.get_indexer(pairs["client_id"].astype(str))
+        keys = home.astype(np.int64) * (len(self.clients) + 1) + client
+        return np.where((home < 0) | (client < 0), -1, keys)  # an unknown id is never found
+
+    def add(self, scored: pd.DataFrame) -> None:
+        """Keep `scored` (meeting_date, dwelling_id, client_id, probability, eligible) per date."""
+        if scored.empty:
+            return
+        keys = self._keys(scored)
+        dates = pd.DatetimeIndex(scored["meeting_date"])
+        for day in dates.unique():
+            at = np.flatnonzero((dates == day) & (keys >= 0))
+            order = at[np.argsort(keys[at], kind="stable")]
+            self.by_date[pd.Timestamp(day)] = (
+                keys[order],
+                scored["probability"].to_numpy(dtype=float)[order],
+                scored["eligible"].to_numpy(dtype=bool)[order],
+            )
+
+    def lookup(self, pairs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(found, eligible, P) per row of `pairs` (one date); rows not found are False, False, NaN."""
+        n = len(pairs)
+        found, eligible, p = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool), np.full(n, np.nan)
+        if n == 0:
+            return found, eligible, p
+        day = pd.Timestamp(pairs["meeting_date"].iloc[0])
+        known = self.by_date.get(day)
+        if known is None or len(known[0]) == 0 or (pairs["meeting_date"] != day).any():
+            return found, eligible, p
+        keys = self._keys(pairs)
+        at = np.minimum(np.searchsorted(known[0], keys), len(known[0]) - 1)
+        found = (keys >= 0) & (known[0][at] == keys)
+        eligible[found] = known[2][at[found]]
+        p[found] = known[1][at[found]]
+        return found, eligible, p
+
+
 def score_pairs(
-    ds: Dataset, bundle: ModelBundle, pairs: pd.DataFrame, *, pipeline: PipelineParams, plan_params: PlanParams
+    ds: Dataset,
+    bundle: ModelBundle,
+    pairs: pd.DataFrame,
+    *,
+    pipeline: PipelineParams,
+    plan_params: PlanParams,
+    known: KnownScores | None = None,
 ) -> pd.DataFrame:
-    """The eligible ones of `pairs` with what a plan needs: `p_sustained` (the model's, as of each meeting) and `complex_id`."""
-    eligible = pairs.loc[rule_checks(ds, pairs, plan_params.eligibility, pipeline.rules).all(axis=1).to_numpy(bool)]
+    """The eligible ones of `pairs` with what a plan needs: `p_sustained` (the model's, as of each meeting) and `complex_id`.
+
+    With `known`, pairs scored before are read from it, not scored again: the same rows, values and order.
+    """
     keys = ["meeting_date", "dwelling_id", "client_id"]
+    complexes = ds.dwellings.set_index("dwelling_id")["complex_id"]
+    found, was_eligible, p = (
+        known.lookup(pairs) if known is not None else (np.zeros(len(pairs), dtype=bool), None, None)
+    )
+    rest = pairs.loc[~found]
+    ok = rule_checks(ds, rest, plan_params.eligibility, pipeline.rules).all(axis=1).to_numpy(bool)
+    eligible = rest.loc[ok]
+    p_rest = (
+        bundle.proba(build_pair_features(ds, eligible, params=pipeline.features, rules=pipeline.rules))
+        if len(eligible)
+        else np.zeros(0)
+    )
+    if found.any():  # the known eligible pairs and the newly scored ones, back in the order of `pairs`
+        assert was_eligible is not None and p is not None
+        keep = was_eligible.copy()
+        keep[np.flatnonzero(~found)[ok]] = True
+        p[np.flatnonzero(~found)[ok]] = p_rest
+        eligible, p_rest = pairs.loc[keep], p[keep]
     if eligible.empty:
         return eligible[keys].assign(p_sustained=pd.Series(dtype=float), complex_id=pd.Series(dtype=object))
-    X = build_pair_features(ds, eligible, params=pipeline.features, rules=pipeline.rules)
-    complexes = ds.dwellings.set_index("dwelling_id")["complex_id"]
-    return eligible[keys].assign(
-        p_sustained=bundle.proba(X), complex_id=eligible["dwelling_id"].map(complexes).to_numpy()
-    )
+    return eligible[keys].assign(p_sustained=p_rest, complex_id=eligible["dwelling_id"].map(complexes).to_numpy())
 
 
 def _meeting_decisions(
@@ -200,6 +279,7 @@ def candidate_decisions(
     progress: Callable[[str], None] | None = None,
     chunk: int = 13,
     max_pairs: int = 200_000,
+    keep: KnownScores | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per (regional meeting, candidate) at `meetings`: the meeting's decision and the plan's, with expected outcomes.
 
@@ -210,6 +290,7 @@ def candidate_decisions(
     built, scored and checked up to `chunk` dates at a time (one call each instead of
     one per meeting: most of the cost is per call) and at most `max_pairs` pairs (unless
     one date alone has more), so memory stays bounded whatever the number of regions.
+    `keep`, when given, receives every scored pair (for the queue replay of the same weeks).
     """
     labels = build_labels(ds, pipeline.labels)
     placements = labels.assign(client_id=labels["client_id"].astype(str), dwelling_id=labels["dwelling_id"].astype(str))
@@ -231,6 +312,8 @@ def candidate_decisions(
         # keeps the per-meeting pandas steps cheap, which matters with a thousand regional meetings
         needed = ["meeting_date", "dwelling_id", "client_id", REGION, "probability", "eligible", *bundle.support_scale]
         scored = scored[[c for c in dict.fromkeys(needed) if c in scored.columns]]
+        if keep is not None:
+            keep.add(scored)
         by_meeting = dict(tuple(scored.groupby(["meeting_date", REGION], sort=False))) if len(scored) else {}
         for meeting in batch:
             day = pd.Timestamp(meeting)

@@ -33,14 +33,16 @@ def policy_frontier(
     *,
     fairness: FairnessParams,
     tolerance: float,
+    batch_weeks: int = 1,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Replay]]:
     """(summary table, per-group table, replays) for `policies` over `meetings` (see module doc).
 
-    `score` returns the eligible pairs with `p_sustained` (and optionally `true_p`).
+    `score` returns the eligible pairs with `p_sustained` (and optionally `true_p`); with
+    `batch_weeks` > 1 it must judge each pair on its own (`planning.replay.replay`).
     """
     meetings = sorted(pd.Timestamp(m) for m in meetings)
     history = queue_history(ds.candidates, ds.vacancies, set(ds.placements["client_id"]))
-    runs = replay(history, meetings, policies, score)
+    runs = replay(history, meetings, policies, score, batch_weeks=batch_weeks)
     start, end = meetings[0], meetings[-1]
     queued = ds.candidates[(ds.candidates["meeting_date"] >= start) & (ds.candidates["meeting_date"] <= end)]
     clients = pd.DataFrame({"client_id": sorted(queued["client_id"].unique())})

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from joblib import Parallel, delayed
 from scipy.stats import norm
 
 from features.errors import UserError
@@ -64,6 +66,57 @@ def fit_member(fit_rows: pd.DataFrame, cal_rows: pd.DataFrame, params: TrainPara
     return Member(booster, None if prior is None else prior.to_json(), calibration)
 
 
+def _copy(
+    fit_rows: pd.DataFrame, cal_rows: pd.DataFrame, train: TrainParams, seed: int, attempt: int, objective: str
+) -> Member | UserError:
+    """Bootstrap copy number `attempt`: its own draw (seeded by `seed`, `attempt`) and LightGBM seed.
+
+    A draw with one outcome class only comes back as its UserError (the caller draws again).
+    """
+    rng = np.random.default_rng([seed, attempt])
+    copy_params = replace(train, seed=train.seed + 1 + attempt)
+    try:
+        return fit_member(_resample(fit_rows, rng), _resample(cal_rows, rng), copy_params, objective)
+    except UserError as error:
+        return error
+
+
+def workers_for(params: IntervalParams) -> int:
+    """Processes fitting the copies: params `intervals.workers`, or min(2, the machine's cores) when unset."""
+    return params.workers if params.workers is not None else max(1, min(2, os.cpu_count() or 1))
+
+
+def _fit_copies(
+    fit_rows: pd.DataFrame, cal_rows: pd.DataFrame, train: TrainParams, params: IntervalParams, objective: str
+) -> list[Member]:
+    """The first `params.resamples` copies that fit, in attempt order, whatever the number of workers.
+
+    Copies are independent and seeded by their attempt number, so fitting them side by side in
+    `workers_for(params)` processes gives the very copies one process fits one after another.
+    Attempts are made in waves of as many as are still missing; a draw that fails is drawn again
+    (as attempt number n + 1, ...), at most 5 × resamples attempts in all.
+    """
+    workers = workers_for(params)
+    members: list[Member] = []
+    attempt = 0
+    while len(members) < params.resamples:
+        wave = range(attempt, attempt + params.resamples - len(members))
+        if workers > 1 and len(wave) > 1:
+            outcomes = Parallel(n_jobs=min(workers, len(wave)), backend="loky")(
+                delayed(_copy)(fit_rows, cal_rows, train, params.seed, a, objective) for a in wave
+            )
+        else:  # lazily: no attempt after the one that gives up
+            outcomes = (_copy(fit_rows, cal_rows, train, params.seed, a, objective) for a in wave)  # one by one
+        for a, outcome in zip(wave, outcomes, strict=True):
+            attempt = a + 1
+            if isinstance(outcome, UserError):
+                if attempt > 5 * params.resamples:
+                    raise outcome
+                continue
+            members.append(outcome)
+    return members
+
+
 def fit_intervals(
     rows: pd.DataFrame,
     split: Split,
@@ -93,19 +146,7 @@ def fit_intervals(
         f"intervals: {params.resamples} bootstrap copies of the ranker on resampled meetings "
         f"({_count(fit_rows)} fit, {_count(cal_rows)} calibration)"
     )
-    members: list[Member] = []
-    attempts = 0
-    while len(members) < params.resamples:
-        rng = np.random.default_rng([params.seed, attempts])
-        copy_params = replace(train, seed=train.seed + 1 + attempts)
-        attempts += 1
-        try:
-            members.append(
-                fit_member(_resample(fit_rows, rng), _resample(cal_rows, rng), copy_params, bundle.objective)
-            )
-        except UserError:  # a resample with one outcome class only: draw again
-            if attempts > 5 * params.resamples:
-                raise
+    members = _fit_copies(fit_rows, cal_rows, train, params, bundle.objective)
     fitted = ChanceIntervals(tuple(members), params.coverage, 1.0, SCALE_NORMAL)
     if true_p is not None:
         matched = cal_rows[cal_rows["placement_id"].isin(true_p.index)]

@@ -59,6 +59,7 @@ class IntervalParams:
     resamples: Annotated[int, Field(ge=0)] = 10  # 0 = no intervals
     scale_without_truth: Annotated[float, Field(gt=0)] | None = None  # None: the normal quantile
     seed: Annotated[int, Field(ge=0)] = 13
+    workers: Annotated[int, Field(ge=1)] | None = None  # processes fitting the copies; None: min(2, cores)
 
 
 @dataclass(frozen=True)

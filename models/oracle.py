@@ -38,9 +38,9 @@ from features.rules import PassendToewijzen
 from models.bundle import ModelBundle
 from models.evaluate import bootstrap_differences
 from models.scoring import ProbabilityScorer, Scorer
-from planning.assignment import AssignmentParams
+from planning.assignment import AssignmentParams, best_matching
 from planning.eligibility import EligibilityParams, rule_checks
-from planning.priority import plan_meeting, policy_clients
+from planning.priority import EXACT, plan_meeting, policy_clients
 
 TRUTH_FILE = "truth.parquet"
 KEYS = ["meeting_date", "dwelling_id", "client_id"]
@@ -80,7 +80,12 @@ def _truth_table(truth_dir: str | Path) -> pa.Table:
     """The columns of the truth the oracle comparison reads, as an Arrow table."""
     file = _truth_file(truth_dir)
     names = set(pq.read_schema(file).names)
-    return pq.read_table(file, columns=[c for c in (*KEYS, REGION, "p_sustained", "placed") if c in names])
+    # ids dictionary-encoded: a number per pair and each id once (millions of pairs at country scale)
+    return pq.read_table(
+        file,
+        columns=[c for c in (*KEYS, REGION, "p_sustained", "placed") if c in names],
+        read_dictionary=[c for c in ("dwelling_id", "client_id", REGION) if c in names],
+    )
 
 
 def _truth_frame(table: pa.Table) -> pd.DataFrame:
@@ -143,14 +148,27 @@ def oracle_comparison(
         f"in {len(batches)} batches of whole meetings"
     )
     rows: list[dict] = []
-    kept: list[pd.DataFrame] = []  # what match_ranking needs, nothing more
+    # the match ranking: per batch the within-client correlations, and for the variance shares the
+    # model's and true chances with clients as numbers in id order (no string per pair)
+    kept: list[pd.DataFrame] = []
+    spearman: dict[str, list[pd.Series]] = {}
+    client_ids = pd.Index(np.sort(ds.clients["client_id"].astype(str).unique()))
+    scores = ["model_p", *(f"{n}_score" for n in baselines)]
+    lookup = _Lookups(ds)
     for i, batch in enumerate(batches, start=1):
         if len(batches) > 1:
             progress(f"oracle: batch {i}/{len(batches)}")
         part = _truth_frame(table.take(pa.array(held[batch]))).assign(**{REGION: regions[batch]})
-        pairs = _scored_truth(ds, bundle, part, baselines, fp=fp, rules=rules, elig=elig)
-        rows += _meeting_rows(ds, pairs, baselines, assignment, oracle, rng, regional=regional)
-        kept.append(pairs[["meeting_date", "client_id", "true_p", "model_p", *(f"{n}_score" for n in baselines)]])
+        pairs = _scored_truth(ds, bundle, part, baselines, fp=fp, rules=rules, elig=elig, lookup=lookup)
+        rows += _meeting_rows(ds, pairs, baselines, assignment, oracle, rng, regional=regional, lookup=lookup)
+        client = client_ids.get_indexer(pairs["client_id"].astype(str))
+        if (client < 0).any():
+            unknown = pairs["client_id"].to_numpy()[client < 0][0]
+            raise UserError(f"the truth in {truth_dir} names client {unknown!r}, who is not in the dataset's clients")
+        for col, rho in _batch_spearman(pairs, scores, client, len(client_ids) + 1).items():
+            spearman.setdefault(col, []).append(rho)
+        kept.append(pairs[["meeting_date", "true_p", "model_p"]].assign(client_id=client.astype(np.int32)))
+        del pairs
     del table
     pairs = pd.concat(kept, ignore_index=True)
     del kept
@@ -189,9 +207,11 @@ def oracle_comparison(
             if span > 0
             else float("nan")
         )
-    summary.update(match_ranking(pairs, "model_p"))
-    for name in baselines:
-        summary[f"within_client_spearman_{name}"] = match_ranking(pairs, f"{name}_score")["within_client_spearman"]
+    summary.update(_variance_shares(pairs, "model_p", _client_numbers(pairs)))
+    for col in scores:
+        rho = pd.concat(spearman[col]).sort_index() if spearman.get(col) else pd.Series(dtype=float)
+        name = "within_client_spearman" + ("" if col == "model_p" else f"_{col.removesuffix('_score')}")
+        summary[name] = float(rho.mean()) if len(rho) else float("nan")
     hist_span = table.loc["oracle", "plan_true_p_sustained"] - table.loc["historical", "plan_true_p_sustained"]
     summary["plan_beats_historical"] = float(
         table.loc["model", "plan_true_p_sustained"] > table.loc["historical", "plan_true_p_sustained"]
@@ -245,20 +265,29 @@ def within_group_spearman(a: np.ndarray, b: np.ndarray, groups: pd.Series, *, mi
 
     Groups in which either column is constant have no correlation and are left out.
     """
+    rho = group_spearman(a, b, groups, min_size=min_size)
+    return float(rho.mean()) if len(rho) else float("nan")
+
+
+def group_spearman(a: np.ndarray, b: np.ndarray, groups: pd.Series, *, min_size: int = 3) -> pd.Series:
+    """The Spearman correlation of `a` and `b` in each group of `within_group_spearman`, by group (sorted).
+
+    Each group's value reads only its own rows, so groups computed apart (batches of whole
+    meetings) give the same values; their mean in group order is `within_group_spearman`.
+    """
     frame = pd.DataFrame({"a": np.asarray(a, dtype=float), "b": np.asarray(b, dtype=float), "g": groups.to_numpy()})
     by = frame.groupby("g", sort=False)
     frame["ra"], frame["rb"] = by["a"].rank(), by["b"].rank()
     frame["n"] = by["a"].transform("size")
     frame = frame[frame["n"] >= min_size]
     if frame.empty:
-        return float("nan")
+        return pd.Series(dtype=float)
     by = frame.groupby("g", sort=False)
     da = frame["ra"] - by["ra"].transform("mean")
     db = frame["rb"] - by["rb"].transform("mean")
     stats = pd.DataFrame({"ab": da * db, "aa": da * da, "bb": db * db, "g": frame["g"]}).groupby("g").sum()
     ok = (stats["aa"] > 0) & (stats["bb"] > 0)
-    rho = stats.loc[ok, "ab"] / np.sqrt(stats.loc[ok, "aa"] * stats.loc[ok, "bb"])
-    return float(rho.mean()) if len(rho) else float("nan")
+    return stats.loc[ok, "ab"] / np.sqrt(stats.loc[ok, "aa"] * stats.loc[ok, "bb"])
 
 
 def match_ranking(pairs: pd.DataFrame, score_col: str) -> dict:
@@ -271,18 +300,70 @@ def match_ranking(pairs: pd.DataFrame, score_col: str) -> dict:
       orders every client's options as the truth does, 0 = no better than chance.
     """
     # one number per (meeting, client), numbered in (date, client) order: the order the text key
-    # "date|client" sorted in, without a string per pair (3 million pairs at 5x one meeting)
-    client = pd.Series(
-        pairs.groupby(["meeting_date", pairs["client_id"].astype(str)], sort=True).ngroup().to_numpy(),
-        index=pairs.index,
-    )
+    # "date|client" sorted in, without a string per pair (3 million pairs at 5x one meeting).
+    # `client_id` holds the ids, or whole numbers that order the clients as their ids do.
+    client = _client_numbers(pairs)
+    t = np.clip(pairs["true_p"].to_numpy(dtype=float), 1e-6, 1 - 1e-6)
+    return {
+        **_variance_shares(pairs, score_col, client),
+        "within_client_spearman": within_group_spearman(pairs[score_col].to_numpy(), t, client),
+    }
+
+
+def _client_numbers(pairs: pd.DataFrame) -> pd.Series:
+    """One number per (meeting, client) of `pairs`, in (date, client) order (`client_id`: ids, or numbers in id order)."""
+    ids = pairs["client_id"]
+    key = ids if pd.api.types.is_integer_dtype(ids) else ids.astype(str)
+    return pd.Series(pairs.groupby(["meeting_date", key], sort=True).ngroup().to_numpy(), index=pairs.index)
+
+
+def _variance_shares(pairs: pd.DataFrame, score_col: str, client: pd.Series) -> dict:
+    """`client_variance_share` and `client_variance_share_truth` of `match_ranking`."""
     p = np.clip(pairs[score_col].to_numpy(dtype=float), 1e-6, 1 - 1e-6)
     t = np.clip(pairs["true_p"].to_numpy(dtype=float), 1e-6, 1 - 1e-6)
     return {
         "client_variance_share": client_variance_share(np.log(p / (1 - p)), client),
         "client_variance_share_truth": client_variance_share(np.log(t / (1 - t)), client),
-        "within_client_spearman": within_group_spearman(pairs[score_col].to_numpy(), t, client),
     }
+
+
+def _batch_spearman(pairs: pd.DataFrame, columns: list[str], client: np.ndarray, stride: int) -> dict[str, pd.Series]:
+    """`group_spearman` of each score column against the true chance on one batch, by (day, client) number.
+
+    A (meeting date, client) lies in one batch (batches hold whole meetings; a client is in
+    one region at a date), so the groups of all batches, put in (date, client) order, are the
+    groups `match_ranking` makes of all pairs at once.
+    """
+    day = pairs["meeting_date"].to_numpy(dtype="datetime64[D]").astype(np.int64)
+    groups = pd.Series(day * stride + client, index=pairs.index)  # stride: more than the client numbers
+    t = np.clip(pairs["true_p"].to_numpy(dtype=float), 1e-6, 1 - 1e-6)
+    return {c: group_spearman(pairs[c].to_numpy(), t, groups) for c in columns}
+
+
+class _Lookups:
+    """Each home's complex and each client's first meeting, indexed once for every batch (not a join per batch).
+
+    A join or a map against every home and client costs in proportion to the tables (299,000
+    homes at 20 regions), whatever the size of the batch; an index built once does not.
+    """
+
+    def __init__(self, ds: Dataset) -> None:
+        self.homes = pd.Index(ds.dwellings["dwelling_id"])
+        self.complex_of = ds.dwellings["complex_id"].to_numpy(dtype=object)
+        first = ds.candidates.groupby("client_id")["meeting_date"].min()
+        self.clients = pd.Index(first.index)
+        self.first_seen = first.to_numpy()
+
+    def complexes(self, dwellings: pd.Series) -> np.ndarray:
+        """The complex of each home (NaN for a home not in the dataset, as a left join gives)."""
+        at = self.homes.get_indexer(dwellings)
+        return np.where(at >= 0, self.complex_of[np.maximum(at, 0)], np.nan)
+
+    def waiting_weeks(self, pairs: pd.DataFrame) -> pd.Series:
+        """`planning.priority.waiting_weeks` of each pair: weeks since the client's first meeting (0 if never seen)."""
+        at = self.clients.get_indexer(pairs["client_id"])
+        since = pd.Series(self.first_seen[np.maximum(at, 0)], index=pairs.index).where(at >= 0)
+        return ((pairs["meeting_date"] - since).dt.days / 7.0).fillna(0.0)
 
 
 def _scored_truth(
@@ -294,14 +375,16 @@ def _scored_truth(
     fp: FeatureParams,
     rules: PassendToewijzen,
     elig: EligibilityParams,
+    lookup: _Lookups,
 ) -> pd.DataFrame:
     """The eligible pairs of some whole regional meetings of the truth, with true_p, model_p and baseline scores."""
     keys = truth[KEYS]
     # the pairs apply_eligibility keeps, without writing out why the others are excluded
     eligible = keys.loc[rule_checks(ds, keys, elig, rules).all(axis=1).to_numpy(dtype=bool)]
+    # the truth's own rows of the eligible pairs (its keys are unique): what a merge on the keys gives
     pairs = (
-        eligible[KEYS]
-        .merge(truth[[*KEYS, REGION, "p_sustained", "placed"]], on=KEYS, how="left")
+        truth.loc[eligible.index, [*KEYS, REGION, "p_sustained", "placed"]]
+        .reset_index(drop=True)
         .rename(columns={"p_sustained": "true_p"})
     )
     meeting = meeting_codes(pairs)
@@ -312,29 +395,73 @@ def _scored_truth(
             pairs[f"{name}_score"] = np.asarray(scorer.proba(feats), dtype=float)
         else:  # ranks within the meeting, in (0, 1]: positive benefits on a common scale for the planner
             pairs[f"{name}_score"] = pd.Series(scorer.score(feats), index=pairs.index).groupby(meeting).rank(pct=True)
-    return pairs.merge(ds.dwellings[["dwelling_id", "complex_id"]], on="dwelling_id", how="left")
+    return pairs.assign(complex_id=lookup.complexes(pairs["dwelling_id"]))
 
 
 class _MeetingPlans:
     """Plans of one meeting for many benefits (model, oracle, baselines, random draws), each as `plan_meeting` makes it.
 
     The policy's clients depend on the benefit only through which pairs are plannable, so they
-    are found once per such set; plans read a narrow frame, which keeps each plan's pandas steps cheap.
+    are found once per such set. Without a complex cap a plan is one `linear_sum_assignment` on
+    the meeting's prepared numbers: the homes and clients are numbered once (in name order, as
+    `plan_assignment` numbers them), and each benefit only fills the matrix of the pairs the policy
+    plans. It builds the same matrix `plan_meeting` builds, so it finds the same plan; a complex
+    cap, a missing benefit or a duplicate pair go through `plan_meeting` itself.
     """
 
     def __init__(self, ds: Dataset, m: pd.DataFrame, assignment: AssignmentParams, wait: pd.Series) -> None:
         self.ds, self.assignment, self.wait = ds, assignment, wait
         self.slim = m[["dwelling_id", "client_id", "complex_id", "true_p"]]
         self.pools: dict[bytes, set] = {}
+        self.allowed_rows: dict[bytes, np.ndarray] = {}
+        self.home = pd.factorize(self.slim["dwelling_id"], sort=True)[0]
+        self.client, self.client_names = pd.factorize(self.slim["client_id"], sort=True)
+        self.true_p = self.slim["true_p"].to_numpy(dtype=float)
+        self.fast = (
+            assignment.complex_cap is None
+            and not pd.Series(self.home * (self.client.max() + 1) + self.client).duplicated().any()
+        )
 
-    def plan(self, benefit: np.ndarray) -> pd.DataFrame:
-        frame = self.slim.assign(_benefit=benefit)
+    def _allowed(self, benefit: np.ndarray) -> tuple[set, np.ndarray]:
         key = (benefit > self.assignment.min_benefit).tobytes()
         if key not in self.pools:
-            self.pools[key] = policy_clients(frame, self.wait, self.assignment, benefit="_benefit")
-        return plan_meeting(
-            self.ds, frame, self.assignment, benefit="_benefit", waiting=self.wait, allowed=self.pools[key]
-        )
+            frame = self.slim.assign(_benefit=benefit)
+            self.pools[key] = allowed = policy_clients(frame, self.wait, self.assignment, benefit="_benefit")
+            self.allowed_rows[key] = (
+                np.isin(self.client_names, list(allowed))[self.client]
+                if allowed
+                else np.zeros(len(benefit), dtype=bool)
+            )
+        return self.pools[key], self.allowed_rows[key]
+
+    def plan(self, benefit: np.ndarray) -> pd.DataFrame:
+        """The plan's rows of the meeting (dwelling_id, client_id, complex_id, true_p), as `plan_meeting` returns them."""
+        allowed, _ = self._allowed(benefit)
+        frame = self.slim.assign(_benefit=benefit)
+        return plan_meeting(self.ds, frame, self.assignment, benefit="_benefit", waiting=self.wait, allowed=allowed)
+
+    def outcome(self, benefit: np.ndarray) -> tuple[float, int]:
+        """(sum of the true chances, placements) of the plan for `benefit`: the numbers `plan` gives, in its order."""
+        if not self.fast or np.isnan(benefit).any():
+            plan = self.plan(benefit)
+            return plan["true_p"].sum(), len(plan)
+        allowed, rows = self._allowed(benefit)
+        floor = self.assignment.min_benefit
+        keep = rows & (benefit > floor)  # plan_policy's pooled pairs, then plan_assignment's candidates
+        if not keep.any():
+            return self.true_p[:0].sum(), 0
+        idx = np.flatnonzero(keep)
+        w = benefit[idx]
+        if self.assignment.policy == EXACT:  # every allowed client placed: the bonus of plan_policy
+            w = w + (1.0 + 2.0 * len(allowed) * float(np.abs(w).max()))
+            idx, w = idx[w > 0.0], w[w > 0.0]
+            if len(idx) == 0:
+                return self.true_p[:0].sum(), 0
+        d_code = np.unique(self.home[idx], return_inverse=True)[1]
+        c_code = np.unique(self.client[idx], return_inverse=True)[1]
+        chosen = idx[best_matching(d_code, c_code, w)]
+        chosen = chosen[np.lexsort((self.client[chosen], self.home[chosen]))]  # the plan's (dwelling, client) order
+        return self.true_p[chosen].sum(), len(chosen)
 
 
 def _meeting_rows(
@@ -346,9 +473,10 @@ def _meeting_rows(
     rng: np.random.Generator,
     *,
     regional: bool,
+    lookup: _Lookups,
 ) -> list[dict]:
     """One row per regional meeting of `pairs`: each policy's top-1 and plan, judged by the true chance."""
-    first_seen = ds.candidates.groupby("client_id")["meeting_date"].min()  # once, not once per meeting
+    waits = lookup.waiting_weeks(pairs)  # the batch's pairs at once, not a lookup per meeting
     rows = []
     for _, m in pairs.groupby(meeting_codes(pairs), sort=True):
         by_home = m.groupby("dwelling_id")
@@ -361,17 +489,14 @@ def _meeting_rows(
         hist = m[m["placed"].astype(bool)]
         top_hist = hist["true_p"].mean() if len(hist) else np.nan
         # Plans choose within the priority pool (longest waiting); the historical meeting chose freely.
-        wait = ((m["meeting_date"] - m["client_id"].map(first_seen)).dt.days / 7.0).fillna(0.0)  # waiting_weeks
-        plan = _MeetingPlans(ds, m, assignment, wait).plan
+        wait = waits.loc[m.index]
+        outcome = _MeetingPlans(ds, m, assignment, wait).outcome
         plans = {
-            "model": plan(m["model_p"].to_numpy(dtype=float)),
-            "oracle": plan(m["true_p"].to_numpy(dtype=float)),
-            **{name: plan(m[f"{name}_score"].to_numpy(dtype=float)) for name in baselines},
+            "model": outcome(m["model_p"].to_numpy(dtype=float)),
+            "oracle": outcome(m["true_p"].to_numpy(dtype=float)),
+            **{name: outcome(m[f"{name}_score"].to_numpy(dtype=float)) for name in baselines},
         }
-        random_totals = []
-        for _ in range(oracle.random_draws):
-            draw = plan(rng.random(len(m)))
-            random_totals.append((draw["true_p"].sum(), len(draw)))
+        random_totals = [outcome(rng.random(len(m))) for _ in range(oracle.random_draws)]
         rows.append(
             {
                 "meeting_date": m["meeting_date"].iloc[0],
@@ -383,8 +508,8 @@ def _meeting_rows(
                 "top1_random": top_random,
                 "top1_historical": top_hist,
                 **top_baselines,
-                **{f"plan_{name}_total": plan["true_p"].sum() for name, plan in plans.items()},
-                **{f"plan_{name}_n": len(plan) for name, plan in plans.items()},
+                **{f"plan_{name}_total": total for name, (total, _) in plans.items()},
+                **{f"plan_{name}_n": n for name, (_, n) in plans.items()},
                 "plan_random_total": float(np.mean([t for t, _ in random_totals])),
                 "plan_random_n": float(np.mean([n for _, n in random_totals])),
                 "plan_historical_total": hist["true_p"].sum(),

@@ -161,7 +161,13 @@ def train(
     gate = None
     if ds.client_protected is not None:
         _progress("checking the fairness gate on the held-out placements")
-        gate = fairness_gate(ds, bundle, params=section(cfg, "fairness", FairnessParams), config=cfg)
+        gate = fairness_gate(
+            ds,
+            bundle,
+            params=section(cfg, "fairness", FairnessParams),
+            config=cfg,
+            progress=lambda m: _progress(f"gate: {m}"),
+        )
 
     _progress(f"refitting the deployed model with the same settings on every outcome known at {ds.as_of:%Y-%m-%d}")
     deployed, deployed_split = train_deployed(rows, as_of=ds.as_of, params=tp, objective=tp.objective)

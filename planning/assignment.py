@@ -107,7 +107,7 @@ def plan_assignment(
     d_code, _ = pd.factorize(candidates[DWELLING], sort=True)
     c_code, _ = pd.factorize(candidates[CLIENT], sort=True)
     if solver == "linear_sum_assignment" or (solver == "auto" and complex_cap is None):
-        chosen = _lsa(d_code, c_code, w)
+        chosen = best_matching(d_code, c_code, w)
     else:
         x_code = pd.factorize(candidates[COMPLEX], sort=True)[0] if complex_cap is not None else None
         chosen = _milp(d_code, c_code, x_code, w, complex_cap, time_limit_seconds)
@@ -115,7 +115,12 @@ def plan_assignment(
     return plan.sort_values([DWELLING, CLIENT], kind="stable").reset_index(drop=True)
 
 
-def _lsa(d_code: np.ndarray, c_code: np.ndarray, w: np.ndarray) -> np.ndarray:
+def best_matching(d_code: np.ndarray, c_code: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Which pairs (home code, client code, weight) a maximum-weight matching takes (a bool per pair).
+
+    Codes number the homes and clients from 0 (`plan_assignment` numbers them in name order);
+    pairs must be distinct. `plan_assignment` without a cap is this on its candidate pairs.
+    """
     # Pairs absent from the frame weigh 0: padding a matching with them adds nothing, so the
     # best full assignment of the zero-padded matrix is a best matching of the real pairs.
     matrix = np.zeros((d_code.max() + 1, c_code.max() + 1))

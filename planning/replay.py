@@ -120,17 +120,69 @@ def _queue_pairs(history: QueueHistory, meeting: pd.Timestamp, homes: list, queu
     )
 
 
+def _waiting_at(history: QueueHistory, arrival: pd.Series, meeting: pd.Timestamp) -> list:
+    """The clients of the queue at `meeting` before any policy's placements: arrived, not gone, in arrival order."""
+    arrived = arrival[arrival <= meeting].index
+    gone = set(history.dropout[history.dropout < meeting].index)
+    return [c for c in arrived if c not in gone]
+
+
+def _score_ahead(
+    history: QueueHistory,
+    arrival: pd.Series,
+    meetings: list,
+    placed: Mapping[str, Mapping],
+    score: Callable[[pd.DataFrame], pd.DataFrame],
+    batch_weeks: int,
+    batch_pairs: int,
+) -> dict[pd.Timestamp, pd.DataFrame]:
+    """Scored pairs of the next meetings (at least one, up to `batch_weeks` and `batch_pairs` pairs) in one call.
+
+    Each meeting's pairs are its homes with every client who can be in some policy's queue
+    then: the waiting clients but those every policy has placed already. The queues of
+    the meetings in between only lose clients, so each is within these pairs.
+    """
+    placed_by_all = set.intersection(*(set(p) for p in placed.values())) if placed else set()
+    parts: list[pd.DataFrame] = []
+    covered: list[pd.Timestamp] = []  # the meetings these pairs serve, in order
+    total = 0
+    for meeting in meetings[:batch_weeks]:
+        homes = history.vacancies.get(meeting, [])
+        clients = sorted(c for c in _waiting_at(history, arrival, meeting) if c not in placed_by_all)
+        pairs = _queue_pairs(history, meeting, homes, clients) if homes and clients else None
+        if pairs is not None and parts and total + len(pairs) > batch_pairs:
+            break
+        covered.append(meeting)
+        if pairs is not None and len(pairs):
+            parts.append(pairs)
+            total += len(pairs)
+    ahead: dict[pd.Timestamp, pd.DataFrame] = {m: pd.DataFrame() for m in covered}
+    if parts:
+        scored = score(pd.concat(parts, ignore_index=True))
+        for meeting, rows in scored.groupby("meeting_date", sort=False):
+            ahead[pd.Timestamp(meeting)] = rows
+    return ahead
+
+
 def replay(
     history: QueueHistory,
     meetings,
     policies: Mapping[str, AssignmentParams],
     score: Callable[[pd.DataFrame], pd.DataFrame],
+    *,
+    batch_weeks: int = 1,
+    batch_pairs: int = 200_000,
 ) -> dict[str, Replay]:
     """Run every policy over `meetings` (in date order) as a queue; see the module doc.
 
     `score(pairs)` gets (meeting_date, dwelling_id, client_id) pairs and returns the
     eligible ones with a `p_sustained` column (and `complex_id` when a policy caps
     complexes). Pairs are scored once per meeting for the union of the policies' queues.
+    With `batch_weeks` > 1, `score` must judge each pair on its own (as the pipeline's does):
+    the pairs of up to `batch_weeks` coming meetings (and `batch_pairs` pairs, unless one
+    meeting has more) are then scored in one call, with every client who can still be in a
+    queue by then, and each meeting reads its queue's rows from them: the same rows in the
+    same order, in fewer, larger calls (most of a call's cost does not grow with its pairs).
     """
     placed: dict[str, dict] = {name: {} for name in policies}  # client -> meeting placed
     rows: dict[str, list] = {name: [] for name in policies}
@@ -138,19 +190,27 @@ def replay(
     # the queue at the first meeting is the real one: clients placed or gone before it are not in it
     present = history.last_seen[history.last_seen >= meetings[0]].index if meetings else history.last_seen.index[:0]
     arrival = history.arrival.loc[present]
-    for meeting in meetings:
+    ahead: dict[pd.Timestamp, pd.DataFrame] = {}
+    for i, meeting in enumerate(meetings):
         homes = history.vacancies.get(meeting, [])
-        arrived = arrival[arrival <= meeting].index
-        gone = set(history.dropout[history.dropout < meeting].index)
-        base = [c for c in arrived if c not in gone]
+        base = _waiting_at(history, arrival, meeting)
         queues = {name: [c for c in base if c not in placed[name]] for name in policies}
         union = sorted(set().union(*queues.values())) if queues else []
+        batched = batch_weeks > 1
+        if batched and meeting not in ahead:
+            ahead = _score_ahead(history, arrival, meetings[i:], placed, score, batch_weeks, batch_pairs)
         if not homes or not union:
             continue
-        pairs = _queue_pairs(history, meeting, homes, union)
-        if pairs.empty:
-            continue
-        scored = score(pairs).reset_index(drop=True)
+        if batched:
+            known = ahead.get(meeting, pd.DataFrame())
+            if known.empty:
+                continue
+            scored = known[known["client_id"].isin(set(union)).to_numpy(bool)].reset_index(drop=True)
+        else:
+            pairs = _queue_pairs(history, meeting, homes, union)
+            if pairs.empty:
+                continue
+            scored = score(pairs).reset_index(drop=True)
         if scored.empty:
             continue
         waiting = (meeting - scored["client_id"].map(history.arrival)).dt.days / 7.0

@@ -532,13 +532,50 @@ def test_sign_off_inputs_that_are_not_what_they_claim_are_clear_errors(tmp_path,
 
 
 def test_leaving_out_the_plan_vs_meeting_gives_the_same_verdict(small_synthetic):
-    """The gate's benchmark skips the candidates population, which no gate check reads: same checks, same values."""
+    """The gate's benchmark skips the candidates population, which no gate check reads: same checks, same values.
+
+    The full run's queue replay reads the pairs the plan against the meeting scored; the lean run
+    scores every pair itself: the same replay, exactly.
+    """
     from fairness.audit import run_fairness
 
     data = small_synthetic[0]
     ds, bundle = load_dataset(data), train_small(data)
-    full = fairness_gate(ds, bundle, params=FAIRNESS, config=PARAMS)
+    full = run_fairness(ds, bundle, params=FAIRNESS, config=PARAMS)
     lean = run_fairness(ds, bundle, params=FAIRNESS, config=PARAMS, plan_vs_meeting=False)
-    assert lean.decisions.empty
-    pd.testing.assert_frame_equal(lean.gate.table, full.table)
-    assert lean.gate.failures == full.failures
+    assert lean.decisions.empty and len(full.decisions)
+    pd.testing.assert_frame_equal(lean.gate.table, full.gate.table)
+    assert lean.gate.failures == full.gate.failures
+    assert full.replay is not None and len(full.replay)
+    pd.testing.assert_frame_equal(full.replay, lean.replay, check_exact=True)
+
+
+def test_the_replay_reads_the_pairs_the_plan_vs_meeting_scored(small_synthetic):
+    """Pairs scored for the plan against the meeting are read, not scored again: the same rows, order and values."""
+    from fairness.context import held_out_meetings, held_out_period, pipeline_params
+    from fairness.counterfactual import KnownScores, PlanParams, candidate_decisions, score_pairs
+    from features.pairs import all_meeting_pairs
+
+    data = small_synthetic[0]
+    ds, bundle = load_dataset(data), train_small(data)
+    pipeline, plan_params = pipeline_params(bundle, PARAMS), PlanParams.from_config(PARAMS)
+    meetings = held_out_meetings(ds, held_out_period(bundle))
+    known = KnownScores(ds)
+    candidate_decisions(ds, bundle, meetings[:3], pipeline=pipeline, plan_params=plan_params, tol=0.02, keep=known)
+    assert len(known.by_date) == 3
+    # a replay-like week: the meeting's own pairs, shuffled, plus pairs with clients who were not its candidates
+    day = meetings[1]
+    own = all_meeting_pairs(ds, [day])[["meeting_date", "dwelling_id", "client_id"]]
+    later = ds.candidates.loc[ds.candidates["meeting_date"] == meetings[5], "client_id"].unique()
+    others = [c for c in later if c not in set(own["client_id"])][:7]
+    homes = own["dwelling_id"].unique()
+    extra = pd.DataFrame(
+        {"meeting_date": day, "dwelling_id": np.repeat(homes, len(others)), "client_id": np.tile(others, len(homes))}
+    )
+    pairs = pd.concat([own, extra]).sample(frac=1.0, random_state=3).reset_index(drop=True)
+    found = known.lookup(pairs)[0]
+    assert found.sum() == len(own) and 0 < (~found).sum()
+    direct = score_pairs(ds, bundle, pairs, pipeline=pipeline, plan_params=plan_params)
+    shared = score_pairs(ds, bundle, pairs, pipeline=pipeline, plan_params=plan_params, known=known)
+    pd.testing.assert_frame_equal(shared, direct, check_exact=True)
+    assert len(direct) > 0

@@ -255,3 +255,50 @@ def test_resample_copies_whole_meetings_as_separate_queries_in_ranking_order(reg
         got = _resample(rows, np.random.default_rng([13, seed]))
         pd.testing.assert_frame_equal(got, expected, check_exact=True)
         assert len(np.unique(meeting_codes(got))) == len(drawn)  # every copy its own query
+
+
+def test_two_workers_fit_the_copies_one_worker_fits(small_fit):
+    """Copies fitted side by side in 2 processes are the copies 1 process fits: the same intervals, bit for bit."""
+    rows, split, tp, bundle, truth = small_fit
+    true_p = read_true_chances(truth)
+    one = fit_intervals(
+        rows, split, bundle, train=tp, params=IntervalParams(resamples=4, seed=5, workers=1), true_p=true_p
+    )
+    two = fit_intervals(
+        rows, split, bundle, train=tp, params=IntervalParams(resamples=4, seed=5, workers=2), true_p=true_p
+    )
+    assert one is not None and two is not None
+    assert one.scale == two.scale and one.calibration_coverage == two.calibration_coverage
+    test = rows[split.part(rows) == "test"]
+    np.testing.assert_array_equal(one.spread(test), two.spread(test))
+    for a, b in zip(one.members, two.members, strict=True):
+        assert a.booster.model_to_string() == b.booster.model_to_string() and a.prior == b.prior
+
+
+def test_failed_draws_are_drawn_again_in_attempt_order(small_fit, monkeypatch):
+    """A copy that cannot be fitted is replaced by the next attempt, with 1 worker as with 2."""
+    import models.interval_fit as interval_fit
+
+    rows, split, tp, bundle, _ = small_fit
+    fit = interval_fit.fit_member
+    seeds: list[int] = []
+
+    def failing(fit_rows, cal_rows, params, objective):  # attempts 1 and 2 fail (copy seeds tp.seed + 2, + 3)
+        if params.seed - tp.seed in (2, 3):
+            raise UserError("one outcome class only")
+        seeds.append(params.seed - tp.seed)
+        return fit(fit_rows, cal_rows, params, objective)
+
+    monkeypatch.setattr(interval_fit, "fit_member", failing)
+    iv = fit_intervals(rows, split, bundle, train=tp, params=IntervalParams(resamples=3, seed=5, workers=1))
+    assert iv is not None and len(iv.members) == 3 and seeds == [1, 4, 5]
+    seeds.clear()
+
+    def never(fit_rows, cal_rows, params, objective):
+        seeds.append(params.seed - tp.seed)
+        raise UserError("one outcome class only")
+
+    monkeypatch.setattr(interval_fit, "fit_member", never)
+    with pytest.raises(UserError, match="one outcome class"):  # given up after 5 x resamples attempts
+        fit_intervals(rows, split, bundle, train=tp, params=IntervalParams(resamples=2, seed=5, workers=1))
+    assert seeds == list(range(1, 12))

@@ -87,3 +87,44 @@ def test_queue_pairs_are_every_home_with_its_regions_queue_in_order():
     assert list(pairs[["dwelling_id", "client_id", "region"]].itertuples(index=False, name=None)) == [
         ("H1", "b", "R1"), ("H2", "a", "R2"), ("H2", "c", "R2"),
     ]  # fmt: skip
+
+
+def test_scoring_weeks_ahead_in_one_call_replays_the_same_queue():
+    """Scoring several weeks' pairs per call (batch_weeks) gives the replay week by week, row for row."""
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    weeks = list(pd.date_range("2024-01-01", periods=9, freq="7D"))
+    rows = []
+    for c in range(40):  # clients arrive over the weeks and attend a few meetings each
+        start = int(rng.integers(0, 7))
+        for w in weeks[start : start + int(rng.integers(1, 6))]:
+            rows.append((w, f"c{c:02d}", "N" if c % 3 else "Z"))
+    candidates = pd.DataFrame(rows, columns=["meeting_date", "client_id", "region"])
+    homes = [(w, f"h{w:%m%d}{k}", "N" if k % 2 else "Z") for w in weeks for k in range(int(rng.integers(1, 4)))]
+    vacancies = pd.DataFrame(homes, columns=["meeting_date", "dwelling_id", "region"])
+    placed = set(candidates["client_id"].drop_duplicates().sample(15, random_state=1))
+    calls: list[int] = []
+
+    def score(pairs: pd.DataFrame) -> pd.DataFrame:  # pair by pair: some pairs ineligible, P from the ids
+        calls.append(len(pairs))
+        key = (pairs["dwelling_id"] + pairs["client_id"]).map(lambda t: sum(map(ord, t)) % 97)
+        keep = (key % 5 != 0).to_numpy()
+        return pairs.loc[keep].assign(p_sustained=(key[keep] + 1) / 100.0, complex_id="x")
+
+    policies = {"exact": AssignmentParams(), "pool": AssignmentParams(policy="pool_k", pool_factor=1.5)}
+    for regional in (False, True):
+        cand = candidates if regional else candidates.drop(columns="region")
+        vac = vacancies if regional else vacancies.drop(columns="region")
+        history = queue_history(cand, vac, placed)
+        calls.clear()
+        weekly = replay(history, weeks, policies, score)
+        one_by_one = len(calls)
+        for batch_weeks, batch_pairs in ((3, 200_000), (9, 200_000), (4, 10)):
+            calls.clear()
+            batched = replay(history, weeks, policies, score, batch_weeks=batch_weeks, batch_pairs=batch_pairs)
+            assert len(calls) < one_by_one or batch_pairs == 10
+            for name in policies:
+                assert len(weekly[name].placements) > 0
+                pd.testing.assert_frame_equal(batched[name].placements, weekly[name].placements, check_exact=True)
+                pd.testing.assert_frame_equal(batched[name].waiting, weekly[name].waiting, check_exact=True)
