@@ -430,7 +430,7 @@ def _bundle_model_class():
         def load_context(self, context) -> None:
             self.bundle = ModelBundle.load(context.artifacts[PYFUNC_BUNDLE])  # verifies the checksums
 
-        def predict(self, context, model_input, params=None):
+        def predict(self, context, model_input: pd.DataFrame, params=None):  # a frame: the signature has columns
             frame = pd.DataFrame(model_input)
             return pd.DataFrame({OUTPUT_COLUMN: self.bundle.proba(frame)}, index=frame.index)
 
