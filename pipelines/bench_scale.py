@@ -117,6 +117,8 @@ def run_case(
 
     `save(rows)` runs after every step, so a bench stopped from outside keeps what it measured.
     """
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f"matchwijs-scale-{case}{scale}-", dir=keep))
     env = {**os.environ, "MATCHWIJS_MLFLOW_DIR": str(work / "mlruns"), "PYTHONUNBUFFERED": "1"}
     try:

@@ -59,3 +59,12 @@ def test_a_failed_step_skips_the_rest_of_its_case(tmp_path, monkeypatch):
     table = pd.read_csv(tmp_path / bench_scale.RESULT_FILE)
     assert table["status"].tolist() == ["failed", "skipped", "skipped"]
     assert table["detail"].tolist() == ["Error: something", "earlier step failed", "earlier step failed"]
+
+
+def test_keep_makes_its_folder_and_keeps_the_scratch_folders(tmp_path, monkeypatch):
+    monkeypatch.setattr(
+        bench_scale, "measure", lambda cmd, *, log, **_: (log.write_text("ok\n"), (0, 1.0, 1.0, 0.1))[1]
+    )
+    keep = tmp_path / "not" / "there" / "yet"
+    assert bench_scale.main(["--scales", "1", "--cases", "regions", "--keep", str(keep), "--out", str(tmp_path)]) == 0
+    assert [p.name.startswith("matchwijs-scale-regions1-") for p in keep.iterdir()] == [True]
