@@ -121,8 +121,9 @@ def audit_predictions(
         )
     rows = rows.sort_values(["meeting_date", "placement_id"], kind="stable").reset_index(drop=True)
     X = build_pair_features(ds, rows, params=pipeline.features, rules=pipeline.rules)
-    scores = bundle.score(X)
-    proba = bundle.proba(X)
+    logodds = bundle.logodds(X)  # once: the ranking score and the chance both start from it
+    scores = bundle.score(X, logodds=logodds)
+    proba = bundle.proba(logodds=logodds)
     pred = pd.DataFrame(
         {
             "placement_id": rows["placement_id"].astype(str),
