@@ -15,6 +15,7 @@ import pandas as pd
 
 from features.contract import DWELLING_TYPES, FAILURE_REASONS, PROFILE_COLUMNS, REGION, ZRM_DOMAINS
 from features.load import Dataset, region_of
+from features.lookup import positions
 from features.profiles import clients_as_of
 from features.rules import PassendToewijzen
 
@@ -232,33 +233,57 @@ def window_count(
     event_key: pd.Series, event_date: pd.Series, query_key: pd.Series, query_date: pd.Series, days: int
 ) -> np.ndarray:
     """For each query, how many events share its key and fall in [query_date − days, query_date)."""
-    if len(event_key) == 0:
-        return np.zeros(len(query_key), dtype=np.int64)
-    codes, uniques = pd.factorize(pd.concat([event_key, query_key], ignore_index=True).astype("string"))
-    ev_code, q_code = codes[: len(event_key)], codes[len(event_key) :]
-    ev_day = event_date.to_numpy("datetime64[D]").astype(np.int64)
-    q_day = query_date.to_numpy("datetime64[D]").astype(np.int64)
-    span = np.int64(1 << 24)  # more days than any date range here; keeps keys of different groups apart
-    ev = np.sort(ev_code.astype(np.int64) * span + ev_day)
-    hi = q_code.astype(np.int64) * span + q_day
-    lo = hi - days
-    return (np.searchsorted(ev, hi, side="left") - np.searchsorted(ev, lo, side="left")).astype(np.int64)
+    return EventDays(event_key, event_date).count(query_key, query_date, days)
 
 
-def _history_events(ds: Dataset) -> dict[str, pd.DataFrame]:
-    """Dated history events with the complex/neighbourhood/client they belong to."""
+class EventDays:
+    """Dated events by key, sorted once and counted for many queries (`window_count` without re-sorting the events).
+
+    A missing key matches the events with a missing key; a key no event has matches none.
+    """
+
+    _SPAN = np.int64(1 << 24)  # more days than any date range here; keeps keys of different groups apart
+
+    def __init__(self, event_key: pd.Series, event_date: pd.Series) -> None:
+        codes, uniques = pd.factorize(event_key.astype("string"))
+        self.keys = pd.Index(uniques)
+        day = event_date.to_numpy("datetime64[D]").astype(np.int64)
+        self.events = np.sort(codes.astype(np.int64) * self._SPAN + day)
+
+    def count(self, query_key: pd.Series, query_date: pd.Series, days: int) -> np.ndarray:
+        """For each query, how many events share its key and fall in [query_date − days, query_date)."""
+        if len(self.events) == 0:
+            return np.zeros(len(query_key), dtype=np.int64)
+        key = query_key.astype("string")
+        at = self.keys.get_indexer(key)
+        code = np.where(key.isna().to_numpy(), -1, np.where(at < 0, len(self.keys), at)).astype(np.int64)
+        hi = code * self._SPAN + query_date.to_numpy("datetime64[D]").astype(np.int64)
+        lo = hi - days
+        return (np.searchsorted(self.events, hi, side="left") - np.searchsorted(self.events, lo, side="left")).astype(
+            np.int64
+        )
+
+
+def _history_events(ds: Dataset) -> dict[str, EventDays]:
+    """The dated history events the pair features count, by the complex/neighbourhood/client they belong to."""
     homes = ds.dwellings[["dwelling_id", "complex_id", "neighbourhood_id"]]
     pl = ds.placements.merge(homes, on="dwelling_id", how="left")
     ends = ds.tenancy_ends.merge(pl[["placement_id", "client_id", "complex_id"]], on="placement_id", how="left")
     failures = ends[ends["reason"].isin(FAILURE_REASONS)]
     reports = ds.nuisance_reports.merge(pl[["placement_id", "complex_id"]], on="placement_id", how="left")
-    return {"placements": pl, "failures": failures, "reports": reports}
+    return {
+        "placements_complex": EventDays(pl["complex_id"], pl["meeting_date"]),
+        "placements_neighbourhood": EventDays(pl["neighbourhood_id"], pl["meeting_date"]),
+        "failures_complex": EventDays(failures["complex_id"], failures["end_date"]),
+        "failures_client": EventDays(failures["client_id"], failures["end_date"]),
+        "reports_complex": EventDays(reports["complex_id"], reports["report_date"]),
+    }
 
 
 _JOINED: list[tuple[tuple, tuple]] = []  # the last dataset's joined tables (see _joined_tables)
 
 
-def _joined_tables(ds: Dataset) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, pd.DataFrame]]:
+def _joined_tables(ds: Dataset) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, EventDays]]:
     """Homes with their neighbourhood, clients with their care provider, and the history events of `ds`.
 
     The same for every batch of pairs of one dataset, so made once: at country scale (300,000
@@ -288,6 +313,26 @@ def _joined_tables(ds: Dataset) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, p
     return homes, clients, ev
 
 
+def _with_homes_and_clients(p: pd.DataFrame, homes: pd.DataFrame, clients: pd.DataFrame) -> pd.DataFrame:
+    """`p` left-joined with its home's and its client's row (`merge` in value, positional index).
+
+    When every home and client is there once and no column name repeats, the rows are taken by
+    position from each table's id index, made once (`features.lookup`): a merge would hash all
+    299,000 homes at every call. Otherwise the merge itself, with its checks and its errors.
+    """
+    at_home = positions(homes, "dwelling_id", p["dwelling_id"])
+    at_client = positions(clients, "client_id", p["client_id"])
+    home_cols = [c for c in homes.columns if c != "dwelling_id"]
+    client_cols = [c for c in clients.columns if c != "client_id"]
+    names = [*p.columns, *home_cols, *client_cols]
+    if at_home is None or at_client is None or len(set(names)) < len(names):
+        return p.merge(homes, on="dwelling_id", how="left", validate="many_to_one").merge(
+            clients, on="client_id", how="left", validate="many_to_one"
+        )
+    parts = [p.reset_index(drop=True), homes.take(at_home)[home_cols], clients.take(at_client)[client_cols]]
+    return pd.concat([part.reset_index(drop=True) for part in parts], axis=1)
+
+
 def build_pair_features(
     ds: Dataset, pairs: pd.DataFrame, *, params: FeatureParams, rules: PassendToewijzen
 ) -> pd.DataFrame:
@@ -298,9 +343,7 @@ def build_pair_features(
     """
     p = pairs[PAIR_KEYS].copy()
     homes, clients, ev = _joined_tables(ds)
-    x = p.merge(homes, on="dwelling_id", how="left", validate="many_to_one").merge(
-        clients, on="client_id", how="left", validate="many_to_one"
-    )
+    x = _with_homes_and_clients(p, homes, clients)
     x.index = p.index
     profile = clients_as_of(ds, p)  # the client's profile as of each meeting (client_profiles, else clients)
     for col in PROFILE_COLUMNS:
@@ -378,22 +421,15 @@ def build_pair_features(
     out["upper_floor_stairs_x_physical"] = upper * no_lift * (5 - out["zrm_physical_health"])
 
     day = p["meeting_date"]
-    pl = ev["placements"]
-    out["recent_placements_complex"] = window_count(
-        pl["complex_id"], pl["meeting_date"], x["complex_id"], day, params.placement_window_days
+    out["recent_placements_complex"] = ev["placements_complex"].count(
+        x["complex_id"], day, params.placement_window_days
     )
-    out["recent_placements_neighbourhood"] = window_count(
-        pl["neighbourhood_id"], pl["meeting_date"], x["neighbourhood_id"], day, params.placement_window_days
+    out["recent_placements_neighbourhood"] = ev["placements_neighbourhood"].count(
+        x["neighbourhood_id"], day, params.placement_window_days
     )
-    fl = ev["failures"]
-    out["recent_failures_complex"] = window_count(
-        fl["complex_id"], fl["end_date"], x["complex_id"], day, params.failure_window_days
-    )
-    out["prior_failed_tenancies"] = window_count(fl["client_id"], fl["end_date"], x["client_id"], day, 100 * 366)
-    nr = ev["reports"]
-    out["recent_nuisance_complex"] = window_count(
-        nr["complex_id"], nr["report_date"], x["complex_id"], day, params.nuisance_window_days
-    )
+    out["recent_failures_complex"] = ev["failures_complex"].count(x["complex_id"], day, params.failure_window_days)
+    out["prior_failed_tenancies"] = ev["failures_client"].count(x["client_id"], day, 100 * 366)
+    out["recent_nuisance_complex"] = ev["reports_complex"].count(x["complex_id"], day, params.nuisance_window_days)
 
     out[list(FEATURE_NAMES)] = out[list(FEATURE_NAMES)].astype(float)
     return out[PAIR_KEYS + list(FEATURE_NAMES)]

@@ -14,6 +14,7 @@ import pandas as pd
 
 from features.contract import PROFILE_COLUMNS
 from features.load import Dataset
+from features.lookup import rows_by_key
 
 
 def clients_as_of(ds: Dataset, keys: pd.DataFrame) -> pd.DataFrame:
@@ -28,8 +29,7 @@ def clients_as_of(ds: Dataset, keys: pd.DataFrame) -> pd.DataFrame:
         `PROFILE_COLUMNS` come from the latest `client_profiles` row with valid_from ≤ meeting_date, if any.
     """
     ids = keys["client_id"].to_numpy()
-    out = ds.clients.set_index("client_id", drop=False).reindex(ids)
-    out.index = keys.index
+    out = rows_by_key(ds.clients, "client_id", ids, keys.index)  # the clients' id index made once
     history = ds.client_profiles
     if history is None or history.empty or out.empty:
         return out

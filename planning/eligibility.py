@@ -31,8 +31,10 @@ import numpy as np
 import pandas as pd
 
 from features.config import ConfigError
+from features.contract import on_distinct
 from features.formatting import money
 from features.load import Dataset
+from features.lookup import rows_by_key
 from features.profiles import clients_as_of
 from features.rules import PassendToewijzen
 
@@ -80,16 +82,18 @@ class EligibilityParams:
 
 def _pair_attributes(ds: Dataset, pairs: pd.DataFrame) -> dict[str, np.ndarray]:
     """The home, neighbourhood and client attributes the rules need, aligned with `pairs` rows."""
-    homes = ds.dwellings.set_index("dwelling_id")
     district = ds.neighbourhoods.set_index("neighbourhood_id")["district"]
-    h = homes.reindex(pairs["dwelling_id"].to_numpy())
+    h = rows_by_key(ds.dwellings, "dwelling_id", pairs["dwelling_id"].to_numpy(), pairs.index)  # id index made once
     c = clients_as_of(ds, pairs)  # household size and income as of each pair's meeting
 
     def num(frame: pd.DataFrame, col: str) -> np.ndarray:
         return frame[col].to_numpy(dtype=float, na_value=np.nan)
 
+    def shown(values: pd.Series) -> pd.Series:  # each distinct value once: a few districts over many pairs
+        return on_distinct(values, lambda u: u.astype("string")).astype("string").fillna("")
+
     def text(values: pd.Series) -> np.ndarray:
-        return values.astype("string").fillna("").str.strip().str.casefold().to_numpy(dtype=object)
+        return on_distinct(shown(values), lambda u: u.str.strip().str.casefold()).to_numpy(dtype=object)
 
     home_district = district.reindex(h["neighbourhood_id"].to_numpy())
     return {
@@ -99,7 +103,7 @@ def _pair_attributes(ds: Dataset, pairs: pd.DataFrame) -> dict[str, np.ndarray]:
         "needs_wheelchair_access": num(c, "needs_wheelchair_access") == 1,
         "needs_ground_floor_or_lift": num(c, "needs_ground_floor_or_lift") == 1,
         "avoid_district": text(c["avoid_district"]),
-        "avoid_district_shown": c["avoid_district"].astype("string").fillna("").to_numpy(dtype=object),
+        "avoid_district_shown": shown(c["avoid_district"]).to_numpy(dtype=object),
         "rent_eur": num(h, "rent_eur"),
         "rooms": num(h, "rooms"),
         "floor": num(h, "floor"),
