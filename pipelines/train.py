@@ -14,9 +14,13 @@ import typer
 
 from features.errors import UserError
 
+_STARTED = [time.perf_counter()]  # when the running `train` started (reset by `train`)
+
 
 def _progress(msg: str) -> None:
-    typer.echo(f"train: {msg}", err=True)
+    """One progress line on stderr, with the wall time since `train` started (which stage takes how long)."""
+    seconds = int(time.perf_counter() - _STARTED[0])
+    typer.echo(f"train: [{seconds // 60}:{seconds % 60:02d}] {msg}", err=True)
 
 
 def code_version() -> str:
@@ -95,7 +99,7 @@ def train(
     from models.ranker import TrainParams
     from reports.evaluation import write_evaluation
 
-    started = time.perf_counter()
+    started = _STARTED[0] = time.perf_counter()
     started_at = time.time()  # the MLflow run's start: its duration is the whole training
     # Check before acting: every output place, then params, data and the store, before any work.
     if eval_out is not None:
