@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
 import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -40,6 +42,120 @@ def code_version() -> str:
         return rev + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+
+
+SIDE_PROCESS_MIN_ROWS = 20_000  # placements from which the deployed model is fitted in a side process (see DeployedJob)
+
+
+def _fit_deployed(
+    rows, as_of, params, intervals, truth: Path | None, progress=lambda msg: None
+) -> tuple[Any, Any, float]:
+    """The deployed model (the evaluated settings refitted on every outcome known at `as_of`), with its intervals.
+
+    Returns (bundle, split, the peak memory in GB of the process that fitted it).
+    """
+    import resource
+
+    from models.deploy import known_at, train_deployed
+    from models.interval_fit import fit_intervals, read_true_chances
+
+    progress(f"refitting the deployed model with the same settings on every outcome known at {as_of:%Y-%m-%d}")
+    deployed, split = train_deployed(rows, as_of=as_of, params=params, objective=params.objective)
+    if intervals is not None:
+        # The deployed model gets its own bootstrap copies and width, fitted the same way on its own weeks;
+        # the coverage measured on the test weeks (evaluated model) is the evidence for both.
+        progress("intervals of the deployed model")
+        deployed.intervals = fit_intervals(
+            known_at(rows, as_of),
+            split,
+            deployed,
+            train=params,
+            params=intervals,
+            true_p=read_true_chances(truth) if truth is not None else None,
+        )
+    return deployed, split, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+class DeployedJob:
+    """`_fit_deployed`, inline or in a side process started at once (`side`), collected by `result`.
+
+    The oracle comparison and the fairness gate run on one core; the deployed model needs
+    neither, so at scale it is fitted meanwhile on the other, in a fresh interpreter (spawn:
+    LightGBM's OpenMP threads do not survive a fork). Its bootstrap copies are then fitted one
+    after another (`workers` 1): the same copies as with more workers (they are seeded by their
+    attempt). An error in the side process (a UserError too) is raised by `result`.
+    """
+
+    def __init__(self, rows, *, as_of, params, intervals, truth: Path | None, side: bool) -> None:
+        self.side = side
+        self.args = (rows, as_of, params, intervals, truth)
+        self.pool = None
+        if side:
+            import multiprocessing
+
+            if intervals is not None:
+                self.args = (rows, as_of, params, dataclasses.replace(intervals, workers=1), truth)
+            _progress(
+                f"refitting the deployed model on every outcome known at {as_of:%Y-%m-%d}, in a side process meanwhile"
+            )
+            self.pool = multiprocessing.get_context("spawn").Pool(1)
+            self.pending = self.pool.apply_async(_fit_deployed, self.args)
+
+    def result(self) -> tuple[Any, Any]:
+        """(deployed bundle, its split)."""
+        if self.pool is None:
+            deployed, split, _ = _fit_deployed(*self.args, progress=_progress)
+            return deployed, split
+        deployed, split, peak_gb = self.pending.get()
+        _progress(f"deployed model fitted in the side process (its peak memory {peak_gb:.2f} GB)")
+        return deployed, split
+
+    def close(self) -> None:
+        """Stop the side process (at once if its result is no longer wanted)."""
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
+            self.pool = None
+
+
+def _judge(ds, bundle, result, cfg, tp, truth: Path | None):
+    """The oracle comparison (with --truth), the model against the baselines, and the fairness gate."""
+    import pandas as pd
+
+    from fairness.audit import fairness_gate
+    from fairness.params import FairnessParams
+    from features.config import section
+    from models.oracle import OracleParams, bootstrap_against, oracle_comparison
+
+    oracle = None
+    if truth is not None:
+        _progress(f"comparing with the oracle on the held-out meetings ({truth})")
+        oracle = oracle_comparison(
+            ds,
+            bundle,
+            truth,
+            params=cfg,
+            oracle=section(cfg, "oracle", OracleParams),
+            baselines=result.informed_baselines(),
+            progress=_progress,
+        )
+    versus = result.versus
+    if oracle is not None and versus is not None:
+        policies = [*result.informed_baselines(), "historical", "random"]
+        against = bootstrap_against(oracle.per_meeting, policies, tp.bootstrap_resamples, tp.seed)
+        versus = pd.concat([versus, against], ignore_index=True)
+
+    gate = None
+    if ds.client_protected is not None:
+        _progress("checking the fairness gate on the held-out placements")
+        gate = fairness_gate(
+            ds,
+            bundle,
+            params=section(cfg, "fairness", FairnessParams),
+            config=cfg,
+            progress=lambda m: _progress(f"gate: {m}"),
+        )
+    return oracle, versus, gate
 
 
 def train(
@@ -77,11 +193,8 @@ def train(
     evaluated model is at least as good as the current default's evaluated model on the
     same held-out placements and passes the fairness gate.
     """
-    import pandas as pd
 
-    from fairness.audit import fairness_gate
     from fairness.guard import assert_no_protected
-    from fairness.params import FairnessParams
     from features.config import load_params, section
     from features.labels import LabelParams
     from features.load import dataset_fingerprint, load_dataset
@@ -90,11 +203,10 @@ def train(
     from features.rules import PassendToewijzen
     from models import tracking
     from models.baselines import BaselineParams
-    from models.deploy import DEPLOYED, EVALUATED, data_range, known_at, train_deployed
+    from models.deploy import DEPLOYED, EVALUATED, data_range, known_at
     from models.experiment import choose_prior, placement_rows, run_experiment, search_lgbm
-    from models.interval_fit import add_intervals, fit_intervals, read_true_chances
+    from models.interval_fit import add_intervals
     from models.intervals import IntervalParams
-    from models.oracle import OracleParams, bootstrap_against, oracle_comparison
     from models.promotion import decide_promotion
     from models.ranker import TrainParams
     from reports.evaluation import write_evaluation
@@ -144,49 +256,24 @@ def train(
         progress=_progress,
     )
 
-    oracle = None
-    if truth is not None:
-        _progress(f"comparing with the oracle on the held-out meetings ({truth})")
-        oracle = oracle_comparison(
-            ds,
-            bundle,
-            truth,
-            params=cfg,
-            oracle=section(cfg, "oracle", OracleParams),
-            baselines=result.informed_baselines(),
-            progress=_progress,
-        )
-    versus = result.versus
-    if oracle is not None and versus is not None:
-        policies = [*result.informed_baselines(), "historical", "random"]
-        against = bootstrap_against(oracle.per_meeting, policies, tp.bootstrap_resamples, tp.seed)
-        versus = pd.concat([versus, against], ignore_index=True)
-
-    gate = None
-    if ds.client_protected is not None:
-        _progress("checking the fairness gate on the held-out placements")
-        gate = fairness_gate(
-            ds,
-            bundle,
-            params=section(cfg, "fairness", FairnessParams),
-            config=cfg,
-            progress=lambda m: _progress(f"gate: {m}"),
-        )
-
-    _progress(f"refitting the deployed model with the same settings on every outcome known at {ds.as_of:%Y-%m-%d}")
-    deployed, deployed_split = train_deployed(rows, as_of=ds.as_of, params=tp, objective=tp.objective)
+    # The deployed model (and its intervals) needs nothing of the oracle or the gate: at scale it is fitted in a
+    # side process while they run (they use one core each); the same model either way (seeded, tested).
+    deployed_job = DeployedJob(
+        rows,
+        as_of=ds.as_of,
+        params=tp,
+        intervals=interval_params if bundle.intervals is not None else None,
+        truth=truth,
+        side=len(rows) >= SIDE_PROCESS_MIN_ROWS and (os.cpu_count() or 1) > 1,
+    )
+    try:
+        oracle, versus, gate = _judge(ds, bundle, result, cfg, tp, truth)
+        if deployed_job.side:
+            _progress("waiting for the deployed model (fitted in a side process)")
+        deployed, deployed_split = deployed_job.result()
+    finally:
+        deployed_job.close()
     if bundle.intervals is not None:
-        # The deployed model gets its own bootstrap copies and width, fitted the same way on its own weeks;
-        # the coverage measured on the test weeks (evaluated model) is the evidence for both.
-        _progress("intervals of the deployed model")
-        deployed.intervals = fit_intervals(
-            known_at(rows, ds.as_of),
-            deployed_split,
-            deployed,
-            train=tp,
-            params=interval_params,
-            true_p=read_true_chances(truth) if truth is not None else None,
-        )
         deployed.metadata["intervals"] = {
             **bundle.metadata.get("intervals", {}),
             "scale": round(deployed.intervals.scale, 4) if deployed.intervals is not None else None,

@@ -167,3 +167,41 @@ def test_recommend_warns_when_the_model_is_older_than_the_threshold(tmp_path):
     limit = PARAMS["deploy"]["max_model_age_days"]
     expected = f"warning: the model learned from what was known on 2022-01-01, 366 days before this meeting (more than params deploy.max_model_age_days = {limit})"
     assert expected in proc.stderr
+
+
+def _files(folder) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def test_the_deployed_model_of_the_side_process_is_the_one_fitted_inline(small, tp, tmp_path):
+    """At scale `train` fits the deployed model in a side process (pipelines/train.py DeployedJob): the same model."""
+    from models.intervals import IntervalParams
+    from pipelines.train import DeployedJob
+
+    ds, rows = small
+    intervals = dataclasses.replace(section(PARAMS, "intervals", IntervalParams), resamples=3, workers=2)
+    saved = []
+    for side in (False, True):
+        job = DeployedJob(rows, as_of=ds.as_of, params=tp, intervals=intervals, truth=None, side=side)
+        try:
+            deployed, split = job.result()
+        finally:
+            job.close()
+        assert deployed.intervals is not None and len(deployed.intervals.members) == 3
+        saved.append(_files(deployed.save(tmp_path / f"side_{side}")))
+    assert saved[0] == saved[1]  # booster, prior, calibration, intervals' copies, support: byte for byte
+
+
+def test_an_error_in_the_side_process_is_the_users_error(small, tp):
+    from pipelines.train import DeployedJob
+
+    ds, rows = small
+    job = DeployedJob(rows, as_of=pd.Timestamp("2000-01-03"), params=tp, intervals=None, truth=None, side=True)
+    try:
+        with pytest.raises(UserError) as side:
+            job.result()
+    finally:
+        job.close()
+    with pytest.raises(UserError) as inline:
+        DeployedJob(rows, as_of=pd.Timestamp("2000-01-03"), params=tp, intervals=None, truth=None, side=False).result()
+    assert str(side.value) == str(inline.value)
