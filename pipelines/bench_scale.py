@@ -52,14 +52,50 @@ COLUMNS = [
     "wall_s",
     "cpu_s",
     "peak_rss_gb",
+    "peak_total_gb",
     "goal_s",
     "goal_gb",
     "detail",
 ]
 
 
-def measure(cmd: list[str], *, cwd: Path, env: dict, limit_gb: float, log: Path) -> tuple[int, float, float, float]:
-    """Run `cmd` niced under an address-space limit; (exit code, wall seconds, CPU seconds, peak RSS in GB)."""
+def tree_rss_bytes(root: int) -> int:
+    """Resident memory of process `root` and all its descendants (side processes, interval workers), summed.
+
+    Pages two processes share are counted twice: an upper bound of what the machine holds.
+    """
+    parent: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        parent[int(entry.name)] = int(stat[stat.rindex(")") + 2 :].split()[1])
+    tree, frontier = {root}, [root]
+    while frontier:
+        kids = [pid for pid, ppid in parent.items() if ppid in frontier and pid not in tree]
+        tree.update(kids)
+        frontier = kids
+    total = 0
+    page = os.sysconf("SC_PAGE_SIZE")
+    for pid in tree:
+        try:
+            total += int((Path("/proc") / str(pid) / "statm").read_text().split()[1]) * page
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
+def measure(
+    cmd: list[str], *, cwd: Path, env: dict, limit_gb: float, log: Path
+) -> tuple[int, float, float, float, float]:
+    """Run `cmd` niced under an address-space limit.
+
+    Returns (exit code, wall seconds, CPU seconds of it and its children, peak RSS in GB of its
+    largest process, peak in GB of all its processes together, sampled every 0.2 s).
+    """
     stats = log.with_suffix(".time")
     limit = str(int(limit_gb * 2**30))
     full = [
@@ -75,13 +111,19 @@ def measure(cmd: list[str], *, cwd: Path, env: dict, limit_gb: float, log: Path)
         f"--as={limit}",
         *cmd,
     ]
+    total = 0
     with log.open("w") as out:
-        code = subprocess.run(full, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT).returncode
+        proc = subprocess.Popen(full, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+        while proc.poll() is None:
+            total = max(total, tree_rss_bytes(proc.pid))
+            time.sleep(0.2)
+        code = proc.returncode
     text = stats.read_text().strip().splitlines() if stats.exists() else []
     last = text[-1].split() if text else []
     if len(last) == 4:
-        return code, float(last[0]), float(last[2]) + float(last[3]), int(last[1]) / 2**20
-    return code, float("nan"), float("nan"), float("nan")
+        largest = int(last[1]) / 2**20
+        return code, float(last[0]), float(last[2]) + float(last[3]), largest, max(total / 2**30, largest)
+    return code, float("nan"), float("nan"), float("nan"), float("nan")
 
 
 def steps(case: str, scale: int, work: Path) -> list[tuple[str, list[str]]]:
@@ -132,7 +174,7 @@ def run_case(
                 continue
             print(f"[scale] {case} {scale}x: {step} ...", flush=True)
             log = work / f"{step}.log"
-            code, wall, cpu, peak = measure(cmd, cwd=work, env=env, limit_gb=limit_gb, log=log)
+            code, wall, cpu, peak, total = measure(cmd, cwd=work, env=env, limit_gb=limit_gb, log=log)
             tail = " | ".join(log.read_text(errors="replace").strip().splitlines()[-2:])[-300:] if code else ""
             status = "ok" if code == 0 else ("killed" if code < 0 or code > 128 else "failed")
             rows.append(
@@ -143,11 +185,13 @@ def run_case(
                     "wall_s": wall,
                     "cpu_s": cpu,
                     "peak_rss_gb": peak,
+                    "peak_total_gb": total,
                     "detail": tail,
                 }
             )
             print(
-                f"[scale] {case} {scale}x: {step} {status} in {wall:.0f} s ({cpu:.0f} CPU s), peak {peak:.2f} GB",
+                f"[scale] {case} {scale}x: {step} {status} in {wall:.0f} s ({cpu:.0f} CPU s), "
+                f"peak {total:.2f} GB all processes ({peak:.2f} GB the largest)",
                 flush=True,
             )
             failed = code != 0
@@ -159,8 +203,8 @@ def run_case(
 def markdown(table: pd.DataFrame) -> str:
     """The results as a README table."""
     lines = [
-        "| case | scale | step | status | wall (s) | CPU (s) | peak (GB) | goal |",
-        "|---|---|---|---|---|---|---|---|",
+        "| case | scale | step | status | wall (s) | CPU (s) | peak, all processes (GB) | largest process (GB) | goal |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in table.itertuples():
         goal = " ".join(
@@ -174,7 +218,8 @@ def markdown(table: pd.DataFrame) -> str:
         wall = f"{r.wall_s:.0f}" if pd.notna(r.wall_s) else ""
         cpu = f"{r.cpu_s:.0f}" if pd.notna(r.cpu_s) else ""
         peak = f"{r.peak_rss_gb:.2f}" if pd.notna(r.peak_rss_gb) else ""
-        lines.append(f"| {r.case} | {r.scale}× | {r.step} | {r.status} | {wall} | {cpu} | {peak} | {goal} |")
+        total = f"{r.peak_total_gb:.2f}" if pd.notna(r.peak_total_gb) else ""
+        lines.append(f"| {r.case} | {r.scale}× | {r.step} | {r.status} | {wall} | {cpu} | {total} | {peak} | {goal} |")
     return "\n".join(lines)
 
 
