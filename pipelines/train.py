@@ -47,24 +47,23 @@ def code_version() -> str:
 SIDE_PROCESS_MIN_ROWS = 20_000  # placements from which the deployed model is fitted in a side process (see DeployedJob)
 
 
-def _fit_deployed(
-    rows, as_of, params, intervals, truth: Path | None, progress=lambda msg: None
-) -> tuple[Any, Any, float]:
+def _fit_deployed(rows, as_of, params, intervals, truth: Path | None, started: float) -> tuple[Any, Any, float]:
     """The deployed model (the evaluated settings refitted on every outcome known at `as_of`), with its intervals.
 
-    Returns (bundle, split, the peak memory in GB of the process that fitted it).
+    Returns (bundle, split, the peak memory in GB of the process that fitted it: a side process's own).
     """
     import resource
 
     from models.deploy import known_at, train_deployed
     from models.interval_fit import fit_intervals, read_true_chances
 
-    progress(f"refitting the deployed model with the same settings on every outcome known at {as_of:%Y-%m-%d}")
+    _STARTED[0] = started  # the progress lines of a side process count from the same start
+    _progress(f"refitting the deployed model with the same settings on every outcome known at {as_of:%Y-%m-%d}")
     deployed, split = train_deployed(rows, as_of=as_of, params=params, objective=params.objective)
     if intervals is not None:
         # The deployed model gets its own bootstrap copies and width, fitted the same way on its own weeks;
         # the coverage measured on the test weeks (evaluated model) is the evidence for both.
-        progress("intervals of the deployed model")
+        _progress("intervals of the deployed model")
         deployed.intervals = fit_intervals(
             known_at(rows, as_of),
             split,
@@ -76,86 +75,114 @@ def _fit_deployed(
     return deployed, split, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
-class DeployedJob:
-    """`_fit_deployed`, inline or in a side process started at once (`side`), collected by `result`.
+class SideJobs:
+    """Work that needs neither the fairness gate nor each other, inline or in one side process (`side`).
 
-    The oracle comparison and the fairness gate run on one core; the deployed model needs
-    neither, so at scale it is fitted meanwhile on the other, in a fresh interpreter (spawn:
-    LightGBM's OpenMP threads do not survive a fork). Its bootstrap copies are then fitted one
-    after another (`workers` 1): the same copies as with more workers (they are seeded by their
-    attempt). An error in the side process (a UserError too) is raised by `result`.
+    The oracle comparison and the fairness gate each use one core; the deployed model needs
+    neither. With `side` they are started at once in one fresh worker process (loky, as the
+    interval copies: LightGBM's OpenMP threads do not survive a fork), one after another, while
+    `train` runs the gate on the other core; without it each runs inline when its result is
+    asked for. The same results either way (seeded; tested). An error in the side process (a
+    UserError too) is raised by `get`; a side process that dies (killed for memory, say) is a
+    UserError saying so, instead of leaving `train` waiting.
     """
 
-    def __init__(self, rows, *, as_of, params, intervals, truth: Path | None, side: bool) -> None:
+    def __init__(self, side: bool) -> None:
         self.side = side
-        self.args = (rows, as_of, params, intervals, truth)
-        self.pool = None
+        self.executor = None
         if side:
-            import multiprocessing
+            from joblib.externals.loky.process_executor import ProcessPoolExecutor
 
-            if intervals is not None:
-                self.args = (rows, as_of, params, dataclasses.replace(intervals, workers=1), truth)
-            _progress(
-                f"refitting the deployed model on every outcome known at {as_of:%Y-%m-%d}, in a side process meanwhile"
-            )
-            self.pool = multiprocessing.get_context("spawn").Pool(1)
-            self.pending = self.pool.apply_async(_fit_deployed, self.args)
+            self.executor = ProcessPoolExecutor(max_workers=1)
 
-    def result(self) -> tuple[Any, Any]:
-        """(deployed bundle, its split)."""
-        if self.pool is None:
-            deployed, split, _ = _fit_deployed(*self.args, progress=_progress)
-            return deployed, split
-        deployed, split, peak_gb = self.pending.get()
-        _progress(f"deployed model fitted in the side process (its peak memory {peak_gb:.2f} GB)")
-        return deployed, split
+    def submit(self, fn, *args) -> Any:
+        """A handle whose `get()` gives `fn(*args)`."""
+        if self.executor is not None:
+            return _Pending(self.executor.submit(fn, *args))
+        return _Inline(fn, args)
 
     def close(self) -> None:
-        """Stop the side process (at once if its result is no longer wanted)."""
-        if self.pool is not None:
-            self.pool.terminate()
-            self.pool.join()
-            self.pool = None
+        """Stop the side process (at once if its results are no longer wanted)."""
+        if self.executor is not None:
+            self.executor.shutdown(wait=False, kill_workers=True)
+            self.executor = None
 
 
-def _judge(ds, bundle, result, cfg, tp, truth: Path | None):
-    """The oracle comparison (with --truth), the model against the baselines, and the fairness gate."""
-    import pandas as pd
+class _Pending:
+    def __init__(self, future) -> None:
+        self.future = future
 
+    def get(self) -> Any:
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            return self.future.result()
+        except BrokenProcessPool as error:  # loky's TerminatedWorkerError too: the process died, not the work
+            raise UserError(
+                f"train's side process (oracle comparison, deployed model) stopped unexpectedly: {error} "
+                "Was it killed for lack of memory? Nothing was registered; run train again."
+            ) from error
+
+
+class _Inline:
+    def __init__(self, fn, args) -> None:
+        self.fn, self.args = fn, args
+
+    def get(self) -> Any:
+        return self.fn(*self.args)
+
+
+def _oracle(ds, data: Path, bundle, truth: Path, cfg: dict, baselines: dict, started: float):
+    """The oracle comparison of `bundle` (the dataset loaded again from `data` when `ds` is None: a side process)."""
+    from features.config import section
+    from features.load import load_dataset
+    from models.oracle import OracleParams, oracle_comparison
+
+    _STARTED[0] = started  # the progress lines of a side process count from the same start
+    if ds is None:
+        _progress(f"comparing with the oracle on the held-out meetings ({truth}), in a side process meanwhile")
+        ds = load_dataset(data)
+    else:
+        _progress(f"comparing with the oracle on the held-out meetings ({truth})")
+    return oracle_comparison(
+        ds,
+        bundle,
+        truth,
+        params=cfg,
+        oracle=section(cfg, "oracle", OracleParams),
+        baselines=baselines,
+        progress=_progress,
+    )
+
+
+def _gate(ds, bundle, cfg: dict):
+    """The fairness gate on the held-out placements (None without client_protected)."""
     from fairness.audit import fairness_gate
     from fairness.params import FairnessParams
     from features.config import section
-    from models.oracle import OracleParams, bootstrap_against, oracle_comparison
 
-    oracle = None
-    if truth is not None:
-        _progress(f"comparing with the oracle on the held-out meetings ({truth})")
-        oracle = oracle_comparison(
-            ds,
-            bundle,
-            truth,
-            params=cfg,
-            oracle=section(cfg, "oracle", OracleParams),
-            baselines=result.informed_baselines(),
-            progress=_progress,
-        )
-    versus = result.versus
-    if oracle is not None and versus is not None:
-        policies = [*result.informed_baselines(), "historical", "random"]
-        against = bootstrap_against(oracle.per_meeting, policies, tp.bootstrap_resamples, tp.seed)
-        versus = pd.concat([versus, against], ignore_index=True)
+    if ds.client_protected is None:
+        return None
+    _progress("checking the fairness gate on the held-out placements")
+    return fairness_gate(
+        ds,
+        bundle,
+        params=section(cfg, "fairness", FairnessParams),
+        config=cfg,
+        progress=lambda m: _progress(f"gate: {m}"),
+    )
 
-    gate = None
-    if ds.client_protected is not None:
-        _progress("checking the fairness gate on the held-out placements")
-        gate = fairness_gate(
-            ds,
-            bundle,
-            params=section(cfg, "fairness", FairnessParams),
-            config=cfg,
-            progress=lambda m: _progress(f"gate: {m}"),
-        )
-    return oracle, versus, gate
+
+def _side_process_wanted(ds, rows) -> bool:
+    """At scale, with regional meetings and a second core: see README "Country scale".
+
+    One big meeting is left in one process: its oracle comparison and gate each hold a whole
+    meeting's pairs at once, and a second process doing the same would double that memory.
+    """
+    from features.load import region_of
+
+    regional = region_of(ds.vacancies).nunique() > 1
+    return len(rows) >= SIDE_PROCESS_MIN_ROWS and regional and (os.cpu_count() or 1) > 1
 
 
 def train(
@@ -194,6 +221,8 @@ def train(
     same held-out placements and passes the fairness gate.
     """
 
+    import pandas as pd
+
     from fairness.guard import assert_no_protected
     from features.config import load_params, section
     from features.labels import LabelParams
@@ -207,6 +236,7 @@ def train(
     from models.experiment import choose_prior, placement_rows, run_experiment, search_lgbm
     from models.interval_fit import add_intervals
     from models.intervals import IntervalParams
+    from models.oracle import bootstrap_against
     from models.promotion import decide_promotion
     from models.ranker import TrainParams
     from reports.evaluation import write_evaluation
@@ -256,23 +286,35 @@ def train(
         progress=_progress,
     )
 
-    # The deployed model (and its intervals) needs nothing of the oracle or the gate: at scale it is fitted in a
-    # side process while they run (they use one core each); the same model either way (seeded, tested).
-    deployed_job = DeployedJob(
-        rows,
-        as_of=ds.as_of,
-        params=tp,
-        intervals=interval_params if bundle.intervals is not None else None,
-        truth=truth,
-        side=len(rows) >= SIDE_PROCESS_MIN_ROWS and (os.cpu_count() or 1) > 1,
-    )
+    # The oracle comparison and the deployed model (with its intervals) need nothing of the gate nor of each other:
+    # at scale they run in a side process while the gate runs (each uses one core); the same results either way.
+    jobs = SideJobs(_side_process_wanted(ds, rows))
     try:
-        oracle, versus, gate = _judge(ds, bundle, result, cfg, tp, truth)
-        if deployed_job.side:
-            _progress("waiting for the deployed model (fitted in a side process)")
-        deployed, deployed_split = deployed_job.result()
+        oracle_job = None
+        if truth is not None:
+            args = (None if jobs.side else ds, data, bundle, truth, cfg, result.informed_baselines(), started)
+            oracle_job = jobs.submit(_oracle, *args)
+        deployed_intervals = None if bundle.intervals is None else interval_params
+        if deployed_intervals is not None and jobs.side:  # the side process has one core: its copies one by one
+            deployed_intervals = dataclasses.replace(deployed_intervals, workers=1)
+        deployed_job = jobs.submit(_fit_deployed, rows, ds.as_of, tp, deployed_intervals, truth, started)
+        oracle = oracle_job.get() if oracle_job is not None and not jobs.side else None  # inline: in the old order
+        gate = _gate(ds, bundle, cfg)
+        if oracle_job is not None and jobs.side:
+            _progress("waiting for the oracle comparison (side process)")
+            oracle = oracle_job.get()
+        versus = result.versus
+        if oracle is not None and versus is not None:
+            policies = [*result.informed_baselines(), "historical", "random"]
+            against = bootstrap_against(oracle.per_meeting, policies, tp.bootstrap_resamples, tp.seed)
+            versus = pd.concat([versus, against], ignore_index=True)
+        if jobs.side:
+            _progress("waiting for the deployed model (side process)")
+        deployed, deployed_split, peak_gb = deployed_job.get()
+        if jobs.side:
+            _progress(f"the side process is done (its peak memory {peak_gb:.2f} GB)")
     finally:
-        deployed_job.close()
+        jobs.close()
     if bundle.intervals is not None:
         deployed.metadata["intervals"] = {
             **bundle.metadata.get("intervals", {}),
