@@ -263,7 +263,7 @@ def within_standard_errors(losses: list[np.ndarray], k: float) -> tuple[int, lis
     for i, loss in enumerate(losses):
         diff = np.asarray(loss, dtype=float) - np.asarray(losses[best], dtype=float)
         se.append(float(np.std(diff, ddof=1) / np.sqrt(len(diff))) if i != best and len(diff) > 1 else 0.0)
-    chosen = next(i for i, (m, e) in enumerate(zip(means, se, strict=True)) if m <= means[best] + k * e)
+    chosen = next((i for i, (m, e) in enumerate(zip(means, se, strict=True)) if m <= means[best] + k * e), best)
     return chosen, se
 
 
@@ -303,7 +303,7 @@ def choose_prior(rows: pd.DataFrame, train: TrainParams, progress=lambda msg: No
     why = (
         "the best"
         if int(row["candidate"]) == int(best["candidate"])
-        else f"the simplest within {train.prior_choice_se:g} standard errors ({row['se_minus_best']:.4f}) of the best, "
+        else f"the simplest within {train.prior_choice_se:g} standard error(s) ({row['se_minus_best']:.4f}) of the best, "
         f"{best['validation_log_loss']:.4f} ({dict(train.prior_choice[int(best['candidate'])])})"
     )
     progress(f"capacity: chose {chosen}: calibration-week log-loss {row['validation_log_loss']:.4f}, {why}")
@@ -325,7 +325,8 @@ def choose_capacity(
         notes.append(
             f"prior strength and trees chosen from {len(train.prior_choice)} candidates by calibration-week log-loss"
             + (
-                f" (the simplest within {train.prior_choice_se:g} standard errors of the best)"
+                f" (the simplest within {train.prior_choice_se:g} standard error"
+                f"{'' if train.prior_choice_se == 1 else 's'} of the best)"
                 if train.prior_choice_se > 0
                 else ""
             )

@@ -36,7 +36,9 @@ def small_rows(small_synthetic):
 
 @pytest.fixture(scope="module")
 def tp():
-    return dataclasses.replace(section(PARAMS, "train", TrainParams), prior_choice=GRID, **SHORT_SPLIT)
+    return dataclasses.replace(
+        section(PARAMS, "train", TrainParams), prior_choice=GRID, prior_choice_se=0.0, **SHORT_SPLIT
+    )
 
 
 def test_within_standard_errors_by_hand():
