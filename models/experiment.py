@@ -20,7 +20,7 @@ from features.rules import PassendToewijzen
 from models.baselines import BaselineParams, LogisticScorer, RandomScorer, profile_fit
 from models.bundle import ModelBundle
 from models.evaluate import paired_bootstrap, placement_metrics, reliability_curve
-from models.ranker import Split, TrainParams, sort_for_ranking, temporal_split, train_bundle
+from models.ranker import Split, TrainParams, fit_nuisance_head, sort_for_ranking, temporal_split, train_bundle
 from models.scoring import ProbabilityScorer, Scorer
 
 
@@ -215,18 +215,23 @@ def prior_table(rows: pd.DataFrame, train: TrainParams, progress=lambda msg: Non
     score, so it rewards a prior that gets the size of every effect right (who and which home),
     where ROC-AUC mostly rewards ordering clients. The test weeks are never touched and nothing
     is refitted on the calibration weeks here. Returns one row per candidate, best first (ties:
-    the order given).
+    the order given), with `se_minus_best`: the standard error of its log-loss minus the best's
+    (paired over the calibration placements), and `chosen`: the first candidate in the order given
+    (simplest first) whose log-loss is within `train.prior_choice_se` standard errors of the best
+    (0: the best itself).
     """
     split = temporal_split(rows, train)
     part = split.part(rows)
     validation = rows[part == "calibration"]
-    y = validation["sustained"].astype(int).to_numpy()
-    out = []
+    y = validation["sustained"].astype(float).to_numpy()
+    out, losses = [], []
     for i, candidate in enumerate(train.prior_choice):
         variant = dataclasses.replace(train.with_choice(candidate), refit_on_calibration_weeks=False)
         bundle = train_bundle(rows, split, variant)
-        loss = log_loss_of_scores(bundle.logodds(validation), y)
-        progress(f"prior {i + 1}/{len(train.prior_choice)}: {candidate} -> calibration-week log-loss {loss:.4f}")
+        z = bundle.logodds(validation)
+        losses.append(np.logaddexp(0.0, z) - y * z)
+        loss = float(np.mean(losses[-1]))
+        progress(f"capacity {i + 1}/{len(train.prior_choice)}: {candidate} -> calibration-week log-loss {loss:.4f}")
         out.append(
             {
                 "candidate": i,
@@ -237,17 +242,112 @@ def prior_table(rows: pd.DataFrame, train: TrainParams, progress=lambda msg: Non
             }
         )
     table = pd.DataFrame(out)
+    chosen, se = within_standard_errors(losses, train.prior_choice_se)
+    table["se_minus_best"] = se
+    table["chosen"] = table["candidate"] == chosen
     return table.sort_values(["validation_log_loss", "candidate"], kind="stable").reset_index(drop=True)
 
 
+def within_standard_errors(losses: list[np.ndarray], k: float) -> tuple[int, list[float]]:
+    """The first candidate whose mean loss is within `k` standard errors of the best's, and those standard errors.
+
+    `losses` holds one array of per-placement losses per candidate (the same placements, in the
+    order the candidates are listed: simplest first). The standard error is that of the mean of
+    the paired differences (candidate minus best; 0 for the best itself). k = 0 chooses the best
+    (ties: the first listed); a larger k prefers a simpler candidate the data cannot tell apart
+    from the best (the "one standard error" rule for k = 1).
+    """
+    means = [float(np.mean(loss)) for loss in losses]
+    best = int(np.argmin(means))  # the first of equal means
+    se = []
+    for i, loss in enumerate(losses):
+        diff = np.asarray(loss, dtype=float) - np.asarray(losses[best], dtype=float)
+        se.append(float(np.std(diff, ddof=1) / np.sqrt(len(diff))) if i != best and len(diff) > 1 else 0.0)
+    chosen = next((i for i, (m, e) in enumerate(zip(means, se, strict=True)) if m <= means[best] + k * e), best)
+    return chosen, se
+
+
+def nuisance_table(rows: pd.DataFrame, train: TrainParams) -> pd.DataFrame:
+    """Each penalty of `train.nuisance_alpha_choice`: the head fitted on the fit weeks, judged on the calibration weeks.
+
+    The judge is the mean Poisson deviance of the head's expected gain against the label gain of
+    the sustained calibration placements (what the head predicts: E[gain | sustained]). The test
+    weeks are never touched. One row per penalty, best first (ties: the order given).
+    """
+    split = temporal_split(rows, train)
+    part = split.part(rows)
+    validation = rows[(part == "calibration") & (rows["sustained"].astype(int) == 1)]
+    gain = np.asarray(train.label_gain, dtype=float)[validation["grade"].astype(int).to_numpy()]
+    out = []
+    for i, alpha in enumerate(train.nuisance_alpha_choice):
+        head = fit_nuisance_head(rows[part == "fit"], dataclasses.replace(train, nuisance_alpha=alpha))
+        if head is None or len(validation) == 0:
+            return pd.DataFrame()
+        mu = np.exp(head.score(validation))
+        deviance = 2.0 * (gain * np.log(gain / mu) - (gain - mu))  # every gain of a sustained grade is > 0
+        out.append(
+            {"candidate": i, "nuisance_alpha": float(alpha), "validation_poisson_deviance": float(deviance.mean())}
+        )
+    table = pd.DataFrame(out)
+    return table.sort_values(["validation_poisson_deviance", "candidate"], kind="stable").reset_index(drop=True)
+
+
 def choose_prior(rows: pd.DataFrame, train: TrainParams, progress=lambda msg: None) -> tuple[TrainParams, pd.DataFrame]:
-    """`train` with the best candidate prior of `train.prior_choice` (see prior_table); unchanged without candidates."""
+    """`train` with the chosen candidate of `train.prior_choice` (see prior_table); unchanged without candidates."""
     if not train.prior_choice:
         return train, pd.DataFrame()
     table = prior_table(rows, train, progress)
-    best = dict(train.prior_choice[int(table.loc[0, "candidate"])])
-    progress(f"prior: chose {best}")
-    return train.with_choice(best), table
+    row = table.loc[table["chosen"]].iloc[0]
+    chosen = dict(train.prior_choice[int(row["candidate"])])
+    best = table.iloc[0]
+    why = (
+        "the best"
+        if int(row["candidate"]) == int(best["candidate"])
+        else f"the simplest within {train.prior_choice_se:g} standard error(s) ({row['se_minus_best']:.4f}) of the best, "
+        f"{best['validation_log_loss']:.4f} ({dict(train.prior_choice[int(best['candidate'])])})"
+    )
+    progress(f"capacity: chose {chosen}: calibration-week log-loss {row['validation_log_loss']:.4f}, {why}")
+    return train.with_choice(chosen), table
+
+
+def choose_capacity(
+    rows: pd.DataFrame, train: TrainParams, progress=lambda msg: None
+) -> tuple[TrainParams, dict[str, pd.DataFrame]]:
+    """The capacity chosen on the calibration weeks (never the test weeks): the prior's strength and the trees' rounds
+    (`train.prior_choice`, prior_table), then the nuisance head's penalty (`train.nuisance_alpha_choice`, nuisance_table).
+
+    Returns `train` with the chosen settings (no choice left in it) and the tables, by name. The
+    chosen settings are what `train` fits, logs (MLflow params `train.prior_C`, `train.lgbm.num_boost_round`,
+    `train.nuisance_alpha`) and what the deployed refit keeps.
+    """
+    notes = []
+    if train.prior_choice:
+        notes.append(
+            f"prior strength and trees chosen from {len(train.prior_choice)} candidates by calibration-week log-loss"
+            + (
+                f" (the simplest within {train.prior_choice_se:g} standard error"
+                f"{'' if train.prior_choice_se == 1 else 's'} of the best)"
+                if train.prior_choice_se > 0
+                else ""
+            )
+        )
+    train, prior = choose_prior(rows, train, progress)
+    tables = {"prior_choice": prior} if len(prior) else {}
+    if train.nuisance_alpha_choice and train.nuisance_terms:
+        head = nuisance_table(rows, train)
+        if len(head):
+            alpha = float(head.loc[0, "nuisance_alpha"])
+            progress(
+                "nuisance head: chose penalty "
+                f"{alpha:g} (calibration-week Poisson deviance {head.loc[0, 'validation_poisson_deviance']:.4f})"
+            )
+            train = dataclasses.replace(train, nuisance_alpha=alpha)
+            tables["nuisance_alpha_choice"] = head
+            notes.append(
+                f"head penalty chosen from {len(head)} by the Poisson deviance of the sustained calibration placements"
+            )
+    note = f"{'; '.join(notes)} (never the test weeks)" if notes else train.capacity_note
+    return dataclasses.replace(train, nuisance_alpha_choice=(), capacity_note=note), tables
 
 
 def choose_lgbm(rows: pd.DataFrame, train: TrainParams, progress=lambda msg: None) -> tuple[TrainParams, pd.DataFrame]:

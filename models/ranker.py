@@ -104,6 +104,9 @@ class TrainParams:
     # Candidate priors ({prior_kind, prior_C, num_boost_round} overrides), each fitted with the trees on the fit weeks and judged by the
     # log-loss of its chances on the calibration weeks (never the test weeks); the best is trained. () = `prior_kind`.
     prior_choice: tuple[dict, ...] = ()
+    # How the candidate is chosen: the first in the order given (list the simplest first) whose calibration-week
+    # log-loss is within this many standard errors (paired over the calibration placements) of the best; 0 = the best.
+    prior_choice_se: Annotated[float, Field(ge=0)] = 0.0
     refit_on_calibration_weeks: bool = False  # refit the trees on fit + calibration weeks after Platt scaling
     bootstrap_resamples: Annotated[int, Field(ge=0)] = (
         0  # resamples of held-out meetings for the model-vs-baseline intervals (0 = none)
@@ -112,6 +115,12 @@ class TrainParams:
     # features; candidates are then ranked by the expected label gain. () = ranked by the chance alone (no head).
     nuisance_terms: tuple[str, ...] = ()
     nuisance_alpha: Annotated[float, Field(ge=0)] = 0.01  # its L2 penalty (sklearn PoissonRegressor alpha)
+    # Candidate penalties of the head, each fitted on the fit weeks and judged by the Poisson deviance of the sustained
+    # calibration placements (never the test weeks); the best replaces nuisance_alpha. () = nuisance_alpha as set.
+    nuisance_alpha_choice: tuple[float, ...] = ()
+    # Not a setting: what the choice on the calibration weeks picked and by which criterion (written by
+    # models/experiment.py choose_capacity; the model folder's metadata `capacity` and the model card show it).
+    capacity_note: str = ""
 
     def __post_init__(self) -> None:
         for obj in (self.objective, *self.compare_objectives):
@@ -131,12 +140,16 @@ class TrainParams:
                 unknown_keys
                 or kind not in PRIOR_KINDS
                 or not (isinstance(C, (int, float)) and C > 0)
-                or not (isinstance(rounds, int) and rounds >= 1)
+                or not (isinstance(rounds, int) and rounds >= 0)
             ):
                 raise UserError(
                     f"params: train.prior_choice[{i}] {candidate!r}: give prior_kind (one of {', '.join(PRIOR_KINDS)}), "
-                    "prior_C (a number > 0) and/or num_boost_round (the trees' rounds, >= 1), nothing else"
+                    "prior_C (a number > 0) and/or num_boost_round (the trees' rounds, >= 0; 0 = the prior alone), nothing else"
                 )
+        if any(not (isinstance(a, (int, float)) and a >= 0) for a in self.nuisance_alpha_choice):
+            raise UserError(
+                f"params: train.nuisance_alpha_choice {list(self.nuisance_alpha_choice)!r}: give penalties, numbers >= 0"
+            )
         unknown_terms = sorted(set(self.prior_terms) - set(FEATURE_NAMES))
         if unknown_terms:
             raise UserError(f"params: train.prior_terms names unknown features: {', '.join(unknown_terms)}")
@@ -417,7 +430,11 @@ def fit_booster(
             feature_name=list(FEATURE_NAMES),
             free_raw_data=False,
         )
-    return lgb.train(_lgb_params(params, objective), data, num_boost_round=params.lgbm.num_boost_round)
+    settings = _lgb_params(params, objective)
+    rounds = params.lgbm.num_boost_round
+    if rounds == 0:  # the prior alone: LightGBM needs a round, so one tree that cannot split (its output is 0)
+        settings["min_data_in_leaf"], rounds = len(rows) + 1, 1
+    return lgb.train(settings, data, num_boost_round=rounds)
 
 
 def fit_calibrated(
@@ -467,6 +484,7 @@ def train_bundle(
         "n_trees_fitted_on": int(len(train_rows) if params.refit_on_calibration_weeks else len(fit_rows)),
         "refit_on_calibration_weeks": bool(params.refit_on_calibration_weeks),
         "prior": _describe_prior(params),
+        "capacity": _describe_capacity(params),
         "ranking": (
             f"expected label gain: chance x nuisance head on {len(nuisance.coef)} terms"
             if nuisance is not None
@@ -487,6 +505,23 @@ def train_bundle(
         prior=prior,
         nuisance=nuisance,
     )
+
+
+def _describe_capacity(params: TrainParams) -> str:
+    """The model's size in words: trees after the prior, the prior's strength, the head's penalty, and how chosen."""
+    rounds = params.lgbm.num_boost_round
+    trees = (
+        "no trees after the prior (the prior alone)"
+        if rounds == 0
+        else f"{rounds} boosted trees of {params.lgbm.num_leaves} leaves after the prior"
+    )
+    parts = [trees]
+    if params.prior_kind in ("logistic", "rule_logistic"):
+        parts.append(f"prior strength C {params.prior_C:g}")
+    if params.nuisance_terms:
+        parts.append(f"nuisance head penalty {params.nuisance_alpha:g}")
+    how = params.capacity_note or "as set in params (not chosen on the data)"
+    return f"{', '.join(parts)}; {how}"
 
 
 def _describe_prior(params: TrainParams) -> str:

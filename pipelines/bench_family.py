@@ -8,9 +8,10 @@ held-out placements (in the CSV also its two parts: `ndcg_at_5_sustained`, gains
 suggestion and of the meeting-wide plan within the default priority policy
 (models/oracle.py), and the expected calibration error. Scorers:
 
-- `project`: exactly what `matchwijs train` fits (the prior chosen from
-  `train.prior_choice` and, when `train.search.by_default`, the search over
-  `train.search.grid`, both on the calibration weeks; ranked with its nuisance
+- `project`: exactly what `matchwijs train` fits (the prior's strength and the trees' rounds
+  chosen from `train.prior_choice`, the nuisance head's penalty from
+  `train.nuisance_alpha_choice` and, when `train.search.by_default`, the search over
+  `train.search.grid`, all on the calibration weeks; ranked with its nuisance
   head, planned on its chances);
 - `peer`: a plain LightGBM classifier on the raw joined columns (models/peer.py),
   planned by linear assignment on its own chances within the same policy;
@@ -146,7 +147,7 @@ def compare_on(
     from features.rules import PassendToewijzen
     from models.baselines import BaselineParams
     from models.evaluate import placement_metrics
-    from models.experiment import choose_lgbm, choose_prior, placement_rows, run_experiment
+    from models.experiment import choose_capacity, choose_lgbm, placement_rows, run_experiment
     from models.oracle import OracleParams, oracle_comparison
     from models.peer import PeerClassifier
     from models.ranker import TrainParams
@@ -158,7 +159,7 @@ def compare_on(
     rules = section(params, "passend_toewijzen", PassendToewijzen)
     ds = load_dataset(data)
     rows = placement_rows(ds, features=fp, labels=lp, rules=rules)
-    tp, _ = choose_prior(rows, tp)
+    tp, _ = choose_capacity(rows, tp)
     tp, _ = choose_lgbm(rows, tp)
     result = run_experiment(
         rows, train=tp, baselines=section(params, "baselines", BaselineParams), objectives=(tp.objective,)
@@ -223,6 +224,7 @@ def compare_on(
                 "prior": (f"{tp.prior_kind} C={tp.prior_C:g}" if "logistic" in tp.prior_kind else tp.prior_kind)
                 if scorer == "project"
                 else "",
+                "nuisance_alpha": tp.nuisance_alpha if scorer == "project" and tp.nuisance_terms else float("nan"),
             }
         )
     return out

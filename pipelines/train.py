@@ -233,7 +233,7 @@ def train(
     from models import tracking
     from models.baselines import BaselineParams
     from models.deploy import DEPLOYED, EVALUATED, data_range, known_at
-    from models.experiment import choose_prior, placement_rows, run_experiment, search_lgbm
+    from models.experiment import choose_capacity, placement_rows, run_experiment, search_lgbm
     from models.interval_fit import add_intervals
     from models.intervals import IntervalParams
     from models.oracle import bootstrap_against
@@ -265,7 +265,7 @@ def train(
     _progress(
         f"{len(rows)} placements with a known outcome ({rows['sustained'].mean():.1%} sustained), {len(FEATURE_NAMES)} features"
     )
-    tp, _ = choose_prior(rows, tp, progress=_progress)  # params train.prior_choice: judged on the calibration weeks
+    tp, _ = choose_capacity(rows, tp, progress=_progress)  # train.prior_choice etc.: on the calibration weeks
     searched = None
     if tp.search.by_default if search is None else search:
         tp, searched = search_lgbm(rows, tp, progress=_progress)
@@ -348,7 +348,9 @@ def train(
     )
     # the LightGBM settings as trained (after --search); the searched variants are logged as nested runs
     run_params.update({f"train.lgbm.{k}": v for k, v in dataclasses.asdict(tp.lgbm).items()})
-    run_params.update({"train.prior_kind": tp.prior_kind, "train.prior_C": tp.prior_C})  # as chosen (prior_choice)
+    run_params.update(
+        {"train.prior_kind": tp.prior_kind, "train.prior_C": tp.prior_C, "train.nuisance_alpha": tp.nuisance_alpha}
+    )  # as chosen
     run_params.pop("train.search.grid", None)
     assert_no_protected(run_params)
     shared = {

@@ -179,6 +179,9 @@ def test_model_card_covers_what_auditors_ask_for(audited):
     assert "neighbours reporting" in card and "Selection bias" in card
     # the default ranks by the expected grade (nuisance head): the card says so, and what that label's bias does
     assert "candidates ordered by expected label gain: chance x nuisance head on 10 terms" in card
+    # the model's size and how it was chosen (here as set in params: train_small makes no choice)
+    assert "| Capacity (how it was chosen) | 5 boosted trees of 2 leaves after the prior, prior strength C 1" in card
+    assert "nuisance head penalty 0.01; as set in params (not chosen on the data) |" in card
     assert "a neighbourhood that reports more is ranked lower for everyone" in card
     # The point-in-time assumption, and that this dataset has no dated client profiles.
     assert "Profiles are not dated" in card and "This dataset has none" in card

@@ -77,6 +77,30 @@ def test_refit_keeps_the_evaluated_models_settings(small, tp):
     assert pd.Timestamp(md["train_end"]) > pd.Timestamp(evaluated.metadata["test_start"])
 
 
+@pytest.mark.parametrize("rounds", [0, 20])
+def test_refit_keeps_the_capacity_chosen_on_the_calibration_weeks(small, tp, rounds):
+    """The rounds, the prior's strength and the head's penalty the choice picked reach the deployed model too."""
+    from models.experiment import choose_capacity
+
+    ds, rows = small
+    offered = dataclasses.replace(
+        tp,
+        prior_choice=({"prior_kind": "logistic", "prior_C": 0.3, "num_boost_round": rounds},),
+        nuisance_alpha_choice=(0.05,),
+    )
+    chosen, _ = choose_capacity(rows, offered)
+    assert (chosen.lgbm.num_boost_round, chosen.prior_C, chosen.nuisance_alpha) == (rounds, 0.3, 0.05)
+    evaluated = train_bundle(rows, temporal_split(rows, chosen), chosen)
+    deployed, _ = train_deployed(rows, as_of=ds.as_of, params=chosen)
+    for bundle in (evaluated, deployed):
+        trees = bundle.booster.dump_model()["tree_info"]
+        assert len(trees) == max(rounds, 1) and (rounds > 0 or trees[0]["num_leaves"] == 1)
+    assert deployed.metadata["capacity"] == evaluated.metadata["capacity"]
+    assert "prior strength C 0.3" in deployed.metadata["capacity"]
+    assert "nuisance head penalty 0.05" in deployed.metadata["capacity"]
+    assert "chosen from 1 candidates by calibration-week log-loss" in deployed.metadata["capacity"]
+
+
 def test_deployment_split_learns_from_every_known_week_and_calibrates_on_the_latest(small, tp):
     ds, rows = small
     split = deployment_split(rows, ds.as_of, tp)

@@ -143,6 +143,11 @@ def test_family_table_is_reproducible_from_a_seed(tmp_path, monkeypatch):
     assert np.isfinite(first.set_index("scorer").loc["project", "top1_gain_sheet"])  # the sheet's #1, judged too
     assert first["plan_gain"].nunique() == 3  # three different scorers, three different plans
     assert "| weak_match_latent |" in markdown(first)
+    # the capacity the calibration weeks chose (params train.prior_choice, nuisance_alpha_choice) is in the table too
+    project = first.set_index("scorer").loc["project"]
+    offered = {(c["prior_C"], c["num_boost_round"]) for c in params["train"]["prior_choice"]}
+    assert (float(project["prior"].split("C=")[1]), int(project["lgbm"].split(" x ")[1].split()[0])) in offered
+    assert project["nuisance_alpha"] in params["train"]["nuisance_alpha_choice"]
 
     # the table as an MLflow artifact (#13 item 1): the CSV and its markdown in a run of `matchwijs-family`
     import mlflow

@@ -397,7 +397,9 @@ def test_prior_choice_judges_on_calibration_weeks_by_log_loss(small_rows):
         {"prior_kind": "rule_logistic", "prior_C": 0.02, "num_boost_round": 20},
         {"prior_kind": "none", "num_boost_round": 1},
     )
-    tp = dataclasses.replace(section(PARAMS, "train", TrainParams), prior_choice=candidates, **SHORT_SPLIT)
+    tp = dataclasses.replace(
+        section(PARAMS, "train", TrainParams), prior_choice=candidates, prior_choice_se=0.0, **SHORT_SPLIT
+    )
     table = prior_table(small_rows, tp)
     assert sorted(table["candidate"]) == [0, 1, 2]
     assert table["validation_log_loss"].is_monotonic_increasing
