@@ -138,20 +138,24 @@ class KnownScores:
             )
 
     def lookup(self, pairs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(found, eligible, P) per row of `pairs` (one date); rows not found are False, False, NaN."""
+        """(found, eligible, P) per row of `pairs` (any dates); rows not found are False, False, NaN."""
         n = len(pairs)
         found, eligible, p = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool), np.full(n, np.nan)
-        if n == 0:
-            return found, eligible, p
-        day = pd.Timestamp(pairs["meeting_date"].iloc[0])
-        known = self.by_date.get(day)
-        if known is None or len(known[0]) == 0 or (pairs["meeting_date"] != day).any():
+        if n == 0 or not self.by_date:
             return found, eligible, p
         keys = self._keys(pairs)
-        at = np.minimum(np.searchsorted(known[0], keys), len(known[0]) - 1)
-        found = (keys >= 0) & (known[0][at] == keys)
-        eligible[found] = known[2][at[found]]
-        p[found] = known[1][at[found]]
+        day_code, days = pd.factorize(pd.DatetimeIndex(pairs["meeting_date"]))
+        order = np.argsort(day_code, kind="stable")
+        bounds = np.flatnonzero(np.diff(day_code[order])) + 1
+        for rows in np.split(order, bounds):  # the rows of one date each
+            known = self.by_date.get(pd.Timestamp(days[day_code[rows[0]]]))
+            if known is None or len(known[0]) == 0:
+                continue
+            at = np.minimum(np.searchsorted(known[0], keys[rows]), len(known[0]) - 1)
+            hit = (keys[rows] >= 0) & (known[0][at] == keys[rows])
+            found[rows[hit]] = True
+            eligible[rows[hit]] = known[2][at[hit]]
+            p[rows[hit]] = known[1][at[hit]]
         return found, eligible, p
 
 

@@ -575,6 +575,18 @@ def test_the_replay_reads_the_pairs_the_plan_vs_meeting_scored(small_synthetic):
     pairs = pd.concat([own, extra]).sample(frac=1.0, random_state=3).reset_index(drop=True)
     found = known.lookup(pairs)[0]
     assert found.sum() == len(own) and 0 < (~found).sum()
+    # several weeks in one call (the replay scores 4 weeks a call): each date reads its own pairs;
+    # a week the plan against the meeting did not score is scored in full
+    week2 = all_meeting_pairs(ds, [meetings[2]])[["meeting_date", "dwelling_id", "client_id"]]
+    unseen = all_meeting_pairs(ds, [meetings[5]])[["meeting_date", "dwelling_id", "client_id"]]
+    several = pd.concat([pairs, week2, unseen]).sample(frac=1.0, random_state=4).reset_index(drop=True)
+    found = known.lookup(several)[0]
+    assert found.sum() == len(own) + len(week2) and not found[several["meeting_date"].eq(meetings[5]).to_numpy()].any()
+    pd.testing.assert_frame_equal(
+        score_pairs(ds, bundle, several, pipeline=pipeline, plan_params=plan_params, known=known),
+        score_pairs(ds, bundle, several, pipeline=pipeline, plan_params=plan_params),
+        check_exact=True,
+    )
     direct = score_pairs(ds, bundle, pairs, pipeline=pipeline, plan_params=plan_params)
     shared = score_pairs(ds, bundle, pairs, pipeline=pipeline, plan_params=plan_params, known=known)
     pd.testing.assert_frame_equal(shared, direct, check_exact=True)
