@@ -88,16 +88,40 @@ def _eligible_mask(ds: Dataset, pairs: pd.DataFrame, plan: PlanParams, rules: Pa
 
 
 def _scored_pairs(
-    ds: Dataset, bundle: ModelBundle, meetings, *, pipeline: PipelineParams, plan_params: PlanParams
+    ds: Dataset,
+    bundle: ModelBundle,
+    meetings,
+    *,
+    pipeline: PipelineParams,
+    plan_params: PlanParams,
+    placed: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Every (vacancy, candidate) pair of `meetings` with its features, calibrated P and eligibility."""
+    """Every (vacancy, candidate) pair of `meetings` with its eligibility, and its features and calibrated P.
+
+    With `placed` (meeting_date, dwelling_id, client_id of the placements made), features and P
+    are built only for the pairs the decisions read: the eligible ones and the placements made
+    (an ineligible placement's chance is reported); the other pairs keep P and features empty.
+    """
     pairs = all_meeting_pairs(ds, list(meetings))
     if pairs.empty:
         return pairs.assign(probability=pd.Series(dtype=float), eligible=pd.Series(dtype=bool))
-    X = build_pair_features(ds, pairs, params=pipeline.features, rules=pipeline.rules)
+    eligible = _eligible_mask(ds, pairs, plan_params, pipeline.rules)
+    read = eligible.copy()
+    if placed is not None:
+        keys = ["meeting_date", "dwelling_id", "client_id"]
+        made = pd.MultiIndex.from_frame(placed[keys].astype({"dwelling_id": str, "client_id": str}))
+        read |= pd.MultiIndex.from_frame(pairs[keys].astype({"dwelling_id": str, "client_id": str})).isin(made)
+    if read.any():
+        X = build_pair_features(ds, pairs.loc[read], params=pipeline.features, rules=pipeline.rules)
+        p = bundle.proba(X)
+        X = X.reindex(pairs.index)  # rows not read: features and P empty
+    else:
+        X, p = pairs.copy(), np.zeros(0)
+    X[["meeting_date", "dwelling_id", "client_id"]] = pairs[["meeting_date", "dwelling_id", "client_id"]]
     X[REGION] = pairs[REGION].astype(str)  # each regional meeting gets its own plan
-    X["probability"] = bundle.proba(X)
-    X["eligible"] = _eligible_mask(ds, X, plan_params, pipeline.rules)
+    X["probability"] = np.nan
+    X.loc[read, "probability"] = p
+    X["eligible"] = eligible
     return X
 
 
@@ -325,7 +349,14 @@ def candidate_decisions(
     decisions, plans = [], []
     done = 0
     for batch in date_batches(ds, meetings, max_dates=chunk, max_pairs=max_pairs):
-        scored = _scored_pairs(ds, bundle, batch, pipeline=pipeline, plan_params=plan_params)
+        scored = _scored_pairs(
+            ds,
+            bundle,
+            batch,
+            pipeline=pipeline,
+            plan_params=plan_params,
+            placed=placements[placements["meeting_date"].isin(pd.DatetimeIndex(batch))],
+        )
         # what the decisions read (the plan, P, eligibility, support of planned pairs): a narrow frame
         needed = ["meeting_date", "dwelling_id", "client_id", REGION, "probability", "eligible", *bundle.support_scale]
         scored = scored[[c for c in dict.fromkeys(needed) if c in scored.columns]]
