@@ -59,6 +59,9 @@ def attribute_frame(ds: Dataset, rows: pd.DataFrame, *, params: FairnessParams) 
     available = tuple(out.columns)
     for combo in params.intersections:
         if all(a in available for a in combo):
-            out[intersection_name(combo)] = out[list(combo)].astype(str).agg(GROUP_SEP.join, axis=1)
+            joined = out[combo[0]].astype(str)  # a row-wise join of the texts, column by column (no per-row call)
+            for attribute in combo[1:]:
+                joined = joined + GROUP_SEP + out[attribute].astype(str)
+            out[intersection_name(combo)] = joined
     keep = params.all_attributes(available)
     return out[list(keep)]

@@ -80,6 +80,9 @@ class FairnessAudit:
 
 
 REPLAY_BATCH_WEEKS = 4  # the replay scores 4 weeks' pairs a call: a call costs mostly the same whatever its pairs
+# and up to this many pairs a call: most are read from the plan against the meeting (KnownScores), only the
+# rest (about a quarter) get features, so 20 regions' 4 weeks (~460,000 pairs) are one call, not four
+REPLAY_BATCH_PAIRS = 1_000_000
 
 
 def run_fairness(
@@ -154,6 +157,7 @@ def run_fairness(
             fairness=params,
             tolerance=plan_params.assignment.no_real_difference,
             batch_weeks=REPLAY_BATCH_WEEKS,
+            batch_pairs=REPLAY_BATCH_PAIRS,
         )
     gate = judge(metrics, params=params, replay=replay_groups)
     gate.warnings = warnings + gate.warnings

@@ -32,7 +32,7 @@ import pandas as pd
 
 from fairness.context import PipelineParams
 from features.config import section
-from features.contract import DEFAULT_REGION, REGION
+from features.contract import REGION
 from features.labels import KNOWN, build_labels
 from features.load import Dataset, region_of
 from features.meetings import date_batches, has_regions
@@ -41,7 +41,7 @@ from features.rules import PassendToewijzen
 from models.bundle import ModelBundle
 from planning.assignment import AssignmentParams
 from planning.eligibility import EligibilityParams, rule_checks
-from planning.priority import plan_meeting
+from planning.priority import plan_policy
 
 DECISION_COLUMNS = [
     "meeting_date",
@@ -87,33 +87,41 @@ def _eligible_mask(ds: Dataset, pairs: pd.DataFrame, plan: PlanParams, rules: Pa
     return rule_checks(ds, pairs, plan.eligibility, rules).all(axis=1).to_numpy(dtype=bool)
 
 
-def _plan(
-    ds: Dataset, options: pd.DataFrame, plan: PlanParams, first_seen: pd.Series, complexes: pd.Series
-) -> pd.DataFrame:
-    a = plan.assignment
-    with_complex = options.assign(
-        p_sustained=options["probability"], complex_id=options["dwelling_id"].map(complexes).to_numpy()
-    )
-    # planning.priority.waiting_weeks, with each client's first meeting looked up once for all meetings
-    since = with_complex["client_id"].map(first_seen)
-    dates = with_complex["meeting_date"]
-    if not pd.api.types.is_datetime64_any_dtype(dates):  # to_datetime inspects already-converted dates slowly
-        dates = pd.to_datetime(dates)
-    waiting = ((dates - since).dt.days / 7.0).fillna(0.0)
-    return plan_meeting(ds, with_complex, a, benefit="p_sustained", waiting=waiting)
-
-
 def _scored_pairs(
-    ds: Dataset, bundle: ModelBundle, meetings, *, pipeline: PipelineParams, plan_params: PlanParams
+    ds: Dataset,
+    bundle: ModelBundle,
+    meetings,
+    *,
+    pipeline: PipelineParams,
+    plan_params: PlanParams,
+    placed: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Every (vacancy, candidate) pair of `meetings` with its features, calibrated P and eligibility."""
+    """Every (vacancy, candidate) pair of `meetings` with its eligibility, and its features and calibrated P.
+
+    With `placed` (meeting_date, dwelling_id, client_id of the placements made), features and P
+    are built only for the pairs the decisions read: the eligible ones and the placements made
+    (an ineligible placement's chance is reported); the other pairs keep P and features empty.
+    """
     pairs = all_meeting_pairs(ds, list(meetings))
     if pairs.empty:
         return pairs.assign(probability=pd.Series(dtype=float), eligible=pd.Series(dtype=bool))
-    X = build_pair_features(ds, pairs, params=pipeline.features, rules=pipeline.rules)
+    eligible = _eligible_mask(ds, pairs, plan_params, pipeline.rules)
+    read = eligible.copy()
+    if placed is not None:
+        keys = ["meeting_date", "dwelling_id", "client_id"]
+        made = pd.MultiIndex.from_frame(placed[keys].astype({"dwelling_id": str, "client_id": str}))
+        read |= pd.MultiIndex.from_frame(pairs[keys].astype({"dwelling_id": str, "client_id": str})).isin(made)
+    if read.any():
+        X = build_pair_features(ds, pairs.loc[read], params=pipeline.features, rules=pipeline.rules)
+        p = bundle.proba(X)
+        X = X.reindex(pairs.index)  # rows not read: features and P empty
+    else:
+        X, p = pairs.copy(), np.zeros(0)
+    X[["meeting_date", "dwelling_id", "client_id"]] = pairs[["meeting_date", "dwelling_id", "client_id"]]
     X[REGION] = pairs[REGION].astype(str)  # each regional meeting gets its own plan
-    X["probability"] = bundle.proba(X)
-    X["eligible"] = _eligible_mask(ds, X, plan_params, pipeline.rules)
+    X["probability"] = np.nan
+    X.loc[read, "probability"] = p
+    X["eligible"] = eligible
     return X
 
 
@@ -154,20 +162,24 @@ class KnownScores:
             )
 
     def lookup(self, pairs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(found, eligible, P) per row of `pairs` (one date); rows not found are False, False, NaN."""
+        """(found, eligible, P) per row of `pairs` (any dates); rows not found are False, False, NaN."""
         n = len(pairs)
         found, eligible, p = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool), np.full(n, np.nan)
-        if n == 0:
-            return found, eligible, p
-        day = pd.Timestamp(pairs["meeting_date"].iloc[0])
-        known = self.by_date.get(day)
-        if known is None or len(known[0]) == 0 or (pairs["meeting_date"] != day).any():
+        if n == 0 or not self.by_date:
             return found, eligible, p
         keys = self._keys(pairs)
-        at = np.minimum(np.searchsorted(known[0], keys), len(known[0]) - 1)
-        found = (keys >= 0) & (known[0][at] == keys)
-        eligible[found] = known[2][at[found]]
-        p[found] = known[1][at[found]]
+        day_code, days = pd.factorize(pd.DatetimeIndex(pairs["meeting_date"]))
+        order = np.argsort(day_code, kind="stable")
+        bounds = np.flatnonzero(np.diff(day_code[order])) + 1
+        for rows in np.split(order, bounds):  # the rows of one date each
+            known = self.by_date.get(pd.Timestamp(days[day_code[rows[0]]]))
+            if known is None or len(known[0]) == 0:
+                continue
+            at = np.minimum(np.searchsorted(known[0], keys[rows]), len(known[0]) - 1)
+            hit = (keys[rows] >= 0) & (known[0][at] == keys[rows])
+            found[rows[hit]] = True
+            eligible[rows[hit]] = known[2][at[hit]]
+            p[rows[hit]] = known[1][at[hit]]
         return found, eligible, p
 
 
@@ -208,63 +220,96 @@ def score_pairs(
     return eligible[keys].assign(p_sustained=p_rest, complex_id=eligible["dwelling_id"].map(complexes).to_numpy())
 
 
-def _meeting_decisions(
-    ds: Dataset,
+def _batch_decisions(
     bundle: ModelBundle,
-    meeting: pd.Timestamp,
-    region: str,
+    scored: pd.DataFrame,
     cand: pd.DataFrame,
-    X: pd.DataFrame,
     placements: pd.DataFrame,
+    days: list,
     *,
     plan_params: PlanParams,
     tol: float,
     first_seen: pd.Series,
     complexes: pd.Series,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Decisions at one regional meeting (`meeting`, `region`; its candidates `cand`), from its scored pairs `X`.
+    """Decisions and planned pairs of every regional meeting of one batch of dates `days`, from its scored pairs.
 
-    `placements` are the label rows of the placements made at the date `meeting`.
+    `cand` are the batch's candidates (meeting_date, client_id, region as text), `placements` the
+    label rows of the placements made at its dates. Each regional meeting is planned on its own
+    (`plan_policy`); everything else is looked up for the whole batch at once. Rows come in the
+    order of the meetings (date as in `days`, then region) and, within one, by client_id
+    (decisions) or in the scored pairs' order (planned pairs).
     """
-    out = cand.sort_values("client_id", kind="stable").reset_index(drop=True)
+    day_index = pd.DatetimeIndex(days)
+    regions = pd.Index(sorted(set(cand[REGION]) | set(scored[REGION].astype(str))))
+
+    def meeting_of(frame: pd.DataFrame) -> np.ndarray:  # numbered in (date as in `days`, region) order
+        day = day_index.get_indexer(pd.DatetimeIndex(frame["meeting_date"]))
+        return day.astype(np.int64) * len(regions) + regions.get_indexer(frame[REGION].astype(str))
+
+    out = cand.assign(_meeting=meeting_of(cand))
+    out = out.sort_values(["_meeting", "client_id"], kind="stable").reset_index(drop=True)
     out["client_id"] = out["client_id"].astype(str)
-    options = X[X["eligible"].astype(bool)]
-    planned = _plan(ds, options, plan_params, first_seen, complexes) if len(options) else options.iloc[:0]
-    X = X.assign(dwelling_id=X["dwelling_id"].astype(str), client_id=X["client_id"].astype(str))
-    keyed = X.set_index(["dwelling_id", "client_id"])
+    X = scored.assign(
+        dwelling_id=scored["dwelling_id"].astype(str),
+        client_id=scored["client_id"].astype(str),
+        _meeting=meeting_of(scored),
+    )
+    eligible = X["eligible"].to_numpy(dtype=bool)
 
-    actual = placements.set_index("client_id")  # the placements made at this date
-    out["placed"] = out["client_id"].isin(actual.index).astype(int)
-    out["actual_dwelling_id"] = out["client_id"].map(actual["dwelling_id"])
-    idx = pd.MultiIndex.from_arrays([out["actual_dwelling_id"].fillna(""), out["client_id"]])
-    out["p_actual"] = keyed["probability"].reindex(idx).to_numpy()
-    eligible_actual = pd.Series(keyed["eligible"].reindex(idx).to_numpy(dtype=object), index=out.index)
-    out["actual_eligible"] = eligible_actual.where(out["placed"] == 1).astype("boolean")
+    # the plan: per regional meeting, its eligible pairs in the scored order
+    planned_at = np.zeros(len(X), dtype=bool)
+    if eligible.any():
+        at = np.flatnonzero(eligible)
+        at = at[np.argsort(X["_meeting"].to_numpy()[at], kind="stable")]
+        bounds = np.flatnonzero(np.diff(X["_meeting"].to_numpy()[at])) + 1
+        # planning.priority.waiting_weeks, with each client's first meeting looked up once for all meetings
+        waiting = ((X["meeting_date"] - X["client_id"].map(first_seen)).dt.days / 7.0).fillna(0.0)
+        slim = X[["dwelling_id", "client_id", "probability"]].rename(columns={"probability": "p_sustained"})
+        if plan_params.assignment.complex_cap is not None:
+            slim["complex_id"] = X["dwelling_id"].map(complexes).to_numpy()
+        slim["_row"] = np.arange(len(X))
+        for rows in np.split(at, bounds):
+            options = slim.iloc[rows]
+            plan = plan_policy(options, waiting.iloc[rows], plan_params.assignment, benefit="p_sustained")
+            planned_at[plan["_row"].to_numpy(dtype=np.int64)] = True
+    keys = ["_meeting", "client_id"]
+    plan_rows = X.loc[planned_at, [*keys, "dwelling_id", "probability"]]
+    plan_rows = plan_rows.rename(columns={"dwelling_id": "planned_dwelling_id", "probability": "p_plan"})
+    best = X.loc[eligible].groupby(keys, sort=False)["probability"].agg(p_best="max", n_eligible="size")
+    actual = placements[["meeting_date", "client_id", "dwelling_id", "status", "sustained"]].rename(
+        columns={"dwelling_id": "actual_dwelling_id"}
+    )
+    actual["_placed"] = True
+    pair = X[["_meeting", "dwelling_id", "client_id", "probability", "eligible"]].rename(
+        columns={"dwelling_id": "actual_dwelling_id", "probability": "p_actual", "eligible": "_eligible"}
+    )
+    out = out.merge(actual, on=["meeting_date", "client_id"], how="left")
+    out = out.merge(pair, on=["_meeting", "actual_dwelling_id", "client_id"], how="left")
+    out = out.merge(plan_rows, on=keys, how="left")
+    out = out.merge(best, left_on=keys, right_index=True, how="left")
 
-    plan = planned.assign(
-        client_id=planned["client_id"].astype(str), dwelling_id=planned["dwelling_id"].astype(str)
-    ).set_index("client_id")
-    out["planned"] = out["client_id"].isin(plan.index).astype(int)
-    out["planned_dwelling_id"] = out["client_id"].map(plan["dwelling_id"])
-    out["p_plan"] = out["client_id"].map(plan["probability"])
-    eligible = X[X["eligible"]]
-    out["p_best"] = out["client_id"].map(eligible.groupby("client_id")["probability"].max())
-    out["n_eligible"] = out["client_id"].map(eligible.groupby("client_id").size()).fillna(0).astype(int)
-
-    placed, in_plan = out["placed"] == 1, out["planned"] == 1
+    placed = out["_placed"].notna().to_numpy()
+    in_plan = out["planned_dwelling_id"].notna().to_numpy()
+    out["placed"] = placed.astype(int)
+    out["planned"] = in_plan.astype(int)
+    out["n_eligible"] = out["n_eligible"].fillna(0).astype(int)
+    eligible_actual = pd.Series(out["_eligible"].to_numpy(dtype=object), index=out.index)
+    out["actual_eligible"] = eligible_actual.where(placed).astype("boolean")
+    p_plan, p_actual, p_best = (out[c].to_numpy(dtype=float) for c in ("p_plan", "p_actual", "p_best"))
+    lower = in_plan & (p_plan < p_actual - tol)
     out["displaced"] = np.where(placed, (~in_plan).astype(float), np.nan)
-    lower = in_plan & (out["p_plan"] < out["p_actual"] - tol)
     out["lower_chance"] = np.where(placed, lower.astype(float), np.nan)
     out["worse_off"] = np.where(placed, ((~in_plan) | lower).astype(float), np.nan)
-    out["below_best"] = np.where(in_plan, (out["p_plan"] < out["p_best"] - tol).astype(float), np.nan)
-    out["below_best_actual"] = np.where(placed, (out["p_actual"] < out["p_best"] - tol).astype(float), np.nan)
-    out["outcome_known"] = (placed & out["client_id"].map(actual["status"]).eq(KNOWN)).astype(int)
-    out["outcome"] = out["client_id"].map(actual["sustained"]).astype(float).where(out["outcome_known"] == 1)
-    planned_rows = X.merge(
-        plan.reset_index()[["dwelling_id", "client_id"]], on=["dwelling_id", "client_id"], how="inner"
-    )
+    out["below_best"] = np.where(in_plan, (p_plan < p_best - tol).astype(float), np.nan)
+    out["below_best_actual"] = np.where(placed, (p_actual < p_best - tol).astype(float), np.nan)
+    out["outcome_known"] = (placed & out["status"].eq(KNOWN).to_numpy(dtype=bool)).astype(int)
+    out["outcome"] = out["sustained"].astype(float).where(out["outcome_known"] == 1)
+
+    planned_rows = X.loc[planned_at]
+    planned_rows = planned_rows.iloc[np.argsort(planned_rows["_meeting"].to_numpy(), kind="stable")]
+    planned_rows = planned_rows.reset_index(drop=True).assign(**{REGION: planned_rows[REGION].astype(str).to_numpy()})
     planned_rows["support_count"] = bundle.support_counts(planned_rows) if len(planned_rows) else np.zeros(0, dtype=int)
-    planned_rows[REGION] = region
     return out[[*DECISION_COLUMNS, REGION]], planned_rows[[*PLANNED_COLUMNS, REGION]]
 
 
@@ -294,48 +339,42 @@ def candidate_decisions(
     """
     labels = build_labels(ds, pipeline.labels)
     placements = labels.assign(client_id=labels["client_id"].astype(str), dwelling_id=labels["dwelling_id"].astype(str))
-    by_date = dict(tuple(placements.groupby("meeting_date", sort=False)))  # once, not a scan per regional meeting
     candidates = pd.DataFrame(
         {"meeting_date": ds.candidates["meeting_date"], "client_id": ds.candidates["client_id"]}
     ).assign(**{REGION: region_of(ds.candidates).astype(str).to_numpy()})
     meetings = list(meetings)
     held = candidates[candidates["meeting_date"].isin(pd.DatetimeIndex(meetings))]
-    by_candidates = dict(tuple(held.groupby(["meeting_date", REGION], sort=True)))  # once, not per meeting
-    regions = held[["meeting_date", REGION]].drop_duplicates()
     first_seen = ds.candidates.groupby("client_id")["meeting_date"].min()  # waiting weeks: looked up once
     complexes = ds.dwellings.set_index("dwelling_id")["complex_id"]  # once, not once per regional meeting
     decisions, plans = [], []
     done = 0
     for batch in date_batches(ds, meetings, max_dates=chunk, max_pairs=max_pairs):
-        scored = _scored_pairs(ds, bundle, batch, pipeline=pipeline, plan_params=plan_params)
+        scored = _scored_pairs(
+            ds,
+            bundle,
+            batch,
+            pipeline=pipeline,
+            plan_params=plan_params,
+            placed=placements[placements["meeting_date"].isin(pd.DatetimeIndex(batch))],
+        )
         # what the decisions read (the plan, P, eligibility, support of planned pairs): a narrow frame
-        # keeps the per-meeting pandas steps cheap, which matters with a thousand regional meetings
         needed = ["meeting_date", "dwelling_id", "client_id", REGION, "probability", "eligible", *bundle.support_scale]
         scored = scored[[c for c in dict.fromkeys(needed) if c in scored.columns]]
         if keep is not None:
             keep.add(scored)
-        by_meeting = dict(tuple(scored.groupby(["meeting_date", REGION], sort=False))) if len(scored) else {}
-        for meeting in batch:
-            day = pd.Timestamp(meeting)
-            at = regions.loc[regions["meeting_date"] == day, REGION]
-            for region in sorted(at) or [DEFAULT_REGION]:
-                X = by_meeting.get((day, region), scored.iloc[:0]).reset_index(drop=True)
-                cand = by_candidates.get((day, region), held.iloc[:0])
-                d, p = _meeting_decisions(
-                    ds,
-                    bundle,
-                    day,
-                    region,
-                    cand,
-                    X,
-                    by_date.get(day, placements.iloc[:0]),
-                    plan_params=plan_params,
-                    tol=tol,
-                    first_seen=first_seen,
-                    complexes=complexes,
-                )
-                decisions.append(d)
-                plans.append(p)
+        d, p = _batch_decisions(
+            bundle,
+            scored,
+            held[held["meeting_date"].isin(pd.DatetimeIndex(batch))],
+            placements[placements["meeting_date"].isin(pd.DatetimeIndex(batch))],
+            list(batch),
+            plan_params=plan_params,
+            tol=tol,
+            first_seen=first_seen,
+            complexes=complexes,
+        )
+        decisions.append(d)
+        plans.append(p)
         done += len(batch)
         if progress is not None:
             progress(f"plan vs meeting: {done}/{len(meetings)} meetings")

@@ -34,15 +34,16 @@ def policy_frontier(
     fairness: FairnessParams,
     tolerance: float,
     batch_weeks: int = 1,
+    batch_pairs: int = 200_000,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Replay]]:
     """(summary table, per-group table, replays) for `policies` over `meetings` (see module doc).
 
     `score` returns the eligible pairs with `p_sustained` (and optionally `true_p`); with
-    `batch_weeks` > 1 it must judge each pair on its own (`planning.replay.replay`).
+    `batch_weeks` > 1 it must judge each pair on its own (`planning.replay.replay`, also `batch_pairs`).
     """
     meetings = sorted(pd.Timestamp(m) for m in meetings)
     history = queue_history(ds.candidates, ds.vacancies, set(ds.placements["client_id"]))
-    runs = replay(history, meetings, policies, score, batch_weeks=batch_weeks)
+    runs = replay(history, meetings, policies, score, batch_weeks=batch_weeks, batch_pairs=batch_pairs)
     start, end = meetings[0], meetings[-1]
     queued = ds.candidates[(ds.candidates["meeting_date"] >= start) & (ds.candidates["meeting_date"] <= end)]
     clients = pd.DataFrame({"client_id": sorted(queued["client_id"].unique())})

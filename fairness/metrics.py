@@ -53,7 +53,7 @@ def metric_by_group(frame: pd.DataFrame, attribute: str, metric: Metric, *, min_
     return metrics_by_group(frame, attribute, [metric], min_group_size=min_group_size)[0]
 
 
-def _on_groups(frame: pd.DataFrame, metric: Metric, codes: np.ndarray):
+def _on_groups(frame: pd.DataFrame, metric: Metric, rows_of: list[np.ndarray]):
     """`metric.func` as a function of group numbers: the rows of `frame` in those groups (row order, own subset).
 
     MetricFrame gets one row per group and hands each function the group numbers it slices:
@@ -65,12 +65,27 @@ def _on_groups(frame: pd.DataFrame, metric: Metric, codes: np.ndarray):
     keep = None if metric.subset is None else (frame[metric.subset] == 1).to_numpy()
 
     def func(group_numbers, _same) -> float:
-        rows = np.flatnonzero(np.isin(codes, np.asarray(group_numbers, dtype=np.int64)))
+        numbers = np.unique(np.asarray(group_numbers, dtype=np.int64))
+        numbers = numbers[(numbers >= 0) & (numbers < len(rows_of))]
+        # the rows in those groups, in row order (as np.isin over every row finds them)
+        rows = (
+            rows_of[numbers[0]] if len(numbers) == 1 else np.sort(np.concatenate([rows_of[g] for g in numbers] or [[]]))
+        )
+        rows = rows.astype(np.int64)
         if keep is not None:
             rows = rows[keep[rows]]
         return metric.func(y_true[rows], y_pred[rows]) if len(rows) else np.nan
 
     return func
+
+
+def _rows_of_groups(codes: np.ndarray) -> list[np.ndarray]:
+    """The row positions of each group number (0, 1, …, max code), in row order: found once, not per call."""
+    if len(codes) == 0:
+        return []
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(int(codes.max()) + 2))
+    return [order[bounds[g] : bounds[g + 1]] for g in range(int(codes.max()) + 1)]
 
 
 def metrics_by_group(
@@ -90,7 +105,8 @@ def metrics_by_group(
     codes = groups.get_indexer(keys)  # each row's group number
     numbers = np.arange(len(groups), dtype=float)  # MetricFrame's rows: one per group
     names = groups.to_numpy(dtype=object)
-    funcs = {str(i): _on_groups(frame, m, codes) for i, m in enumerate(metrics)}
+    rows_of = _rows_of_groups(codes)  # once for the attribute, not per metric or per call
+    funcs = {str(i): _on_groups(frame, m, rows_of) for i, m in enumerate(metrics)}
     by_group = (
         MetricFrame(
             metrics=funcs, y_true=numbers, y_pred=numbers, sensitive_features=pd.Series(names, name=attribute)

@@ -36,7 +36,7 @@ import pandas as pd
 
 from features.contract import REGION
 from features.load import Dataset
-from planning.assignment import CLIENT, DWELLING, POLICY_NAMES, AssignmentParams, plan_assignment
+from planning.assignment import CLIENT, DWELLING, POLICY_NAMES, AssignmentParams, best_matching, plan_assignment
 
 EXACT, POOL_K, EVERYONE = POLICY_NAMES
 POLICIES = POLICY_NAMES
@@ -98,12 +98,26 @@ def longest_waiting_matchable(eligible: pd.DataFrame, waiting: pd.Series, *, com
     """
     if eligible.empty:
         return []
-    homes_of: dict = {}  # client -> eligible homes in row order (a plain loop: groupby costs ~25 ms a call)
-    for client, home in zip(eligible[CLIENT].tolist(), eligible[DWELLING].tolist(), strict=True):
-        homes_of.setdefault(client, []).append(home)
     complex_of: dict = (
         dict(zip(eligible[DWELLING], eligible["complex_id"], strict=True)) if complex_cap is not None else {}
     )
+    return _greedy_matchable(
+        waiting_order(eligible, waiting)[CLIENT].tolist(),
+        eligible[CLIENT].tolist(),
+        eligible[DWELLING].tolist(),
+        complex_of=complex_of,
+        complex_cap=complex_cap,
+    )
+
+
+def _greedy_matchable(
+    order: list, clients: list, homes: list, *, complex_of: dict | None = None, complex_cap: int | None = None
+) -> list:
+    """`longest_waiting_matchable` on plain lists: clients in waiting `order`, the pairs as (clients[i], homes[i])."""
+    homes_of: dict = {}  # client -> eligible homes in row order (a plain loop: groupby costs ~25 ms a call)
+    for client, home in zip(clients, homes, strict=True):
+        homes_of.setdefault(client, []).append(home)
+    complex_of = complex_of or {}
     holder: dict = {}  # home -> client placed there
     used: dict = {}  # complex -> homes filled in it
 
@@ -140,9 +154,9 @@ def longest_waiting_matchable(eligible: pd.DataFrame, waiting: pd.Series, *, com
         return False
 
     kept: list = []
-    homes = eligible[DWELLING].nunique()  # no placeable set is larger: stop once every home is taken
-    for client in waiting_order(eligible, waiting)[CLIENT]:
-        if len(kept) == homes:
+    n_homes = len(set(homes))  # no placeable set is larger: stop once every home is taken
+    for client in order:
+        if len(kept) == n_homes:
             break
         if augment(client, set()):
             kept.append(client)
@@ -202,6 +216,9 @@ def plan_policy(
     `allowed`, when given, is `policy_clients(pairs, waiting, params, benefit=benefit)` computed
     before: it depends on the benefit only through which pairs are above `params.min_benefit`,
     so plans of one meeting with different benefits but the same plannable pairs share it.
+
+    The default policy without a complex cap is planned on numbers (`_exact_rows`): the same
+    plan as the frame steps of `_plan_policy_frames`, which serve every other case.
     """
     parts = _regions(pairs)
     if parts is not None:
@@ -209,6 +226,69 @@ def plan_policy(
             [plan_policy(g, waiting, params, benefit=benefit, allowed=allowed) for g in parts], ignore_index=True
         )
         return plans.sort_values([DWELLING, CLIENT], kind="stable").reset_index(drop=True)
+    rows = _exact_rows(pairs, waiting, params, benefit=benefit, allowed=allowed)
+    if rows is None:
+        return _plan_policy_frames(pairs, waiting, params, benefit=benefit, allowed=allowed)
+    return pairs.iloc[rows].reset_index(drop=True)
+
+
+def _exact_rows(
+    pairs: pd.DataFrame, waiting: pd.Series, params: AssignmentParams, *, benefit: str, allowed: set | None
+) -> np.ndarray | None:
+    """Positions of the rows `_plan_policy_frames` plans, in its (dwelling_id, client_id) order; None when not this case.
+
+    The default policy without a complex cap, on one meeting's numbers: homes and clients are
+    numbered in name order (as `plan_assignment` numbers them), the policy's clients found by the
+    same greedy, and the plan is one `best_matching` on the same weights (benefit + the bonus).
+    """
+    if params.policy != EXACT or params.complex_cap is not None or pairs.empty:
+        return None
+    b = pairs[benefit].to_numpy(dtype=float)
+    wait = waiting.loc[pairs.index].to_numpy(dtype=float) if allowed is None else None
+    if np.isnan(b).any() or (wait is not None and np.isnan(wait).any()):
+        return None  # plan_assignment names the missing benefit; NaN waits sort as pandas sorts them
+    home, _ = pd.factorize(pairs[DWELLING], sort=True)
+    client, names = pd.factorize(pairs[CLIENT], sort=True)
+    if (home < 0).any() or (client < 0).any():
+        return None
+    n_clients = len(names)
+    if len(np.unique(home.astype(np.int64) * n_clients + client)) < len(pairs):
+        return None  # plan_assignment refuses duplicate pairs
+    plannable = b > params.min_benefit
+    if allowed is None:  # the policy's clients are not given: find them
+        assert wait is not None
+        at = np.flatnonzero(plannable)
+        if len(at) == 0:
+            return np.zeros(0, dtype=np.int64)
+        # waiting_order: each client's first row, longest waiting first, ties by client_id (codes in name order)
+        first = np.unique(client[at], return_index=True)[1]
+        firsts = at[np.sort(first)]
+        order = firsts[np.lexsort((client[firsts], -wait[firsts]))]
+        kept = _greedy_matchable(client[order].tolist(), client[at].tolist(), home[at].tolist())
+        in_pool = np.zeros(n_clients, dtype=bool)
+        in_pool[kept] = True
+        n_allowed = len(kept)
+    else:
+        in_pool = np.isin(np.asarray(names, dtype=object), list(allowed))
+        n_allowed = len(allowed)
+    idx = np.flatnonzero(in_pool[client] & plannable)
+    if len(idx) == 0:
+        return np.zeros(0, dtype=np.int64)
+    w = b[idx]
+    w = w + (1.0 + 2.0 * n_allowed * float(np.abs(w).max()))  # the bonus of _plan_policy_frames
+    idx, w = idx[w > 0.0], w[w > 0.0]
+    if len(idx) == 0:
+        return np.zeros(0, dtype=np.int64)
+    d_code = np.unique(home[idx], return_inverse=True)[1]
+    c_code = np.unique(client[idx], return_inverse=True)[1]
+    chosen = idx[best_matching(d_code, c_code, w)]
+    return chosen[np.lexsort((client[chosen], home[chosen]))]
+
+
+def _plan_policy_frames(
+    pairs: pd.DataFrame, waiting: pd.Series, params: AssignmentParams, *, benefit: str, allowed: set | None = None
+) -> pd.DataFrame:
+    """`plan_policy` for one meeting through the frame steps (every policy, complex caps)."""
     if allowed is None:
         allowed = policy_clients(pairs, waiting, params, benefit=benefit)
     pooled = pairs[pairs[CLIENT].isin(allowed).to_numpy(np.bool_)]

@@ -578,7 +578,48 @@ def test_the_replay_reads_the_pairs_the_plan_vs_meeting_scored(small_synthetic):
     pairs = pd.concat([own, extra]).sample(frac=1.0, random_state=3).reset_index(drop=True)
     found = known.lookup(pairs)[0]
     assert found.sum() == len(own) and 0 < (~found).sum()
+    # several weeks in one call (the replay scores 4 weeks a call): each date reads its own pairs;
+    # a week the plan against the meeting did not score is scored in full
+    week2 = all_meeting_pairs(ds, [meetings[2]])[["meeting_date", "dwelling_id", "client_id"]]
+    unseen = all_meeting_pairs(ds, [meetings[5]])[["meeting_date", "dwelling_id", "client_id"]]
+    several = pd.concat([pairs, week2, unseen]).sample(frac=1.0, random_state=4).reset_index(drop=True)
+    found = known.lookup(several)[0]
+    assert found.sum() == len(own) + len(week2) and not found[several["meeting_date"].eq(meetings[5]).to_numpy()].any()
+    pd.testing.assert_frame_equal(
+        score_pairs(ds, bundle, several, pipeline=pipeline, plan_params=plan_params, known=known),
+        score_pairs(ds, bundle, several, pipeline=pipeline, plan_params=plan_params),
+        check_exact=True,
+    )
     direct = score_pairs(ds, bundle, pairs, pipeline=pipeline, plan_params=plan_params)
     shared = score_pairs(ds, bundle, pairs, pipeline=pipeline, plan_params=plan_params, known=known)
     pd.testing.assert_frame_equal(shared, direct, check_exact=True)
     assert len(direct) > 0
+
+
+def test_plan_vs_meeting_is_the_same_whatever_the_batches_of_dates(small_synthetic):
+    """Decisions are built per batch of dates: each meeting reads only its own pairs, plan and placements."""
+    from fairness.context import held_out_meetings, held_out_period, pipeline_params
+    from fairness.counterfactual import PlanParams, candidate_decisions
+
+    data = small_synthetic[0]
+    ds, bundle = load_dataset(data), train_small(data)
+    pipeline, plan_params = pipeline_params(bundle, PARAMS), PlanParams.from_config(PARAMS)
+    meetings = held_out_meetings(ds, held_out_period(bundle))[:6]
+
+    def tables(chunk: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+        return candidate_decisions(
+            ds, bundle, meetings, pipeline=pipeline, plan_params=plan_params, tol=0.02, chunk=chunk
+        )
+
+    one, six = tables(1), tables(6)
+    for a, b in zip(one, six, strict=True):
+        pd.testing.assert_frame_equal(a, b, check_exact=True)
+    decided, planned = six
+    assert decided["planned"].sum() == len(planned) > 0 and decided["placed"].sum() > 0
+    # a plan's home and chance are the planned pair's own, at its own meeting
+    got = decided[decided["planned"] == 1].merge(
+        planned,
+        left_on=["meeting_date", "client_id", "planned_dwelling_id"],
+        right_on=["meeting_date", "client_id", "dwelling_id"],
+    )
+    assert len(got) == len(planned) and (got["p_plan"] == got["probability"]).all()

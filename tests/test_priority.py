@@ -230,3 +230,24 @@ def test_a_plan_given_the_policys_clients_is_the_plan_that_finds_them(case, poli
         pd.testing.assert_frame_equal(
             plan_policy(frame, wait, params, benefit="p_sustained", allowed=allowed), expected
         )
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(meetings(), st.integers(0, 1000), st.sampled_from([0.0, 0.3]), st.booleans())
+def test_the_default_policy_planned_on_numbers_is_the_plan_of_the_frame_steps(case, seed, floor, ties):
+    """plan_policy's numeric path (default policy, no cap) returns the frame steps' plan: same rows, order, dtypes."""
+    from planning.priority import _plan_policy_frames
+
+    pairs, wait = case
+    rng = np.random.default_rng(seed)
+    if ties:  # equal chances and equal waits: the tie-breaks (client_id, the solver's numbering) must agree
+        pairs = pairs.assign(p_sustained=np.round(pairs["p_sustained"].to_numpy(), 1))
+    order = rng.permutation(len(pairs))
+    pairs, wait = pairs.iloc[order], wait.iloc[order]  # rows in any order, a shuffled index
+    params = dataclasses.replace(EXACT, min_benefit=floor)
+    expected = _plan_policy_frames(pairs, wait, params, benefit="p_sustained")
+    pd.testing.assert_frame_equal(plan_policy(pairs, wait, params, benefit="p_sustained"), expected, check_exact=True)
+    allowed = policy_clients(pairs, wait, params, benefit="p_sustained")
+    pd.testing.assert_frame_equal(
+        plan_policy(pairs, wait, params, benefit="p_sustained", allowed=allowed), expected, check_exact=True
+    )
