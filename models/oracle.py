@@ -38,9 +38,9 @@ from features.rules import PassendToewijzen
 from models.bundle import ModelBundle
 from models.evaluate import bootstrap_differences
 from models.scoring import ProbabilityScorer, Scorer
-from planning.assignment import AssignmentParams, best_matching
+from planning.assignment import AssignmentParams
 from planning.eligibility import EligibilityParams, rule_checks
-from planning.priority import EXACT, plan_meeting, policy_clients
+from planning.priority import plan_meeting, planned_rows, policy_clients
 
 TRUTH_FILE = "truth.parquet"
 KEYS = ["meeting_date", "dwelling_id", "client_id"]
@@ -446,21 +446,7 @@ class _MeetingPlans:
             plan = self.plan(benefit)
             return plan["true_p"].sum(), len(plan)
         allowed, rows = self._allowed(benefit)
-        floor = self.assignment.min_benefit
-        keep = rows & (benefit > floor)  # plan_policy's pooled pairs, then plan_assignment's candidates
-        if not keep.any():
-            return self.true_p[:0].sum(), 0
-        idx = np.flatnonzero(keep)
-        w = benefit[idx]
-        if self.assignment.policy == EXACT:  # every allowed client placed: the bonus of plan_policy
-            w = w + (1.0 + 2.0 * len(allowed) * float(np.abs(w).max()))
-            idx, w = idx[w > 0.0], w[w > 0.0]
-            if len(idx) == 0:
-                return self.true_p[:0].sum(), 0
-        d_code = np.unique(self.home[idx], return_inverse=True)[1]
-        c_code = np.unique(self.client[idx], return_inverse=True)[1]
-        chosen = idx[best_matching(d_code, c_code, w)]
-        chosen = chosen[np.lexsort((self.client[chosen], self.home[chosen]))]  # the plan's (dwelling, client) order
+        chosen = planned_rows(self.home, self.client, benefit, rows, n_allowed=len(allowed), params=self.assignment)
         return self.true_p[chosen].sum(), len(chosen)
 
 

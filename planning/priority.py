@@ -271,14 +271,35 @@ def _exact_rows(
     else:
         in_pool = np.isin(np.asarray(names, dtype=object), list(allowed))
         n_allowed = len(allowed)
-    idx = np.flatnonzero(in_pool[client] & plannable)
+    return planned_rows(home, client, b, in_pool[client], n_allowed=n_allowed, params=params)
+
+
+def planned_rows(
+    home: np.ndarray,
+    client: np.ndarray,
+    benefit: np.ndarray,
+    allowed_rows: np.ndarray,
+    *,
+    n_allowed: int,
+    params: AssignmentParams,
+) -> np.ndarray:
+    """Positions of the pairs the plan places, in (dwelling, client) order, on one meeting's numbers.
+
+    `home` and `client` number the meeting's homes and clients in name order (as `plan_assignment`
+    numbers them), `allowed_rows` marks the pairs of the policy's `n_allowed` clients. The plannable
+    ones (benefit above `params.min_benefit`) are matched by one `best_matching` on the weights the
+    frame steps give them (with the exact policy's bonus of `_plan_policy_frames`): the same plan
+    without a frame per plan (the oracle comparison plans every meeting 24 times).
+    """
+    idx = np.flatnonzero(allowed_rows & (benefit > params.min_benefit))
     if len(idx) == 0:
         return np.zeros(0, dtype=np.int64)
-    w = b[idx]
-    w = w + (1.0 + 2.0 * n_allowed * float(np.abs(w).max()))  # the bonus of _plan_policy_frames
-    idx, w = idx[w > 0.0], w[w > 0.0]
-    if len(idx) == 0:
-        return np.zeros(0, dtype=np.int64)
+    w = benefit[idx]
+    if params.policy == EXACT:  # every allowed client placed: the bonus of _plan_policy_frames
+        w = w + (1.0 + 2.0 * n_allowed * float(np.abs(w).max()))
+        idx, w = idx[w > 0.0], w[w > 0.0]
+        if len(idx) == 0:
+            return np.zeros(0, dtype=np.int64)
     d_code = np.unique(home[idx], return_inverse=True)[1]
     c_code = np.unique(client[idx], return_inverse=True)[1]
     chosen = idx[best_matching(d_code, c_code, w)]
