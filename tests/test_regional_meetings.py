@@ -215,10 +215,11 @@ def test_group_metrics_are_each_groups_own_rows_measured_directly():
 def test_bench_scale_measures_a_step_and_writes_its_table(tmp_path):
     from pipelines.bench_scale import COLUMNS, markdown, measure
 
-    code, wall, cpu, peak = measure(
+    code, wall, cpu, peak, total = measure(
         [sys.executable, "-c", "x = bytearray(50 * 2**20)"], cwd=tmp_path, env={}, limit_gb=4, log=tmp_path / "a.log"
     )
     assert code == 0 and wall >= 0 and cpu >= 0 and peak > 0.04  # the 50 MB it held
+    assert total >= peak  # all its processes hold at least what its largest holds
     failed = measure(
         [sys.executable, "-c", "raise SystemExit(3)"], cwd=tmp_path, env={}, limit_gb=4, log=tmp_path / "b.log"
     )
@@ -233,12 +234,15 @@ def test_bench_scale_measures_a_step_and_writes_its_table(tmp_path):
                 "wall_s": 290.4,
                 "cpu_s": 500.0,
                 "peak_rss_gb": 3.21,
+                "peak_total_gb": 3.65,
                 "goal_s": 300.0,
                 "goal_gb": 4.0,
             }
         ]
     ).reindex(columns=COLUMNS)
-    assert markdown(table).splitlines()[-1] == "| regions | 20× | train | ok | 290 | 500 | 3.21 | ≤ 300 s ≤ 4 GB |"
+    assert (
+        markdown(table).splitlines()[-1] == "| regions | 20× | train | ok | 290 | 500 | 3.65 | 3.21 | ≤ 300 s ≤ 4 GB |"
+    )
 
 
 def test_bench_scale_recommends_with_the_model_train_wrote(tmp_path):
