@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
+from joblib.externals.loky import get_reusable_executor
 from scipy.stats import norm
 
 from features.errors import UserError
@@ -99,9 +100,11 @@ def _fit_copies(
     workers = workers_for(params)
     members: list[Member] = []
     attempt = 0
+    pooled = False
     while len(members) < params.resamples:
         wave = range(attempt, attempt + params.resamples - len(members))
         if workers > 1 and len(wave) > 1:
+            pooled = True
             outcomes = Parallel(n_jobs=min(workers, len(wave)), backend="loky")(
                 delayed(_copy)(fit_rows, cal_rows, train, params.seed, a, objective) for a in wave
             )
@@ -114,6 +117,8 @@ def _fit_copies(
                     raise outcome
                 continue
             members.append(outcome)
+    if pooled:  # idle workers keep their memory (a few hundred MB each) until loky's timeout: let them go now
+        get_reusable_executor().shutdown(wait=True)
     return members
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import subprocess
 
 import numpy as np
 import pandas as pd
@@ -273,6 +275,9 @@ def test_two_workers_fit_the_copies_one_worker_fits(small_fit):
     np.testing.assert_array_equal(one.spread(test), two.spread(test))
     for a, b in zip(one.members, two.members, strict=True):
         assert a.booster.model_to_string() == b.booster.model_to_string() and a.prior == b.prior
+    # the workers are let go once the copies are fitted (idle, each would hold its memory until loky's timeout)
+    children = subprocess.run(["ps", "-ww", "-o", "args=", "--ppid", str(os.getpid())], capture_output=True, text=True)
+    assert "popen_loky_posix" not in children.stdout
 
 
 def test_failed_draws_are_drawn_again_in_attempt_order(small_fit, monkeypatch):
