@@ -44,7 +44,7 @@ def code_version() -> str:
         return "unknown"
 
 
-SIDE_PROCESS_MIN_ROWS = 20_000  # placements from which the deployed model is fitted in a side process (see DeployedJob)
+SIDE_PROCESS_MIN_ROWS = 20_000  # placements from which the oracle and the deployed model run beside the gate (SideJobs)
 
 
 def _fit_deployed(rows, as_of, params, intervals, truth: Path | None, started: float) -> tuple[Any, Any, float]:
@@ -220,7 +220,6 @@ def train(
     evaluated model is at least as good as the current default's evaluated model on the
     same held-out placements and passes the fairness gate.
     """
-
     import pandas as pd
 
     from fairness.guard import assert_no_protected
