@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import mean_poisson_deviance
 
 from features.errors import UserError
 from features.labels import KNOWN, LabelParams, build_labels
@@ -201,11 +202,16 @@ def grid_search(
     )
 
 
-def log_loss_of_scores(scores: np.ndarray, sustained: np.ndarray) -> float:
-    """Mean log-loss of log-odds `scores` for 0/1 outcomes `sustained` (numerically stable)."""
+def log_losses(scores: np.ndarray, sustained: np.ndarray) -> np.ndarray:
+    """The log-loss of each log-odds score in `scores` for its 0/1 outcome in `sustained` (numerically stable)."""
     s = np.asarray(scores, dtype=float)
     y = np.asarray(sustained, dtype=float)
-    return float(np.mean(np.logaddexp(0.0, s) - y * s))
+    return np.logaddexp(0.0, s) - y * s
+
+
+def log_loss_of_scores(scores: np.ndarray, sustained: np.ndarray) -> float:
+    """Mean log-loss of log-odds `scores` for 0/1 outcomes `sustained` (numerically stable)."""
+    return float(np.mean(log_losses(scores, sustained)))
 
 
 def prior_table(rows: pd.DataFrame, train: TrainParams, progress=lambda msg: None) -> pd.DataFrame:
@@ -224,12 +230,12 @@ def prior_table(rows: pd.DataFrame, train: TrainParams, progress=lambda msg: Non
     part = split.part(rows)
     validation = rows[part == "calibration"]
     y = validation["sustained"].astype(float).to_numpy()
-    out, losses = [], []
+    out: list[dict] = []
+    losses: list[np.ndarray] = []
     for i, candidate in enumerate(train.prior_choice):
         variant = dataclasses.replace(train.with_choice(candidate), refit_on_calibration_weeks=False)
         bundle = train_bundle(rows, split, variant)
-        z = bundle.logodds(validation)
-        losses.append(np.logaddexp(0.0, z) - y * z)
+        losses.append(log_losses(bundle.logodds(validation), y))
         loss = float(np.mean(losses[-1]))
         progress(f"capacity {i + 1}/{len(train.prior_choice)}: {candidate} -> calibration-week log-loss {loss:.4f}")
         out.append(
@@ -283,11 +289,8 @@ def nuisance_table(rows: pd.DataFrame, train: TrainParams) -> pd.DataFrame:
         head = fit_nuisance_head(rows[part == "fit"], dataclasses.replace(train, nuisance_alpha=alpha))
         if head is None or len(validation) == 0:
             return pd.DataFrame()
-        mu = np.exp(head.score(validation))
-        deviance = 2.0 * (gain * np.log(gain / mu) - (gain - mu))  # every gain of a sustained grade is > 0
-        out.append(
-            {"candidate": i, "nuisance_alpha": float(alpha), "validation_poisson_deviance": float(deviance.mean())}
-        )
+        deviance = mean_poisson_deviance(gain, np.exp(head.score(validation)))
+        out.append({"candidate": i, "nuisance_alpha": float(alpha), "validation_poisson_deviance": float(deviance)})
     table = pd.DataFrame(out)
     return table.sort_values(["validation_poisson_deviance", "candidate"], kind="stable").reset_index(drop=True)
 
